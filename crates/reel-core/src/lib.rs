@@ -1,0 +1,17 @@
+//! Shared vocabulary of reel.
+//!
+//! Every other crate speaks in these types: a [`VideoFrame`] captured by a source, a
+//! [`Features`] schema describing a dataset row, the [`Value`]s of one row, the [`Error`]
+//! every crate returns, and the [`journal`] that turns a multi-file update (an episode
+//! save) into an all-or-nothing transaction that survives `kill -9`.
+//!
+//! This crate must stay small and dependency-light: no FFmpeg, no Arrow.
+
+pub mod error;
+pub mod feature;
+pub mod frame;
+pub mod journal;
+
+pub use error::{Error, Result};
+pub use feature::{Dtype, Feature, Features, RowValues, Value};
+pub use frame::{monotonic_ns, wall_ns, SharedFrame, VideoFrame};
