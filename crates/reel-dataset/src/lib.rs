@@ -1,0 +1,23 @@
+//! The LeRobot v3.0 dataset: writer, resume, validation and repair.
+//!
+//! This crate owns every file of a LeRobot v3.0 dataset directory. The modules here are the
+//! format layer: path arithmetic ([`paths`]), Python-exact JSON ([`pyjson`]), `meta/info.json`
+//! ([`info`]), the in-place, crash-safe parquet row-group append ([`parquet_append`]), the data
+//! parquet ([`data`]), the episodes metadata parquet ([`episodes`]), `meta/tasks.parquet`
+//! ([`tasks`]) and `meta/stats.json` ([`stats_json`]).
+//!
+//! On top of it: the [`writer`] (the API a recording session calls, whose committer thread
+//! saves each episode as one journaled transaction), the per-camera encoding [`camera`]
+//! pipeline (memory queue, disk spill, encoder, image stats), and [`check`] (validate, repair).
+
+pub mod camera;
+pub mod check;
+pub mod data;
+pub mod episodes;
+pub mod info;
+pub mod parquet_append;
+pub mod paths;
+pub mod pyjson;
+pub mod stats_json;
+pub mod tasks;
+pub mod writer;

@@ -1,0 +1,32 @@
+//! reel-media: everything that touches video bytes. It encodes each camera's episode into
+//! its own MP4 segment with FFmpeg ([`EpisodeEncoder`], LeRobot's [`EncoderSettings`]),
+//! appends finished segments to a dataset's MP4 by box surgery in O(segment + index) under
+//! the undo journal ([`mp4`]), and probes ([`probe`]) and decodes ([`decode`]) what was
+//! written.
+
+pub mod decode;
+mod encoder;
+pub mod mp4;
+pub mod probe;
+mod settings;
+
+pub use encoder::{EncodedSegment, EpisodeEncoder};
+pub use settings::{EncoderSettings, KNOWN_ENCODERS};
+
+use std::sync::Once;
+
+static INIT: Once = Once::new();
+
+/// Initialises FFmpeg once per process: registers formats and codecs, sets FFmpeg's log level
+/// to errors only and `SVT_LOG=1` (SVT-AV1 errors only) unless the environment sets it.
+pub fn init() {
+    INIT.call_once(|| {
+        if std::env::var_os("SVT_LOG").is_none() {
+            std::env::set_var("SVT_LOG", "1");
+        }
+        if let Err(e) = ffmpeg_next::init() {
+            tracing::warn!("ffmpeg init: {e}");
+        }
+        ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+    });
+}

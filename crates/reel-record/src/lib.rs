@@ -1,0 +1,18 @@
+//! The recording session: a fixed-rate control loop through episodes and resets, timed by
+//! section, driven by keys and signals, feeding a `reel_dataset::writer::DatasetWriter`.
+//!
+//! * [`robot`]: the [`robot::Robot`] and [`robot::Teleop`] traits a real arm implements,
+//!   and the simulated 6-joint arm with its teleop;
+//! * [`session`]: the episode/reset state machine and the loop itself;
+//! * [`timing`]: per-tick section timings, percentiles, missed deadlines, frame ages;
+//! * [`pacing`]: sleep-then-spin waits and loop priority;
+//! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM.
+//!
+//! The loop thread never waits on encoding or disk: everything it hands over is an `Arc`
+//! or a few numbers.
+
+pub mod events;
+pub mod pacing;
+pub mod robot;
+pub mod session;
+pub mod timing;

@@ -1,0 +1,318 @@
+//! The recording session: a fixed-rate loop through episodes and resets.
+//!
+//! ```text
+//!  for each episode:  record phase (episode_time_s)  →  save (queued, non-blocking)  →  reset phase (reset_time_s)
+//!  every tick:        observe robot + latest camera frames │ teleop action │ send │ writer.add_frame
+//! ```
+//! The loop thread only ever sleeps until its next slot; encoding, disk writes and commits
+//! happen on other threads (see `reel-dataset`). Keys and signals end phases early.
+
+use crate::events::{self, Events};
+use crate::pacing::{raise_priority, sleep_until};
+use crate::robot::{Robot, Teleop};
+use crate::timing::{Summary, TickTimer};
+use reel_core::{monotonic_ns, Error, Feature, Features, Result, RowValues, SharedFrame, Value};
+use reel_dataset::writer::{DatasetWriter, EpisodeSaved};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Anything that delivers the latest camera frame without waiting.
+pub trait FrameSource: Send + Sync {
+    fn name(&self) -> &str;
+    fn latest(&self) -> Option<SharedFrame>;
+    /// The source's terminal error, if it stopped.
+    fn error(&self) -> Option<String>;
+}
+
+impl FrameSource for reel_capture::Camera {
+    fn name(&self) -> &str {
+        reel_capture::Camera::name(self)
+    }
+    fn latest(&self) -> Option<SharedFrame> {
+        reel_capture::Camera::latest(self)
+    }
+    fn error(&self) -> Option<String> {
+        reel_capture::Camera::error(self)
+    }
+}
+
+/// The dataset key of a camera called `name`.
+pub fn camera_key(name: &str) -> String {
+    format!("observation.images.{name}")
+}
+
+/// The features LeRobot's recorder would declare for this robot and these cameras
+/// (`action`, `observation.state`, then one video per camera).
+pub fn features_for(joint_names: &[String], cameras: &[(String, u32, u32)]) -> Result<Features> {
+    let names: Vec<&str> = joint_names.iter().map(String::as_str).collect();
+    let mut f = Features::new();
+    f.push("action", Feature::vector_f32(&names))?;
+    f.push("observation.state", Feature::vector_f32(&names))?;
+    for (name, w, h) in cameras {
+        f.push(camera_key(name), Feature::video(*h, *w))?;
+    }
+    Ok(f)
+}
+
+/// How the session runs.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub fps: u32,
+    pub num_episodes: u32,
+    pub episode_time_s: f64,
+    pub reset_time_s: f64,
+    pub task: String,
+    /// Read keys from the terminal.
+    pub interactive: bool,
+    /// Ask for SCHED_FIFO (falls back to nice).
+    pub realtime: bool,
+    /// Skip pacing: run ticks back to back (benchmarks).
+    pub flat_out: bool,
+}
+
+/// How a phase ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PhaseEnd {
+    Elapsed,
+    Next,
+    Rerecord,
+    Stop,
+    Interrupted,
+}
+
+/// What the session did.
+#[derive(Debug, Default)]
+pub struct SessionReport {
+    pub episodes: Vec<(u64, Summary)>,
+    pub saved: Vec<EpisodeSaved>,
+    pub discarded: u32,
+    pub interrupted: bool,
+    pub priority: String,
+    /// Seconds `finalize` waited for queued episodes (encoder backlog).
+    pub finalize_wait_s: f64,
+}
+
+/// Hooks the session calls (demo-video announcements, progress lines).
+pub trait Observer {
+    fn phase(&mut self, _what: &str) {}
+}
+
+/// A no-op observer.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// A recording session over a robot, a teleop, cameras and a dataset writer.
+pub struct Session<'a> {
+    pub robot: &'a mut dyn Robot,
+    pub teleop: &'a mut dyn Teleop,
+    pub cameras: Vec<Arc<dyn FrameSource>>,
+    pub writer: DatasetWriter,
+    pub cfg: SessionConfig,
+    pub events: Arc<Events>,
+}
+
+impl<'a> Session<'a> {
+    /// Runs every episode, then finalizes the writer (waiting for the encoder backlog).
+    pub fn run(mut self, observer: &mut dyn Observer) -> Result<SessionReport> {
+        let mut report = SessionReport { priority: raise_priority(self.cfg.realtime), ..Default::default() };
+        tracing::info!("control loop at {} Hz, {}", self.cfg.fps, report.priority);
+        let _keys = self.cfg.interactive.then(|| events::KeyListener::start(self.events.clone()));
+        let names: Vec<String> = self.cameras.iter().map(|c| c.name().to_string()).collect();
+        let t0 = monotonic_ns();
+        let mut recorded = 0u32;
+        let mut outcome: Result<()> = Ok(());
+        while recorded < self.cfg.num_episodes {
+            let (ep_total, _) = self.writer.totals();
+            let index = ep_total + self.writer.backlog().pending_saves as u64;
+            observer.phase(&format!("Recording episode {index}"));
+            tracing::info!("recording episode {index} ({} s)", self.cfg.episode_time_s);
+            let mut timer = TickTimer::new(self.cfg.fps, &names);
+            let end = match self.phase(true, self.cfg.episode_time_s, t0, &mut timer) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = self.writer.discard_episode();
+                    outcome = Err(e);
+                    break;
+                }
+            };
+            let summary = timer.summary();
+            match end {
+                PhaseEnd::Interrupted => {
+                    let n = self.writer.frames_in_episode();
+                    self.writer.discard_episode()?;
+                    tracing::warn!("interrupted: discarded the unfinished episode {index} ({n} frames); saved episodes are safe");
+                    report.interrupted = true;
+                    report.discarded += 1;
+                    break;
+                }
+                PhaseEnd::Rerecord => {
+                    self.writer.discard_episode()?;
+                    report.discarded += 1;
+                    self.events.rerecord.store(false, Ordering::SeqCst);
+                    tracing::info!("episode {index} discarded, recording it again after the reset");
+                    observer.phase("Re-record episode");
+                }
+                _ => {
+                    if self.writer.frames_in_episode() >= 2 {
+                        self.writer.save_episode(summary.extras())?;
+                        tracing::info!("episode {index}: {}", summary.line());
+                        report.episodes.push((index, summary));
+                        recorded += 1;
+                    } else {
+                        self.writer.discard_episode()?;
+                        tracing::warn!("episode {index} has fewer than 2 frames: discarded");
+                    }
+                    observer.phase("Episode ended");
+                }
+            }
+            self.report_saved(&mut report);
+            if end == PhaseEnd::Stop || self.events.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if recorded < self.cfg.num_episodes || end == PhaseEnd::Rerecord {
+                observer.phase("Resetting");
+                tracing::info!("reset ({} s)", self.cfg.reset_time_s);
+                let mut reset_timer = TickTimer::new(self.cfg.fps, &names);
+                match self.phase(false, self.cfg.reset_time_s, t0, &mut reset_timer) {
+                    Ok(PhaseEnd::Interrupted) => {
+                        report.interrupted = true;
+                        break;
+                    }
+                    Ok(PhaseEnd::Stop) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                self.report_saved(&mut report);
+            }
+        }
+        let backlog = self.writer.backlog();
+        if backlog.pending_saves > 0 {
+            tracing::info!("waiting for {} episode(s) still being encoded ({:?} frames queued)", backlog.pending_saves, backlog.queued);
+        }
+        let w0 = std::time::Instant::now();
+        let fin = self.writer.finalize();
+        report.finalize_wait_s = w0.elapsed().as_secs_f64();
+        match fin {
+            Ok(saved) => {
+                for s in &saved {
+                    log_saved(s);
+                }
+                report.saved.extend(saved);
+            }
+            Err(e) => outcome = outcome.and(Err(e)),
+        }
+        outcome.map(|_| report)
+    }
+
+    fn report_saved(&mut self, report: &mut SessionReport) {
+        for s in self.writer.poll_saved() {
+            log_saved(&s);
+            report.saved.push(s);
+        }
+    }
+
+    /// One phase: ticks at the fixed rate for `seconds` (or until an event).
+    fn phase(&mut self, record: bool, seconds: f64, t0: u64, timer: &mut TickTimer) -> Result<PhaseEnd> {
+        let period = 1_000_000_000 / self.cfg.fps as u64;
+        let ticks = (seconds * self.cfg.fps as f64).round() as u64;
+        let mut anchor = monotonic_ns();
+        let mut k: u64 = 0;
+        let mut done: u64 = 0;
+        let mut last_backlog_log = anchor;
+        while done < ticks {
+            if events::interrupted() {
+                return Ok(PhaseEnd::Interrupted);
+            }
+            if self.events.take_exit_early() {
+                return Ok(if self.events.rerecord.load(Ordering::SeqCst) {
+                    PhaseEnd::Rerecord
+                } else if self.events.stop.load(Ordering::SeqCst) {
+                    PhaseEnd::Stop
+                } else {
+                    PhaseEnd::Next
+                });
+            }
+            let scheduled = anchor + k * period;
+            if !self.cfg.flat_out {
+                sleep_until(scheduled);
+            }
+            let mut tick = timer.begin(if self.cfg.flat_out { monotonic_ns() } else { scheduled });
+            let state = self.robot.observe()?;
+            let mut frames = Vec::with_capacity(self.cameras.len());
+            for (i, cam) in self.cameras.iter().enumerate() {
+                match cam.latest() {
+                    Some(f) => {
+                        timer.camera_frame(i, f.captured_ns, f.seq);
+                        frames.push(f);
+                    }
+                    None => {
+                        let why = cam.error().unwrap_or_else(|| "no frame yet".into());
+                        return Err(Error::Source { name: cam.name().to_string(), msg: format!("camera stopped delivering frames: {why}") });
+                    }
+                }
+            }
+            tick.mark();
+            let t = (monotonic_ns() - t0) as f64 / 1e9;
+            let action = self.teleop.action(t, &state)?;
+            tick.mark();
+            self.robot.send_action(&action)?;
+            tick.mark();
+            if record {
+                let mut row = RowValues::new(self.cfg.task.clone());
+                row.set("action", Value::F32(action));
+                row.set("observation.state", Value::F32(state));
+                for (cam, f) in self.cameras.iter().zip(frames) {
+                    row.set(camera_key(cam.name()), Value::Video(f));
+                }
+                self.writer.add_frame(row)?;
+            } else {
+                for cam in &self.cameras {
+                    if let Some(e) = cam.error() {
+                        return Err(Error::Source { name: cam.name().to_string(), msg: e });
+                    }
+                }
+            }
+            tick.mark();
+            let r = timer.end(tick);
+            done += 1;
+            k += 1;
+            let now = monotonic_ns();
+            if !self.cfg.flat_out && now > anchor + k * period + period {
+                // More than a whole slot behind: re-anchor instead of bursting to catch up.
+                anchor = now;
+                k = 0;
+            }
+            let _ = r;
+            if !record && now - last_backlog_log > 2_000_000_000 {
+                last_backlog_log = now;
+                let b = self.writer.backlog();
+                if b.pending_saves > 0 || b.queued.iter().any(|(_, q)| *q > 0) {
+                    tracing::info!(
+                        "encoder backlog: {} episode(s) to commit, queued frames {:?}, on disk {:?}",
+                        b.pending_saves,
+                        b.queued,
+                        b.spilled_now
+                    );
+                }
+            }
+        }
+        Ok(PhaseEnd::Elapsed)
+    }
+}
+
+fn log_saved(s: &EpisodeSaved) {
+    let spilled: u64 = s.spilled.iter().map(|(_, n)| n).sum();
+    tracing::info!(
+        "episode {} saved: {} frames, data file {:03}/{:03}, {} spilled frames, committed {:.0} ms after the save request (transaction {:.1} ms)",
+        s.episode_index,
+        s.frames,
+        s.data_file.chunk,
+        s.data_file.file,
+        spilled,
+        s.latency_s * 1e3,
+        s.commit_s * 1e3
+    );
+}

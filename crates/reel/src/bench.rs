@@ -1,0 +1,163 @@
+//! `reel bench record`: records the simulated robot with synthetic cameras and prints the
+//! figures that matter (add_frame latency, missed deadlines, save latency, encoder speed,
+//! queued/spilled frames, peak memory), as a table or JSON.
+
+use crate::record::{self, RecordArgs};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use reel_record::robot::SimRobot;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum BenchCmd {
+    /// Record synthetic cameras and report loop and encoder figures.
+    Record(BenchRecordArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchRecordArgs {
+    /// Number of cameras.
+    #[arg(long, default_value_t = 3)]
+    pub cameras: usize,
+    /// Seconds per episode.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Episodes to record.
+    #[arg(long, default_value_t = 1)]
+    pub episodes: u32,
+    /// Seconds of reset between episodes.
+    #[arg(long, default_value_t = 0.0)]
+    pub reset_s: f64,
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// No pacing: ticks back to back (measures throughput, not real time).
+    #[arg(long)]
+    pub flat_out: bool,
+    #[arg(long, default_value = "libsvtav1")]
+    pub vcodec: String,
+    #[arg(long)]
+    pub crf: Option<f64>,
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Keep the dataset here (default: a temporary directory, deleted afterwards).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+pub fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Record(b) => bench_record(b),
+    }
+}
+
+fn bench_record(b: BenchRecordArgs) -> Result<()> {
+    let tmp = tempfile::Builder::new().prefix("reel-bench-").tempdir()?;
+    let root = b.root.clone().unwrap_or_else(|| tmp.path().join("dataset"));
+    let args = RecordArgs {
+        sim: true,
+        root: Some(root.clone()),
+        repo_id: "bench/record".into(),
+        fps: b.fps,
+        num_episodes: Some(b.episodes),
+        episode_time_s: Some(b.seconds),
+        reset_time_s: Some(b.reset_s),
+        single_task: "benchmark".into(),
+        resume: false,
+        overwrite: true,
+        cameras: Vec::new(),
+        num_cameras: Some(b.cameras),
+        width: b.width,
+        height: b.height,
+        vcodec: b.vcodec.clone(),
+        crf: b.crf,
+        preset: b.preset.clone(),
+        gop: None,
+        data_files_size_mb: 100.0,
+        video_files_size_mb: 200.0,
+        max_queue_frames: 60,
+        no_fsync: false,
+        realtime: false,
+        no_keys: true,
+    };
+    let mut robot = SimRobot::new();
+    let mut p = record::prepare(&args, &robot)?;
+    p.session.flat_out = b.flat_out;
+    let t0 = std::time::Instant::now();
+    let report = record::run_session(p, &mut robot)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let record_section = |i: usize| -> (f64, f64, f64) {
+        report.episodes.iter().fold((0.0f64, 0.0f64, 0.0f64), |acc, (_, s)| {
+            let sec = s.sections.iter().find(|x| x.0 == "record").map(|x| (x.1, x.2, x.3)).unwrap_or_default();
+            let _ = i;
+            (acc.0.max(sec.0), acc.1.max(sec.1), acc.2.max(sec.2))
+        })
+    };
+    let (af_p50, af_p99, af_max) = record_section(0);
+    let missed: u64 = report.episodes.iter().map(|(_, s)| s.missed).sum();
+    let ticks: u64 = report.episodes.iter().map(|(_, s)| s.ticks).sum();
+    let frames: u64 = report.saved.iter().map(|s| s.frames).sum();
+    let save_latency: Vec<f64> = report.saved.iter().map(|s| s.latency_s * 1e3).collect();
+    let commit_ms: Vec<f64> = report.saved.iter().map(|s| s.commit_s * 1e3).collect();
+    let spilled: u64 = report.saved.iter().flat_map(|s| s.spilled.iter().map(|(_, n)| *n)).sum();
+    let mut enc: Vec<(String, f64)> = Vec::new();
+    for s in &report.saved {
+        for (k, f) in &s.encode_fps {
+            match enc.iter_mut().find(|(n, _)| n == k) {
+                Some(e) => e.1 = e.1.min(*f),
+                None => enc.push((k.clone(), *f)),
+            }
+        }
+    }
+    let max_depth: u64 = report.saved.iter().flat_map(|s| s.max_queue_depth.iter().map(|(_, n)| *n)).max().unwrap_or(0);
+    let rss = peak_rss_mb();
+    let rate = report.episodes.iter().map(|(_, s)| s.rate_hz).fold(f64::INFINITY, f64::min);
+    let late_p99 = report.episodes.iter().map(|(_, s)| s.late_start_p99_ms).fold(0.0, f64::max);
+    let out = json!({
+        "cameras": b.cameras, "width": b.width, "height": b.height, "fps": b.fps, "seconds": b.seconds,
+        "episodes": b.episodes, "vcodec": b.vcodec, "flat_out": b.flat_out,
+        "ticks": ticks, "frames_saved": frames, "wall_s": wall,
+        "loop_rate_hz_min": if rate.is_finite() { rate } else { 0.0 },
+        "add_frame_ms": {"p50": af_p50, "p99": af_p99, "max": af_max},
+        "missed_deadlines": missed,
+        "tick_start_lateness_p99_ms": late_p99,
+        "save_latency_ms": save_latency, "commit_ms": commit_ms,
+        "encode_fps_min_per_camera": enc.iter().map(|(k, f)| json!({"camera": k, "fps": f})).collect::<Vec<_>>(),
+        "max_queue_depth": max_depth, "spilled_frames": spilled,
+        "finalize_wait_s": report.finalize_wait_s,
+        "peak_rss_mb": rss,
+        "loop_priority": report.priority,
+    });
+    if b.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("reel bench record: {} camera(s) {}x{} @ {} Hz, {} x {:.0} s, {}{}", b.cameras, b.width, b.height, b.fps, b.episodes, b.seconds, b.vcodec, if b.flat_out { ", flat out" } else { "" });
+        println!("  ticks / frames saved      {ticks} / {frames}");
+        println!("  add_frame p50/p99/max     {af_p50:.3} / {af_p99:.3} / {af_max:.3} ms");
+        println!("  missed deadlines          {missed}");
+        println!("  tick start lateness p99   {late_p99:.3} ms");
+        println!("  save latency (to commit)  {}", save_latency.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
+        println!("  commit transaction        {}", commit_ms.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
+        println!("  encoder fps (min/camera)  {}", enc.iter().map(|(k, f)| format!("{k}: {f:.1}")).collect::<Vec<_>>().join(", "));
+        println!("  max queue depth / spilled {max_depth} / {spilled}");
+        println!("  finalize waited           {:.2} s", report.finalize_wait_s);
+        println!("  peak RSS                  {rss:.0} MB");
+        println!("  loop priority             {}", report.priority);
+    }
+    Ok(())
+}

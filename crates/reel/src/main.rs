@@ -1,0 +1,56 @@
+//! `reel`: the command line. It parses options and wires the library crates together;
+//! all behaviour lives in the libraries.
+
+mod bench;
+mod check;
+mod record;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "reel", version, about = "Record LeRobot v3.0 robot-learning datasets: never blocks the loop, never loses a frame, survives crashes.")]
+struct Cli {
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Record episodes into a LeRobot v3.0 dataset.
+    Record(record::RecordArgs),
+    /// Validate a dataset (exit 1 with a list of problems); --repair fixes what a crash left.
+    Check(check::CheckArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    reel_record::events::install_signal_handlers();
+    let result = match cli.cmd {
+        Cmd::Record(a) => record::run(a),
+        Cmd::Bench { what } => bench::run(what),
+        Cmd::Check(a) => match check::run(a) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

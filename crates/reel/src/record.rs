@@ -1,0 +1,198 @@
+//! `reel record`: options → cameras, robot, writer, session.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use reel_capture::{Camera, CameraSpec};
+use reel_dataset::camera::QueueLimits;
+use reel_dataset::writer::{DatasetWriter, WriterConfig};
+use reel_media::EncoderSettings;
+use reel_record::events::Events;
+use reel_record::robot::{Robot, SimRobot, SimTeleop};
+use reel_record::session::{camera_key, features_for, FrameSource, Quiet, Session, SessionConfig, SessionReport};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// Simulated robot and synthetic cameras; with no other option: 2 episodes x 5 s, 2 cameras, into ./datasets/demo.
+    #[arg(long)]
+    pub sim: bool,
+    /// Dataset directory (default: ./datasets/demo with --sim, else ./datasets/<repo-id name>).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Dataset id (user/name); only a label locally.
+    #[arg(long, default_value = "local/demo")]
+    pub repo_id: String,
+    /// Control loop rate (Hz).
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Episodes to record in this session.
+    #[arg(long)]
+    pub num_episodes: Option<u32>,
+    /// Seconds per episode.
+    #[arg(long)]
+    pub episode_time_s: Option<f64>,
+    /// Seconds of reset between episodes (robot still driven, nothing recorded).
+    #[arg(long)]
+    pub reset_time_s: Option<f64>,
+    /// Task description stored with every frame.
+    #[arg(long, default_value = "Move the arm through its range")]
+    pub single_task: String,
+    /// Add episodes to an existing dataset (checks fps, features and cameras match).
+    #[arg(long)]
+    pub resume: bool,
+    /// Delete an existing dataset at --root first (only if it is a LeRobot dataset).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// A camera: NAME=INPUT[@WxH[@FPS]], INPUT = lavfi:testsrc2 | /dev/videoN | file.mp4. Repeatable.
+    #[arg(long = "camera")]
+    pub cameras: Vec<String>,
+    /// Number of synthetic cameras when no --camera is given.
+    #[arg(long)]
+    pub num_cameras: Option<usize>,
+    /// Size of synthetic cameras.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    /// Video encoder: libsvtav1 (default, LeRobot's), libx264, libx265, or an alias av1/h264/hevc.
+    #[arg(long, default_value = "libsvtav1")]
+    pub vcodec: String,
+    /// Quality (codec-specific CRF; LeRobot's default 30).
+    #[arg(long)]
+    pub crf: Option<f64>,
+    /// Encoder preset (libsvtav1: 0-13, default 12; x264: ultrafast..placebo).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Keyframe interval (LeRobot's default 2).
+    #[arg(long)]
+    pub gop: Option<u32>,
+    /// Data parquet file size limit (MB).
+    #[arg(long, default_value_t = 100.0)]
+    pub data_files_size_mb: f64,
+    /// Video file size limit (MB).
+    #[arg(long, default_value_t = 200.0)]
+    pub video_files_size_mb: f64,
+    /// Frames per camera kept in memory before spilling to disk.
+    #[arg(long, default_value_t = 60)]
+    pub max_queue_frames: usize,
+    /// Do not fsync commits (still survives kill -9, not power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Ask for SCHED_FIFO for the loop thread.
+    #[arg(long)]
+    pub realtime: bool,
+    /// Do not read keys from the terminal.
+    #[arg(long)]
+    pub no_keys: bool,
+}
+
+/// Everything a session needs, opened and checked.
+pub struct Prepared {
+    pub cameras: Vec<Arc<Camera>>,
+    pub writer: DatasetWriter,
+    pub session: SessionConfig,
+    pub root: PathBuf,
+}
+
+pub fn encoder_settings(a: &RecordArgs) -> Result<EncoderSettings> {
+    let mut s = EncoderSettings::lerobot_default().with_codec(&a.vcodec);
+    if let Some(c) = a.crf {
+        s.crf = Some(c);
+    }
+    if let Some(p) = &a.preset {
+        s.preset = Some(p.clone());
+    }
+    if let Some(g) = a.gop {
+        if g == 0 {
+            bail!("--gop must be at least 1");
+        }
+        s.g = Some(g);
+    }
+    s.validate().with_context(|| format!("--vcodec {}", a.vcodec))?;
+    Ok(s)
+}
+
+pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
+    let root = match &a.root {
+        Some(r) => r.clone(),
+        None if a.sim => PathBuf::from("datasets/demo"),
+        None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
+    };
+    let encoder = encoder_settings(a)?;
+    if a.overwrite && root.exists() && !a.resume {
+        if !root.join("meta/info.json").exists() {
+            bail!("--overwrite: {} is not a LeRobot dataset (no meta/info.json); refusing to delete it", root.display());
+        }
+        std::fs::remove_dir_all(&root).with_context(|| format!("deleting {}", root.display()))?;
+    }
+    let specs: Vec<CameraSpec> = if a.cameras.is_empty() {
+        let n = a.num_cameras.unwrap_or(if a.sim { 2 } else { 0 });
+        let names = ["front", "wrist", "side", "top", "left", "right"];
+        (0..n).map(|i| CameraSpec::synthetic(names.get(i).copied().unwrap_or("cam"), i, a.width, a.height, a.fps)).collect()
+    } else {
+        a.cameras.iter().map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}"))).collect::<Result<_>>()?
+    };
+    let mut cameras = Vec::new();
+    for spec in &specs {
+        let cam = Camera::open(spec, Duration::from_secs(5)).with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
+        cameras.push(Arc::new(cam));
+    }
+    let dims: Vec<(String, u32, u32)> = specs.iter().map(|s| (s.name.clone(), s.width, s.height)).collect();
+    let features = features_for(robot.joint_names(), &dims)?;
+    let mut cfg = WriterConfig::new(&root, a.fps, features);
+    cfg.robot_type = Some(robot.name().to_string());
+    cfg.encoder = encoder;
+    cfg.data_files_size_mb = a.data_files_size_mb;
+    cfg.video_files_size_mb = a.video_files_size_mb;
+    cfg.queue = QueueLimits { max_frames_in_memory: a.max_queue_frames, ..QueueLimits::default() };
+    cfg.durable = !a.no_fsync;
+    let writer = if a.resume {
+        DatasetWriter::resume(cfg).with_context(|| format!("resuming {}", root.display()))?
+    } else {
+        DatasetWriter::create(cfg).with_context(|| format!("creating {}", root.display()))?
+    };
+    let session = SessionConfig {
+        fps: a.fps,
+        num_episodes: a.num_episodes.unwrap_or(if a.sim { 2 } else { 50 }),
+        episode_time_s: a.episode_time_s.unwrap_or(if a.sim { 5.0 } else { 60.0 }),
+        reset_time_s: a.reset_time_s.unwrap_or(if a.sim { 1.0 } else { 60.0 }),
+        task: a.single_task.clone(),
+        interactive: !a.no_keys,
+        realtime: a.realtime,
+        flat_out: false,
+    };
+    Ok(Prepared { cameras, writer, session, root })
+}
+
+pub fn run_session(p: Prepared, robot: &mut dyn Robot) -> Result<SessionReport> {
+    let mut teleop = SimTeleop::default();
+    let sources: Vec<Arc<dyn FrameSource>> = p.cameras.iter().map(|c| c.clone() as Arc<dyn FrameSource>).collect();
+    let session = Session { robot, teleop: &mut teleop, cameras: sources, writer: p.writer, cfg: p.session, events: Events::new() };
+    Ok(session.run(&mut Quiet)?)
+}
+
+pub fn run(a: RecordArgs) -> Result<()> {
+    if !a.sim && a.cameras.is_empty() && a.num_cameras.is_none() {
+        tracing::info!("no --camera given and no --sim: recording the simulated robot without cameras");
+    }
+    let mut robot = SimRobot::new();
+    let p = prepare(&a, &robot)?;
+    let root = p.root.clone();
+    let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
+    tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
+    let report = run_session(p, &mut robot)?;
+    let frames: u64 = report.saved.iter().map(|s| s.frames).sum();
+    println!(
+        "saved {} episode(s), {} frames into {}{}",
+        report.saved.len(),
+        frames,
+        root.display(),
+        if report.finalize_wait_s > 0.5 { format!(" (finalize waited {:.1} s for the encoder backlog)", report.finalize_wait_s) } else { String::new() }
+    );
+    if report.interrupted {
+        println!("stopped by signal; every saved episode is complete");
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the system packages reel needs (Debian 12), only those missing. Sourced by setup.sh and test.sh.
+set -euo pipefail
+REEL_APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
+                   libavdevice-dev libswresample-dev libclang-dev pkg-config ffmpeg)
+missing=()
+for p in "${REEL_APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null 2>&1 || { echo "error: Rust (cargo >= 1.85) is required; install it with rustup" >&2; exit 1; }
