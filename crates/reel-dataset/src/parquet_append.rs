@@ -212,19 +212,93 @@ fn arrow_fields(path: &Path, md: &ParquetMetaData) -> Result<arrow_schema::Field
     Ok(s.fields().clone())
 }
 
-/// Appends `batch` as one new row group at the end of `path`, in place. A missing file is
-/// created (journaled with `record_create`). `kv` is the key-value metadata besides
-/// `ARROW:schema`; the new footer carries it. Errors if the batch's schema differs from the
-/// file's.
+/// One batch = one new row group at the end of `path` (created if absent).
+/// `kv` = extra key-value metadata besides `ARROW:schema`. Errors if the schema differs from
+/// the file's.
 pub fn append_batch(
     path: &Path,
     batch: &RecordBatch,
     kv: &[(String, String)],
     journal: &mut Journal,
 ) -> Result<Appended> {
+    append_impl(path, batch, kv, journal, None)
+}
+
+/// Like [`append_batch`], but the file's last row group (which must hold exactly the rows
+/// of `last`) is replaced by one row group holding `last` followed by `batch`. Only that
+/// tail group is rewritten, so the cost stays bounded by its size while the footer grows
+/// one entry per merged group instead of one per batch.
+pub fn append_batch_merging_last(
+    path: &Path,
+    last: &RecordBatch,
+    batch: &RecordBatch,
+    kv: &[(String, String)],
+    journal: &mut Journal,
+) -> Result<Appended> {
+    let combined = arrow_select::concat::concat_batches(&batch.schema(), [last, batch])
+        .map_err(|e| perr(path, e))?;
+    append_impl(path, &combined, kv, journal, Some(last.num_rows()))
+}
+
+/// Footers parsed by this process, keyed by path, valid while the file keeps the length we
+/// left it with (an append always makes a file longer; a rollback makes it shorter).
+struct CachedFooter {
+    len: u64,
+    footer_start: u64,
+    md: ParquetMetaData,
+}
+
+static FOOTERS: std::sync::Mutex<Option<std::collections::HashMap<std::path::PathBuf, CachedFooter>>> =
+    std::sync::Mutex::new(None);
+
+/// The footer of `path`, taken out of the cache (no copy) when it is current, else read.
+fn footer_cached(path: &Path) -> Result<(u64, ParquetMetaData)> {
+    let len = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
+    {
+        let mut cache = FOOTERS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.as_mut().and_then(|m| m.remove(path)) {
+            if c.len == len {
+                return Ok((c.footer_start, c.md));
+            }
+        }
+    }
+    let (start, _len, md) = read_footer(path)?;
+    Ok((start, md))
+}
+
+fn remember_footer(path: &Path, len: u64, footer_start: u64, md: ParquetMetaData) {
+    let mut cache = FOOTERS.lock().unwrap_or_else(|p| p.into_inner());
+    cache.get_or_insert_with(Default::default).insert(path.to_path_buf(), CachedFooter { len, footer_start, md });
+}
+
+fn forget_footer(path: &Path) {
+    if let Some(m) = FOOTERS.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        m.remove(path);
+    }
+}
+
+/// Byte offset where a row group's first column chunk starts.
+fn row_group_start(rg: &RowGroupMetaData) -> Option<u64> {
+    rg.columns()
+        .iter()
+        .map(|c| c.dictionary_page_offset().unwrap_or(c.data_page_offset()).min(c.data_page_offset()))
+        .min()
+        .map(|x| x.max(4) as u64)
+}
+
+fn append_impl(
+    path: &Path,
+    batch: &RecordBatch,
+    kv: &[(String, String)],
+    journal: &mut Journal,
+    replace_last_rows: Option<usize>,
+) -> Result<Appended> {
     let encoded = encode_file(path, batch, kv)?;
     if !path.exists() {
-        let (_, md) = parse_footer_bytes(path, &encoded)?;
+        if replace_last_rows.is_some() {
+            return Err(perr(path, "cannot merge into the last row group of a file that does not exist"));
+        }
+        let (fs_start, md) = parse_footer_bytes(path, &encoded)?;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io("create dir", dir, e))?;
         }
@@ -236,9 +310,11 @@ pub fn append_batch(
             .map_err(|e| Error::io("create", path, e))?;
         f.write_all(&encoded)
             .map_err(|e| Error::io("write", path, e))?;
-        return Ok(totals(&md, encoded.len() as u64));
+        let out = totals(&md, encoded.len() as u64);
+        remember_footer(path, encoded.len() as u64, fs_start, md);
+        return Ok(out);
     }
-    let (footer_start, _len, target) = read_footer(path)?;
+    let (footer_start, target) = footer_cached(path)?;
     let (new_footer_start, fresh) = parse_footer_bytes(path, &encoded)?;
     if target.file_metadata().schema() != fresh.file_metadata().schema()
         || arrow_fields(path, &target)? != arrow_fields(path, &fresh)?
@@ -259,37 +335,50 @@ pub fn append_batch(
             ),
         ));
     }
+    let mut groups: Vec<RowGroupMetaData> = ParquetMetaDataBuilder::new_from_metadata(target).take_row_groups();
+    // Where the new row group's bytes go: after the old body, or over the last row group.
+    let write_at = match replace_last_rows {
+        None => footer_start,
+        Some(rows) => {
+            let last = groups.pop().ok_or_else(|| perr(path, "no row group to merge into"))?;
+            if last.num_rows() as usize != rows {
+                return Err(perr(path, format!("last row group has {} rows, expected {rows} to merge", last.num_rows())));
+            }
+            row_group_start(&last).ok_or_else(|| perr(path, "last row group has no columns"))?
+        }
+    };
     // Body of the fresh file: everything between its magic and its footer.
     let body = &encoded[4..new_footer_start as usize];
-    let delta = footer_start as i64 - 4;
-    let shifted = shift_row_group(path, fresh.row_group(0), delta, target.num_row_groups())?;
-    let mut groups: Vec<RowGroupMetaData> = target.row_groups().to_vec();
+    let delta = write_at as i64 - 4;
+    let shifted = shift_row_group(path, fresh.row_group(0), delta, groups.len())?;
     groups.push(shifted);
     let md = ParquetMetaDataBuilder::new(fresh.file_metadata().clone())
         .set_row_groups(groups)
         .build();
     let footer = encode_footer(path, &md)?;
 
-    journal.record_tail(path, footer_start)?;
+    journal.record_tail(path, write_at)?;
     let mut f = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|e| Error::io("open for append", path, e))?;
-    f.set_len(footer_start)
+    f.set_len(write_at)
         .map_err(|e| Error::io("truncate footer", path, e))?;
-    f.seek(SeekFrom::Start(footer_start))
+    f.seek(SeekFrom::Start(write_at))
         .map_err(|e| Error::io("seek", path, e))?;
     f.write_all(body)
         .map_err(|e| Error::io("append row group", path, e))?;
     f.write_all(&footer)
         .map_err(|e| Error::io("write footer", path, e))?;
-    let file_bytes = footer_start + body.len() as u64 + footer.len() as u64;
-    Ok(totals(&md, file_bytes))
+    let new_footer_at = write_at + body.len() as u64;
+    let file_bytes = new_footer_at + footer.len() as u64;
+    let out = totals(&md, file_bytes);
+    remember_footer(path, file_bytes, new_footer_at, md);
+    Ok(out)
 }
 
-/// Keeps the first `keep` row groups of `path` and drops the rest (repair), journaled.
-/// A no-op when the file has at most `keep` row groups.
 pub fn truncate_row_groups(path: &Path, keep: usize, journal: &mut Journal) -> Result<()> {
+    forget_footer(path);
     let (footer_start, _len, md) = read_footer(path)?;
     if md.num_row_groups() <= keep {
         return Ok(());

@@ -136,6 +136,11 @@ pub struct DatasetWriter {
     finalized: bool,
 }
 
+/// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
+/// `finalize`; reel writes every row at save time and merges it into the file's last row
+/// group, so a group holds up to this many episodes and the footer grows 50x slower.
+pub const EPISODES_PER_ROW_GROUP: usize = 50;
+
 fn journal_path(root: &Path) -> PathBuf {
     paths::reel_dir(root).join("journal")
 }
@@ -536,6 +541,9 @@ struct CommitState {
     videos: Vec<(String, Option<VideoCursor>, FileIndex)>,
     meta: Option<(FileIndex, u64)>,
     next_meta: FileIndex,
+    /// The rows of the last row group of the current episodes file, written by this session:
+    /// new rows are merged into it (up to [`EPISODES_PER_ROW_GROUP`]) so the footer stays small.
+    meta_tail: Option<arrow_array::RecordBatch>,
     stats: Option<Vec<(String, FeatureStats, bool)>>,
     extras_allowed: bool,
     /// The encoder's `video.*` fields for info.json.
@@ -557,6 +565,7 @@ impl CommitState {
             videos: cfg.features.video_keys().into_iter().map(|k| (k, None, FileIndex::default())).collect(),
             meta: None,
             next_meta: FileIndex::default(),
+            meta_tail: None,
             stats: None,
             extras_allowed: true,
             encoder_fields: cfg.encoder.info_fields(),
@@ -645,18 +654,21 @@ fn commit_episode(state: &mut CommitState, job: Job, segments: &[SegmentResult])
     let episode_index = state.info.total_episodes;
     let first_index = state.info.total_frames;
     let mut j = Journal::begin(&journal_path(&root), &root, state.durable)?;
+    // After a failure the files are rolled back; the writer then refuses further work
+    // (the session reports the error), so the in-memory state need not be restored.
     match write_episode(state, &mut j, &job, segments, episode_index, first_index, &features) {
-        Ok(mut saved) => {
-            j.commit()?;
-            saved.commit_s = t0.elapsed().as_secs_f64();
-            Ok(saved)
-        }
+        Ok(mut saved) => match j.commit() {
+            Ok(()) => {
+                saved.commit_s = t0.elapsed().as_secs_f64();
+                Ok(saved)
+            }
+            Err(e) => {
+                let _ = journal::recover(&journal_path(&root), &root);
+                Err(e)
+            }
+        },
         Err(e) => {
-            // Undo this episode's partial writes and restore the in-memory view from disk.
-            let before = (state.info.total_episodes, state.info.total_frames);
             j.rollback()?;
-            state.info = Info::read(&root)?;
-            debug_assert_eq!(before, (state.info.total_episodes, state.info.total_frames));
             Err(e)
         }
     }
@@ -676,6 +688,7 @@ fn write_episode(
     let len = job.frames;
     let fps = state.fps;
 
+    let mut marks: Vec<(&str, Instant)> = vec![("start", Instant::now())];
     // 1. data rows
     let batch = job.columns.to_batch(features, episode_index as i64, first_index as i64, fps)?;
     let (data_file, data_start) = match state.data {
@@ -694,6 +707,7 @@ fn write_episode(
     };
     let kv = vec![("huggingface".to_string(), data::hf_metadata(features))];
     parquet_append::append_batch(&paths::data_file(&root, data_file), &batch, &kv, j)?;
+    marks.push(("data", Instant::now()));
 
     // 2. videos
     let mut videos = Vec::new();
@@ -726,6 +740,7 @@ fn write_episode(
         videos.push((VideoRef { key: key.clone(), file, from_timestamp: from, to_timestamp: from + appended.duration_s() }, appended.frames_total));
     }
 
+    marks.push(("videos", Instant::now()));
     // 3. statistics
     let mut ep_stats: Vec<(String, FeatureStats, bool)> =
         job.columns.stats(features, episode_index as i64, first_index as i64, fps)?.into_iter().map(|(k, s)| (k, s, false)).collect();
@@ -746,6 +761,7 @@ fn write_episode(
             .collect(),
     };
 
+    marks.push(("stats", Instant::now()));
     // 4. episodes row
     let meta_file = match state.meta {
         Some((file, n)) => {
@@ -783,8 +799,21 @@ fn write_episode(
         meta_file,
         extra,
     };
-    parquet_append::append_batch(&paths::episodes_file(&root, meta_file), &episodes::episode_batch(&rec)?, &[], j)?;
+    let row = episodes::episode_batch(&rec)?;
+    let meta_path = paths::episodes_file(&root, meta_file);
+    let same_file = matches!(state.meta, Some((f, _)) if f == meta_file);
+    let new_tail = match (&state.meta_tail, same_file) {
+        (Some(tail), true) if tail.num_rows() < EPISODES_PER_ROW_GROUP => {
+            parquet_append::append_batch_merging_last(&meta_path, tail, &row, &[], j)?;
+            arrow_select::concat::concat_batches(&row.schema(), [tail, &row]).map_err(|e| Error::invalid(e.to_string()))?
+        }
+        _ => {
+            parquet_append::append_batch(&meta_path, &row, &[], j)?;
+            row
+        }
+    };
 
+    marks.push(("episodes", Instant::now()));
     // 5. tasks, info, stats
     if job.tasks.len() > state.tasks_written {
         tasks::write(&root, &job.tasks, j)?;
@@ -803,6 +832,9 @@ fn write_episode(
     info.write(&root, j)?;
     stats_json::write(&root, &aggregated, j)?;
 
+    marks.push(("meta", Instant::now()));
+    let steps: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2} ms", w[1].0, (w[1].1 - w[0].1).as_secs_f64() * 1e3)).collect();
+    tracing::debug!("episode {episode_index} transaction: {}", steps.join(", "));
     // Only now update the in-memory view (the journal commit follows).
     state.info = info;
     state.tasks_written = job.tasks.len();
@@ -815,6 +847,7 @@ fn write_episode(
         _ => 1,
     };
     state.meta = Some((meta_file, in_meta));
+    state.meta_tail = Some(new_tail);
     state.stats = Some(aggregated);
     Ok(EpisodeSaved {
         episode_index,

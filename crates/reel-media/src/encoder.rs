@@ -12,6 +12,9 @@ use reel_core::{Error, Result, VideoFrame};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// Serializes `avcodec_open2` across threads (see `EpisodeEncoder::create`).
+static OPEN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The finished MP4 of one episode of one camera.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedSegment {
@@ -26,7 +29,8 @@ pub struct EncodedSegment {
 pub struct EpisodeEncoder {
     path: PathBuf,
     octx: ff::format::context::Output,
-    enc: ff::encoder::video::Encoder,
+    /// Freed in `Drop` under the open lock (SVT-AV1's teardown shares global state with its init).
+    enc: std::mem::ManuallyDrop<ff::encoder::video::Encoder>,
     scaler: scaling::Context,
     width: u32,
     height: u32,
@@ -40,6 +44,14 @@ pub struct EpisodeEncoder {
 // through `&mut self`; moving them to another thread is fine (the swscale context holds no
 // thread-affine state). `Output` and the codec context are already `Send` in ffmpeg-next.
 unsafe impl Send for EpisodeEncoder {}
+
+impl Drop for EpisodeEncoder {
+    fn drop(&mut self) {
+        let _guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: `enc` is dropped exactly once, here, and never used afterwards.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.enc) };
+    }
+}
 
 impl std::fmt::Debug for EpisodeEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -99,6 +111,9 @@ impl EpisodeEncoder {
         // Open ourselves so that options the codec did not consume can be reported.
         // SAFETY: the context and codec are valid; avcodec_open2 takes ownership of the
         // dictionary pointer's contents and hands back the leftovers, which we re-own.
+        // Opening is serialized process-wide: SVT-AV1 1.4.1's handle initialisation touches
+        // global state and crashes when two cameras open their encoders at the same moment.
+        let _open_guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let (res, leftover) = unsafe {
             let mut opts = dict.disown();
             let res = ff::ffi::avcodec_open2(enc.as_mut_ptr(), codec.as_ptr(), &mut opts);
@@ -136,7 +151,7 @@ impl EpisodeEncoder {
         Ok(EpisodeEncoder {
             path: path.to_path_buf(),
             octx,
-            enc,
+            enc: std::mem::ManuallyDrop::new(enc),
             scaler,
             width,
             height,
@@ -229,7 +244,7 @@ impl EpisodeEncoder {
         }
         let path = self.path.clone();
         let frames = self.frames;
-        drop(self);
+        drop(self); // closing goes through Drop, under the open lock
         let bytes = std::fs::metadata(&path).map_err(|e| Error::io("stat", &path, e))?.len();
         Ok(EncodedSegment { path, frames, bytes })
     }

@@ -29,7 +29,7 @@ fn ten_episodes_with_rollover_load_in_lerobot() {
     let root = d.path().join("ten");
     // Tiny file limits force several data and video files.
     let mut c = sim(&root, 2, 10, 0.5);
-    c.args(["--data-files-size-mb", "0.004", "--video-files-size-mb", "0.02"]);
+    c.args(["--data-files-size-mb", "0.008", "--video-files-size-mb", "0.04"]);
     run_ok(&mut c);
     let info = info(&root);
     assert_eq!(info["total_episodes"], 10);
@@ -69,8 +69,8 @@ fn resume_adds_episodes_and_checks_compatibility() {
     cams.arg("--resume");
     let err = run_err(&mut cams);
     assert!(err.contains("observation.images.side") && err.contains("not in the dataset"), "{err}");
-    let mut size = sim(&root, 2, 1, 1.0);
-    size.args(["--resume", "--width", "128"]);
+    let mut size = sim_sized(&root, 2, 1, 1.0, 128, 64);
+    size.arg("--resume");
     let err = run_err(&mut size);
     assert!(err.contains("observation.images.front"), "{err}");
     assert_eq!(info_after(&root), 3, "failed resumes changed nothing");

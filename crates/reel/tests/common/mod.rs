@@ -29,6 +29,11 @@ pub fn run_err(cmd: &mut Command) -> String {
 
 /// `reel record --sim` with small cameras and short episodes (fast on 2 cores).
 pub fn sim(root: &Path, cameras: usize, episodes: u32, seconds: f64) -> Command {
+    sim_sized(root, cameras, episodes, seconds, 96, 64)
+}
+
+/// Like [`sim`] with a camera size.
+pub fn sim_sized(root: &Path, cameras: usize, episodes: u32, seconds: f64, width: u32, height: u32) -> Command {
     let mut c = reel();
     c.args(["record", "--sim", "--no-keys", "--no-fsync"])
         .arg("--root")
@@ -36,7 +41,7 @@ pub fn sim(root: &Path, cameras: usize, episodes: u32, seconds: f64) -> Command 
         .args(["--num-cameras", &cameras.to_string()])
         .args(["--num-episodes", &episodes.to_string()])
         .args(["--episode-time-s", &seconds.to_string()])
-        .args(["--reset-time-s", "0", "--width", "96", "--height", "64"]);
+        .args(["--reset-time-s", "0", "--width", &width.to_string(), "--height", &height.to_string()]);
     c
 }
 
