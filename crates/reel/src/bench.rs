@@ -94,12 +94,23 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         no_fsync: false,
         realtime: false,
         no_keys: true,
+        demo_video: None,
+        demo_audio: None,
+        say: false,
+        demo_layout: crate::demo::DemoLayoutArgs {
+            layout: "pip".into(),
+            main_camera: 0,
+            inset_camera: None,
+            size: "960x540".into(),
+            demo_preset: "ultrafast".into(),
+            demo_crf: 23,
+        },
     };
     let mut robot = SimRobot::new();
     let mut p = record::prepare(&args, &robot)?;
     p.session.flat_out = b.flat_out;
     let t0 = std::time::Instant::now();
-    let report = record::run_session(p, &mut robot)?;
+    let report = record::run_session(p, &mut robot, false)?;
     let wall = t0.elapsed().as_secs_f64();
     let record_section = |i: usize| -> (f64, f64, f64) {
         report.episodes.iter().fold((0.0f64, 0.0f64, 0.0f64), |acc, (_, s)| {

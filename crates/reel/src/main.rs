@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod demo;
 mod record;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ enum Cmd {
     Record(record::RecordArgs),
     /// Validate a dataset (exit 1 with a list of problems); --repair fixes what a crash left.
     Check(check::CheckArgs),
+    /// Record a demo video: cameras picture-in-picture with audio, locked to the wall clock.
+    Demo(demo::DemoArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -40,9 +43,11 @@ fn main() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
     reel_record::events::install_signal_handlers();
+    reel_media::init();
     let result = match cli.cmd {
         Cmd::Record(a) => record::run(a),
         Cmd::Bench { what } => bench::run(what),
+        Cmd::Demo(a) => demo::run(a),
         Cmd::Check(a) => match check::run(a) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),

@@ -8,7 +8,7 @@ use reel_dataset::writer::{DatasetWriter, WriterConfig};
 use reel_media::EncoderSettings;
 use reel_record::events::Events;
 use reel_record::robot::{Robot, SimRobot, SimTeleop};
-use reel_record::session::{camera_key, features_for, FrameSource, Quiet, Session, SessionConfig, SessionReport};
+use reel_record::session::{camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +86,17 @@ pub struct RecordArgs {
     /// Do not read keys from the terminal.
     #[arg(long)]
     pub no_keys: bool,
+    /// Also record a demo video of the session (cameras picture-in-picture, wall-clock timed).
+    #[arg(long)]
+    pub demo_video: Option<PathBuf>,
+    /// Audio input of the demo video (lavfi:sine=frequency=1000, pulse:default, alsa:hw:0, a file).
+    #[arg(long)]
+    pub demo_audio: Option<String>,
+    /// Speak "Recording episode N", "Resetting", ... through espeak-ng / spd-say when present.
+    #[arg(long)]
+    pub say: bool,
+    #[command(flatten)]
+    pub demo_layout: crate::demo::DemoLayoutArgs,
 }
 
 /// Everything a session needs, opened and checked.
@@ -166,11 +177,20 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     Ok(Prepared { cameras, writer, session, root })
 }
 
-pub fn run_session(p: Prepared, robot: &mut dyn Robot) -> Result<SessionReport> {
+/// Speaks phase announcements without blocking the loop (`reel_demo::say` spawns and returns).
+struct Announcer;
+impl Observer for Announcer {
+    fn phase(&mut self, what: &str) {
+        reel_demo::say(what);
+    }
+}
+
+pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<SessionReport> {
     let mut teleop = SimTeleop::default();
     let sources: Vec<Arc<dyn FrameSource>> = p.cameras.iter().map(|c| c.clone() as Arc<dyn FrameSource>).collect();
     let session = Session { robot, teleop: &mut teleop, cameras: sources, writer: p.writer, cfg: p.session, events: Events::new() };
-    Ok(session.run(&mut Quiet)?)
+    let report = if say { session.run(&mut Announcer)? } else { session.run(&mut Quiet)? };
+    Ok(report)
 }
 
 pub fn run(a: RecordArgs) -> Result<()> {
@@ -182,7 +202,21 @@ pub fn run(a: RecordArgs) -> Result<()> {
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
-    let report = run_session(p, &mut robot)?;
+    let demo = match &a.demo_video {
+        Some(out) => {
+            let cfg = crate::demo::config(out.clone(), a.fps, a.demo_audio.clone(), &a.demo_layout, p.cameras.len())?;
+            Some((crate::demo::start(&p.cameras, cfg)?, out.clone()))
+        }
+        None => None,
+    };
+    let report = run_session(p, &mut robot, a.say);
+    if let Some((rec, out)) = demo {
+        match rec.stop() {
+            Ok(stats) => crate::demo::report(&stats, &out),
+            Err(e) => tracing::error!("demo video {}: {e}", out.display()),
+        }
+    }
+    let report = report?;
     let frames: u64 = report.saved.iter().map(|s| s.frames).sum();
     println!(
         "saved {} episode(s), {} frames into {}{}",
