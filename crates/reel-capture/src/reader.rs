@@ -202,11 +202,13 @@ impl<'a> Reader<'a> {
     /// Demux, decode and publish until stop or a terminal condition (returned as the message).
     fn read_loop(&mut self) -> Result<(), String> {
         let what = self.kind.describe();
-        let mut packet = Packet::empty();
         loop {
             if self.shared.stopping() {
                 return Ok(());
             }
+            // A fresh packet per read: av_read_frame does not release the buffer a reused
+            // packet still references, which leaked one whole frame per read.
+            let mut packet = Packet::empty();
             match packet.read(&mut self.input) {
                 Ok(()) => {
                     if packet.stream() != self.stream_index {

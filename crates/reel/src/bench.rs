@@ -92,7 +92,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         video_files_size_mb: 200.0,
         max_queue_frames: 60,
         no_fsync: false,
-        realtime: false,
+        no_realtime: false,
         no_keys: true,
         demo_video: None,
         demo_audio: None,

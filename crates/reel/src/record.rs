@@ -80,9 +80,10 @@ pub struct RecordArgs {
     /// Do not fsync commits (still survives kill -9, not power loss).
     #[arg(long)]
     pub no_fsync: bool,
-    /// Ask for SCHED_FIFO for the loop thread.
+    /// Do not ask for SCHED_FIFO for the loop thread (by default reel asks for it, and falls
+    /// back to nice -10, then to the default priority, saying what it got).
     #[arg(long)]
-    pub realtime: bool,
+    pub no_realtime: bool,
     /// Do not read keys from the terminal.
     #[arg(long)]
     pub no_keys: bool,
@@ -171,7 +172,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
         reset_time_s: a.reset_time_s.unwrap_or(if a.sim { 1.0 } else { 60.0 }),
         task: a.single_task.clone(),
         interactive: !a.no_keys,
-        realtime: a.realtime,
+        realtime: !a.no_realtime,
         flat_out: false,
     };
     Ok(Prepared { cameras, writer, session, root })
