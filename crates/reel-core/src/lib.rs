@@ -11,6 +11,7 @@ pub mod error;
 pub mod feature;
 pub mod frame;
 pub mod journal;
+pub mod sched;
 
 pub use error::{Error, Result};
 pub use feature::{Dtype, Feature, Features, RowValues, Value};

@@ -433,7 +433,13 @@ fn encode_one(
         let mut st = EpisodeState::failed(dir, counter);
         let _ = fs::remove_file(&st.path);
         match EpisodeEncoder::create(&st.path, width, height, fps, settings) {
-            Ok(enc) => st.encoder = Some(enc),
+            Ok(enc) => {
+                let n = reel_core::sched::demote_realtime_threads(10);
+                if n > 0 {
+                    tracing::debug!("{key}: {} started {n} real-time threads; demoted to normal priority so the control loop keeps its deadlines", settings.vcodec);
+                }
+                st.encoder = Some(enc);
+            }
             Err(e) => st.error = Some(format!("opening {} for {key}: {e}", settings.vcodec)),
         }
         *current = Some(st);

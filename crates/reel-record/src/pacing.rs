@@ -24,6 +24,7 @@ pub fn sleep_until(deadline_ns: u64) {
 
 /// What the loop thread got when it asked for priority.
 pub fn raise_priority(realtime: bool) -> String {
+    reel_core::sched::mark_control_thread();
     if realtime {
         let param = libc::sched_param { sched_priority: 10 };
         // SAFETY: sets the scheduling policy of the calling thread.

@@ -1,0 +1,79 @@
+//! Thread priorities: the control loop is the only thread of a reel process that may run
+//! real-time. Libraries do not always agree: SVT-AV1 1.4.1, run as root, creates every one of
+//! its ~85 worker threads per encoder with SCHED_FIFO priority 99, which starves the loop
+//! (ticks started 35–40 ms late in a 3-camera recording). [`demote_realtime_threads`] puts
+//! such threads back to normal scheduling.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+static CONTROL_TID: AtomicI32 = AtomicI32::new(0);
+
+/// The calling thread's kernel thread id.
+pub fn current_tid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Records the calling thread as the control loop (kept real-time by [`demote_realtime_threads`]).
+pub fn mark_control_thread() {
+    CONTROL_TID.store(current_tid(), Ordering::SeqCst);
+}
+
+/// Moves every SCHED_FIFO / SCHED_RR thread of this process, except the control loop's, to
+/// SCHED_OTHER at nice `nice`. Returns how many threads were demoted.
+pub fn demote_realtime_threads(nice: i32) -> usize {
+    let keep = CONTROL_TID.load(Ordering::SeqCst);
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let mut n = 0;
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        if tid == keep {
+            continue;
+        }
+        // SAFETY: plain scheduling syscalls on a thread id of this process.
+        unsafe {
+            let policy = libc::sched_getscheduler(tid);
+            if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+                let p = libc::sched_param { sched_priority: 0 };
+                if libc::sched_setscheduler(tid, libc::SCHED_OTHER, &p) == 0 {
+                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demotes_other_realtime_threads_only() {
+        // Needs permission to set SCHED_FIFO (root / CAP_SYS_NICE); without it there is
+        // nothing to demote and the check below is about the control thread only.
+        mark_control_thread();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            let p = libc::sched_param { sched_priority: 5 };
+            // SAFETY: sets this thread's own policy.
+            let ok = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } == 0;
+            tx.send((current_tid(), ok)).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let (tid, was_rt) = rx.recv().unwrap();
+        let n = demote_realtime_threads(10);
+        // SAFETY: querying a live thread of this process.
+        let policy = unsafe { libc::sched_getscheduler(tid) };
+        done_tx.send(()).unwrap();
+        h.join().unwrap();
+        if was_rt {
+            assert!(n >= 1);
+            assert_eq!(policy, libc::SCHED_OTHER);
+        } else {
+            eprintln!("note: no permission for SCHED_FIFO here; nothing to demote");
+        }
+    }
+}
