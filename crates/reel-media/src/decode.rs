@@ -2,8 +2,8 @@
 //! copies of selected frames. Used by tests and by dataset checks to prove that what was
 //! written plays back frame for frame.
 
-use ffmpeg_next as ff;
 use ff::format::Pixel;
+use ffmpeg_next as ff;
 use reel_core::{Error, Result, VideoFrame};
 use std::path::Path;
 
@@ -33,12 +33,16 @@ impl State<'_> {
             let mut f = ff::frame::Video::empty();
             match dec.receive_frame(&mut f) {
                 Ok(()) => {}
-                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => return Ok(()),
+                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
+                    return Ok(())
+                }
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => return Err(Error::media(format!("decode {}", path.display()), e)),
             }
             let idx = self.out.pts.len();
-            self.out.pts.push(f.timestamp().or(f.pts()).unwrap_or(i64::MIN));
+            self.out
+                .pts
+                .push(f.timestamp().or(f.pts()).unwrap_or(i64::MIN));
             self.out.key.push(f.is_key());
             if self.want.contains(&idx) {
                 let (w, h) = (f.width(), f.height());
@@ -54,11 +58,15 @@ impl State<'_> {
                             h,
                             ff::software::scaling::Flags::BILINEAR,
                         )
-                        .map_err(|e| Error::media(format!("YUV→RGB scaler for {}", path.display()), e))?,
+                        .map_err(|e| {
+                            Error::media(format!("YUV→RGB scaler for {}", path.display()), e)
+                        })?,
                     ),
                 };
                 let mut rgb = ff::frame::Video::empty();
-                scaler.run(&f, &mut rgb).map_err(|e| Error::media(format!("convert frame {idx} of {}", path.display()), e))?;
+                scaler.run(&f, &mut rgb).map_err(|e| {
+                    Error::media(format!("convert frame {idx} of {}", path.display()), e)
+                })?;
                 let row = w as usize * 3;
                 let stride = rgb.stride(0);
                 let src = rgb.data(0);
@@ -105,10 +113,12 @@ pub fn decode_video(path: &Path, rgb_frames: &[usize]) -> Result<Decoded> {
         if stream.index() != index {
             continue;
         }
-        dec.send_packet(&packet).map_err(|e| Error::media(ctx("decode packet"), e))?;
+        dec.send_packet(&packet)
+            .map_err(|e| Error::media(ctx("decode packet"), e))?;
         st.take(&mut dec, path)?;
     }
-    dec.send_eof().map_err(|e| Error::media(ctx("flush decoder"), e))?;
+    dec.send_eof()
+        .map_err(|e| Error::media(ctx("flush decoder"), e))?;
     st.take(&mut dec, path)?;
     Ok(st.out)
 }

@@ -86,7 +86,9 @@ fn kind_str(kind: &[u8; 4]) -> String {
 }
 
 fn be16(b: &[u8], i: usize) -> R<u16> {
-    b.get(i..i + 2).map(|s| u16::from_be_bytes([s[0], s[1]])).ok_or_else(|| format!("box truncated at byte {i}"))
+    b.get(i..i + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .ok_or_else(|| format!("box truncated at byte {i}"))
 }
 
 fn be32(b: &[u8], i: usize) -> R<u32> {
@@ -106,35 +108,51 @@ fn be64(b: &[u8], i: usize) -> R<u64> {
 }
 
 fn put32(b: &mut [u8], i: usize, v: u32) -> R<()> {
-    let s = b.get_mut(i..i + 4).ok_or_else(|| format!("box too short to write at byte {i}"))?;
+    let s = b
+        .get_mut(i..i + 4)
+        .ok_or_else(|| format!("box too short to write at byte {i}"))?;
     s.copy_from_slice(&v.to_be_bytes());
     Ok(())
 }
 
 fn put64(b: &mut [u8], i: usize, v: u64) -> R<()> {
-    let s = b.get_mut(i..i + 8).ok_or_else(|| format!("box too short to write at byte {i}"))?;
+    let s = b
+        .get_mut(i..i + 8)
+        .ok_or_else(|| format!("box too short to write at byte {i}"))?;
     s.copy_from_slice(&v.to_be_bytes());
     Ok(())
 }
 
-/// Splits `buf` into boxes: (kind, header length, body range).
-fn split_boxes(buf: &[u8]) -> R<Vec<([u8; 4], usize, std::ops::Range<usize>)>> {
+/// One box inside a buffer: (kind, header length, body range).
+type BoxSpan = ([u8; 4], usize, std::ops::Range<usize>);
+
+/// Splits `buf` into boxes.
+fn split_boxes(buf: &[u8]) -> R<Vec<BoxSpan>> {
     let mut out = Vec::new();
     let mut i = 0usize;
     while i < buf.len() {
         if buf.len() - i < 8 {
-            return Err(format!("{} stray bytes at the end of a box list", buf.len() - i));
+            return Err(format!(
+                "{} stray bytes at the end of a box list",
+                buf.len() - i
+            ));
         }
         let size32 = be32(buf, i)?;
         let mut kind = [0u8; 4];
         kind.copy_from_slice(&buf[i + 4..i + 8]);
         let (hdr, size) = match size32 {
-            1 => (16usize, usize::try_from(be64(buf, i + 8)?).map_err(|_| "box size too large".to_string())?),
+            1 => (
+                16usize,
+                usize::try_from(be64(buf, i + 8)?).map_err(|_| "box size too large".to_string())?,
+            ),
             0 => (8usize, buf.len() - i),
             s => (8usize, s as usize),
         };
         if size < hdr || size > buf.len() - i {
-            return Err(format!("box '{}' of {size} bytes overruns its parent", kind_str(&kind)));
+            return Err(format!(
+                "box '{}' of {size} bytes overruns its parent",
+                kind_str(&kind)
+            ));
         }
         out.push((kind, hdr, i + hdr..i + size));
         i += size;
@@ -146,7 +164,11 @@ fn parse_atoms(buf: &[u8]) -> R<Vec<Atom>> {
     let mut out = Vec::new();
     for (kind, _, range) in split_boxes(buf)? {
         let body = &buf[range];
-        let body = if CONTAINERS.contains(&&kind) { Body::Children(parse_atoms(body)?) } else { Body::Leaf(body.to_vec()) };
+        let body = if CONTAINERS.contains(&&kind) {
+            Body::Children(parse_atoms(body)?)
+        } else {
+            Body::Leaf(body.to_vec())
+        };
         out.push(Atom { kind, body });
     }
     Ok(out)
@@ -181,11 +203,17 @@ fn serialize(atoms: &[Atom], out: &mut Vec<u8>) {
 }
 
 fn find<'a>(atoms: &'a [Atom], kind: &[u8; 4]) -> R<&'a Atom> {
-    atoms.iter().find(|a| &a.kind == kind).ok_or_else(|| format!("missing '{}' box", kind_str(kind)))
+    atoms
+        .iter()
+        .find(|a| &a.kind == kind)
+        .ok_or_else(|| format!("missing '{}' box", kind_str(kind)))
 }
 
 fn find_mut<'a>(atoms: &'a mut [Atom], kind: &[u8; 4]) -> R<&'a mut Atom> {
-    atoms.iter_mut().find(|a| &a.kind == kind).ok_or_else(|| format!("missing '{}' box", kind_str(kind)))
+    atoms
+        .iter_mut()
+        .find(|a| &a.kind == kind)
+        .ok_or_else(|| format!("missing '{}' box", kind_str(kind)))
 }
 
 fn kids(a: &Atom) -> R<&[Atom]> {
@@ -249,7 +277,10 @@ impl Track {
         let mut out = Vec::with_capacity(self.chunk_offsets.len());
         let mut s = 0usize;
         for (&off, &n) in self.chunk_offsets.iter().zip(&self.chunk_samples) {
-            let bytes: u64 = self.sizes[s..s + n as usize].iter().map(|&x| x as u64).sum();
+            let bytes: u64 = self.sizes[s..s + n as usize]
+                .iter()
+                .map(|&x| x as u64)
+                .sum();
             out.push((off, bytes));
             s += n as usize;
         }
@@ -258,7 +289,9 @@ impl Track {
 }
 
 fn full_box_version(b: &[u8]) -> R<u8> {
-    b.first().copied().ok_or_else(|| "empty full box".to_string())
+    b.first()
+        .copied()
+        .ok_or_else(|| "empty full box".to_string())
 }
 
 /// Offset of the timescale field in `mvhd` / `mdhd` (identical layouts up to duration).
@@ -271,7 +304,9 @@ fn timescale_offset(version: u8) -> usize {
 }
 
 /// Boxes allowed in `stbl`; anything else (per-sample tables reel cannot merge) is refused.
-const STBL_KNOWN: [&[u8; 4]; 7] = [b"stsd", b"stts", b"stss", b"stsz", b"stsc", b"stco", b"co64"];
+const STBL_KNOWN: [&[u8; 4]; 7] = [
+    b"stsd", b"stts", b"stss", b"stsz", b"stsc", b"stco", b"co64",
+];
 
 fn parse_track(moov: &[Atom]) -> R<Track> {
     let mvhd = leaf(find(moov, b"mvhd")?)?;
@@ -283,9 +318,14 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     let trak = kids(traks[0])?;
     let mdia = kids(find(trak, b"mdia")?)?;
     let hdlr = leaf(find(mdia, b"hdlr")?)?;
-    let handler = hdlr.get(8..12).ok_or_else(|| "hdlr truncated".to_string())?;
+    let handler = hdlr
+        .get(8..12)
+        .ok_or_else(|| "hdlr truncated".to_string())?;
     if handler != b"vide" {
-        return Err(format!("the track is not video (handler '{}')", String::from_utf8_lossy(handler)));
+        return Err(format!(
+            "the track is not video (handler '{}')",
+            String::from_utf8_lossy(handler)
+        ));
     }
     let mdhd = leaf(find(mdia, b"mdhd")?)?;
     let timescale = be32(mdhd, timescale_offset(full_box_version(mdhd)?))?;
@@ -300,15 +340,24 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
                 .to_string());
         }
         if &a.kind != b"sdtp" && !STBL_KNOWN.contains(&&a.kind) {
-            return Err(format!("unsupported box '{}' in the sample table", kind_str(&a.kind)));
+            return Err(format!(
+                "unsupported box '{}' in the sample table",
+                kind_str(&a.kind)
+            ));
         }
     }
     let stsd = leaf(find(stbl, b"stsd")?)?.to_vec();
     if be32(&stsd, 4)? != 1 {
-        return Err(format!("expected one sample entry in stsd, found {}", be32(&stsd, 4)?));
+        return Err(format!(
+            "expected one sample entry in stsd, found {}",
+            be32(&stsd, 4)?
+        ));
     }
     let mut sample_entry = [0u8; 4];
-    sample_entry.copy_from_slice(stsd.get(12..16).ok_or_else(|| "stsd truncated".to_string())?);
+    sample_entry.copy_from_slice(
+        stsd.get(12..16)
+            .ok_or_else(|| "stsd truncated".to_string())?,
+    );
 
     // stsz
     let stsz = leaf(find(stbl, b"stsz")?)?;
@@ -320,7 +369,9 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     let sizes: Vec<u32> = if const_size != 0 {
         vec![const_size; count]
     } else {
-        (0..count).map(|k| be32(stsz, 12 + 4 * k)).collect::<R<_>>()?
+        (0..count)
+            .map(|k| be32(stsz, 12 + 4 * k))
+            .collect::<R<_>>()?
     };
 
     // stts
@@ -336,7 +387,10 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
         deltas.extend(std::iter::repeat_n(d, c));
     }
     if deltas.len() != count {
-        return Err(format!("stts covers {} samples, stsz {count}", deltas.len()));
+        return Err(format!(
+            "stts covers {} samples, stsz {count}",
+            deltas.len()
+        ));
     }
 
     // stss
@@ -363,7 +417,10 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
             let b = leaf(a)?;
             let flags = b.get(4..).ok_or_else(|| "sdtp truncated".to_string())?;
             if flags.len() != count {
-                return Err(format!("sdtp has {} entries for {count} samples", flags.len()));
+                return Err(format!(
+                    "sdtp has {} entries for {count} samples",
+                    flags.len()
+                ));
             }
             Some(flags.to_vec())
         }
@@ -373,7 +430,9 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     let chunk_offsets: Vec<u64> = if let Some(a) = stbl.iter().find(|a| &a.kind == b"stco") {
         let b = leaf(a)?;
         let n = be32(b, 4)? as usize;
-        (0..n).map(|k| be32(b, 8 + 4 * k).map(|v| v as u64)).collect::<R<_>>()?
+        (0..n)
+            .map(|k| be32(b, 8 + 4 * k).map(|v| v as u64))
+            .collect::<R<_>>()?
     } else {
         let b = leaf(find(stbl, b"co64")?)?;
         let n = be32(b, 4)? as usize;
@@ -385,7 +444,11 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     let n = be32(stsc, 4)? as usize;
     let mut entries = Vec::with_capacity(n);
     for k in 0..n {
-        entries.push((be32(stsc, 8 + 12 * k)?, be32(stsc, 12 + 12 * k)?, be32(stsc, 16 + 12 * k)?));
+        entries.push((
+            be32(stsc, 8 + 12 * k)?,
+            be32(stsc, 12 + 12 * k)?,
+            be32(stsc, 16 + 12 * k)?,
+        ));
     }
     let sample_description_index = entries.first().map(|e| e.2).unwrap_or(1);
     if entries.iter().any(|e| e.2 != sample_description_index) {
@@ -393,7 +456,12 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     }
     let mut chunk_samples = Vec::with_capacity(chunk_offsets.len());
     for c in 1..=chunk_offsets.len() as u32 {
-        let spc = entries.iter().rev().find(|e| e.0 <= c).map(|e| e.1).ok_or_else(|| format!("stsc has no entry for chunk {c}"))?;
+        let spc = entries
+            .iter()
+            .rev()
+            .find(|e| e.0 <= c)
+            .map(|e| e.1)
+            .ok_or_else(|| format!("stsc has no entry for chunk {c}"))?;
         chunk_samples.push(spc);
     }
     let total: u64 = chunk_samples.iter().map(|&x| x as u64).sum();
@@ -419,7 +487,9 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
 /// `stsd` coordinates. Empty when the entry is not a visual sample entry with boxes.
 fn entry_children(stsd: &[u8]) -> R<Vec<([u8; 4], std::ops::Range<usize>)>> {
     let size = be32(stsd, 8)? as usize;
-    let entry = stsd.get(8..8 + size).ok_or_else(|| "stsd sample entry truncated".to_string())?;
+    let entry = stsd
+        .get(8..8 + size)
+        .ok_or_else(|| "stsd sample entry truncated".to_string())?;
     if entry.len() < VISUAL_ENTRY_HEADER {
         return Ok(Vec::new());
     }
@@ -433,8 +503,13 @@ fn entry_children(stsd: &[u8]) -> R<Vec<([u8; 4], std::ops::Range<usize>)>> {
 /// The sample entry's bytes without its `btrt` box (bit rates differ between segments).
 fn entry_signature(stsd: &[u8]) -> R<Vec<u8>> {
     let size = be32(stsd, 8)? as usize;
-    let entry = stsd.get(8..8 + size).ok_or_else(|| "stsd sample entry truncated".to_string())?;
-    let mut sig = entry.get(4..VISUAL_ENTRY_HEADER.min(entry.len())).unwrap_or_default().to_vec();
+    let entry = stsd
+        .get(8..8 + size)
+        .ok_or_else(|| "stsd sample entry truncated".to_string())?;
+    let mut sig = entry
+        .get(4..VISUAL_ENTRY_HEADER.min(entry.len()))
+        .unwrap_or_default()
+        .to_vec();
     for (kind, r) in entry_children(stsd)? {
         if &kind != b"btrt" {
             sig.extend_from_slice(&kind);
@@ -451,12 +526,17 @@ fn update_btrt(t: &mut Track) -> R<()> {
         return Ok(());
     }
     let bytes: u64 = t.sizes.iter().map(|&x| x as u64).sum();
-    let avg = ((bytes as u128 * 8 * t.timescale as u128) / ticks as u128).min(u32::MAX as u128) as u32;
+    let avg =
+        ((bytes as u128 * 8 * t.timescale as u128) / ticks as u128).min(u32::MAX as u128) as u32;
     for (kind, r) in entry_children(&t.stsd)? {
         if &kind == b"btrt" && r.len() >= 12 {
             let old_max = be32(&t.stsd, r.start + 4)?;
             let old_avg = be32(&t.stsd, r.start + 8)?;
-            let max = if old_max <= old_avg { avg } else { old_max.max(avg) };
+            let max = if old_max <= old_avg {
+                avg
+            } else {
+                old_max.max(avg)
+            };
             put32(&mut t.stsd, r.start + 4, max)?;
             put32(&mut t.stsd, r.start + 8, avg)?;
         }
@@ -471,7 +551,10 @@ fn full_box(version: u8, flags: u32) -> Vec<u8> {
 }
 
 fn build_stbl(t: &Track) -> Vec<Atom> {
-    let leafb = |kind: &[u8; 4], body: Vec<u8>| Atom { kind: *kind, body: Body::Leaf(body) };
+    let leafb = |kind: &[u8; 4], body: Vec<u8>| Atom {
+        kind: *kind,
+        body: Body::Leaf(body),
+    };
     let mut out = vec![leafb(b"stsd", t.stsd.clone())];
 
     let mut runs: Vec<(u32, u32)> = Vec::new();
@@ -490,7 +573,13 @@ fn build_stbl(t: &Track) -> Vec<Atom> {
     out.push(leafb(b"stts", b));
 
     if t.sync.iter().any(|s| !s) {
-        let idx: Vec<u32> = t.sync.iter().enumerate().filter(|(_, s)| **s).map(|(i, _)| i as u32 + 1).collect();
+        let idx: Vec<u32> = t
+            .sync
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s)
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
         let mut b = full_box(0, 0);
         b.extend_from_slice(&(idx.len() as u32).to_be_bytes());
         for i in idx {
@@ -521,7 +610,11 @@ fn build_stbl(t: &Track) -> Vec<Atom> {
     out.push(leafb(b"stsc", b));
 
     let mut b = full_box(0, 0);
-    let uniform = t.sizes.first().filter(|&&s| s != 0 && t.sizes.iter().all(|&x| x == s)).copied();
+    let uniform = t
+        .sizes
+        .first()
+        .filter(|&&s| s != 0 && t.sizes.iter().all(|&x| x == s))
+        .copied();
     b.extend_from_slice(&uniform.unwrap_or(0).to_be_bytes());
     b.extend_from_slice(&(t.sizes.len() as u32).to_be_bytes());
     if uniform.is_none() {
@@ -552,7 +645,8 @@ fn set_duration(b: &mut [u8], off0: usize, off1: usize, value: u64, what: &str) 
     if full_box_version(b)? == 1 {
         put64(b, off1, value)
     } else {
-        let v = u32::try_from(value).map_err(|_| format!("{what} duration {value} does not fit a version-0 box"))?;
+        let v = u32::try_from(value)
+            .map_err(|_| format!("{what} duration {value} does not fit a version-0 box"))?;
         put32(b, off0, v)
     }
 }
@@ -565,7 +659,13 @@ fn build_moov(template: &[Atom], t: &Track) -> R<Vec<u8>> {
     let movie = (ticks as u128 * t.movie_timescale as u128).div_ceil(t.timescale as u128);
     let movie = u64::try_from(movie).map_err(|_| "movie duration overflows".to_string())?;
     let mut moov = template.to_vec();
-    set_duration(leaf_mut(find_mut(&mut moov, b"mvhd")?)?, 16, 24, movie, "mvhd")?;
+    set_duration(
+        leaf_mut(find_mut(&mut moov, b"mvhd")?)?,
+        16,
+        24,
+        movie,
+        "mvhd",
+    )?;
     let trak = kids_mut(find_mut(&mut moov, b"trak")?)?;
     set_duration(leaf_mut(find_mut(trak, b"tkhd")?)?, 20, 28, movie, "tkhd")?;
     if let Ok(edts) = find_mut(trak, b"edts") {
@@ -577,7 +677,8 @@ fn build_moov(template: &[Atom], t: &Track) -> R<Vec<u8>> {
             b.extend_from_slice(&movie.to_be_bytes());
             b.extend_from_slice(&0i64.to_be_bytes());
         } else {
-            let m = u32::try_from(movie).map_err(|_| format!("elst duration {movie} does not fit a version-0 box"))?;
+            let m = u32::try_from(movie)
+                .map_err(|_| format!("elst duration {movie} does not fit a version-0 box"))?;
             b.extend_from_slice(&m.to_be_bytes());
             b.extend_from_slice(&0i32.to_be_bytes());
         }
@@ -622,7 +723,10 @@ fn merge(a: &Track, b: &Track) -> R<Track> {
 
 fn check_compatible(a: &Track, b: &Track) -> R<()> {
     if a.timescale != b.timescale {
-        return Err(format!("timescale differs: target {} vs segment {} (different fps?)", a.timescale, b.timescale));
+        return Err(format!(
+            "timescale differs: target {} vs segment {} (different fps?)",
+            a.timescale, b.timescale
+        ));
     }
     if a.sample_entry != b.sample_entry {
         return Err(format!(
@@ -679,12 +783,17 @@ fn scan_top(f: &mut File, len: u64, path: &Path) -> Result<Vec<TopBox>> {
     let mut off = 0u64;
     while off < len {
         if len - off < 8 {
-            return Err(Error::corrupt(path, format!("{} stray bytes after the last box", len - off)));
+            return Err(Error::corrupt(
+                path,
+                format!("{} stray bytes after the last box", len - off),
+            ));
         }
-        f.seek(SeekFrom::Start(off)).map_err(|e| Error::io("seek", path, e))?;
+        f.seek(SeekFrom::Start(off))
+            .map_err(|e| Error::io("seek", path, e))?;
         let mut h = [0u8; 16];
         let n = if len - off >= 16 { 16 } else { 8 };
-        f.read_exact(&mut h[..n]).map_err(|e| Error::io("read box header", path, e))?;
+        f.read_exact(&mut h[..n])
+            .map_err(|e| Error::io("read box header", path, e))?;
         let size32 = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
         let mut kind = [0u8; 4];
         kind.copy_from_slice(&h[4..8]);
@@ -701,10 +810,19 @@ fn scan_top(f: &mut File, len: u64, path: &Path) -> Result<Vec<TopBox>> {
         if size < hdr || size > len - off {
             return Err(Error::corrupt(
                 path,
-                format!("top-level box '{}' at {off} claims {size} bytes, file has {}", kind_str(&kind), len - off),
+                format!(
+                    "top-level box '{}' at {off} claims {size} bytes, file has {}",
+                    kind_str(&kind),
+                    len - off
+                ),
             ));
         }
-        out.push(TopBox { kind, offset: off, hdr, size });
+        out.push(TopBox {
+            kind,
+            offset: off,
+            hdr,
+            size,
+        });
         off += size;
     }
     Ok(out)
@@ -716,16 +834,32 @@ fn load(path: &Path) -> Result<Loaded> {
     let tops = scan_top(&mut f, file_len, path)?;
     let moovs: Vec<&TopBox> = tops.iter().filter(|b| &b.kind == b"moov").collect();
     if moovs.len() != 1 {
-        return Err(Error::corrupt(path, format!("expected one moov box, found {} (unfinished MP4?)", moovs.len())));
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "expected one moov box, found {} (unfinished MP4?)",
+                moovs.len()
+            ),
+        ));
     }
     let moov = *moovs[0];
-    let body_len = usize::try_from(moov.size - moov.hdr).map_err(|_| Error::corrupt(path, "moov too large"))?;
+    let body_len = usize::try_from(moov.size - moov.hdr)
+        .map_err(|_| Error::corrupt(path, "moov too large"))?;
     let mut body = vec![0u8; body_len];
-    f.seek(SeekFrom::Start(moov.offset + moov.hdr)).map_err(|e| Error::io("seek", path, e))?;
-    f.read_exact(&mut body).map_err(|e| Error::io("read moov", path, e))?;
-    let moov_children = parse_atoms(&body).map_err(|m| Error::corrupt(path, format!("moov: {m}")))?;
+    f.seek(SeekFrom::Start(moov.offset + moov.hdr))
+        .map_err(|e| Error::io("seek", path, e))?;
+    f.read_exact(&mut body)
+        .map_err(|e| Error::io("read moov", path, e))?;
+    let moov_children =
+        parse_atoms(&body).map_err(|m| Error::corrupt(path, format!("moov: {m}")))?;
     let track = parse_track(&moov_children).map_err(|m| Error::corrupt(path, m))?;
-    Ok(Loaded { tops, moov, moov_children, track, file_len })
+    Ok(Loaded {
+        tops,
+        moov,
+        moov_children,
+        track,
+        file_len,
+    })
 }
 
 /// Reads the sample index of `path`'s single video track.
@@ -751,9 +885,15 @@ fn sample_range(l: &Loaded, path: &Path) -> Result<(u64, u64)> {
     if ext.is_empty() {
         return Err(Error::corrupt(path, "the track has no samples"));
     }
-    let inside = l.tops.iter().any(|b| &b.kind == b"mdat" && b.offset + b.hdr <= start && end <= b.end());
+    let inside = l
+        .tops
+        .iter()
+        .any(|b| &b.kind == b"mdat" && b.offset + b.hdr <= start && end <= b.end());
     if !inside {
-        return Err(Error::corrupt(path, format!("samples [{start}, {end}) do not lie inside one mdat box")));
+        return Err(Error::corrupt(
+            path,
+            format!("samples [{start}, {end}) do not lie inside one mdat box"),
+        ));
     }
     Ok((start, end))
 }
@@ -765,12 +905,23 @@ fn mdat_header(payload: u64) -> Vec<u8> {
 }
 
 /// Copies `len` bytes at `start` of `src` to the writer.
-fn copy_range(src: &Path, start: u64, len: u64, out: &mut impl Write, out_path: &Path) -> Result<()> {
+fn copy_range(
+    src: &Path,
+    start: u64,
+    len: u64,
+    out: &mut impl Write,
+    out_path: &Path,
+) -> Result<()> {
     let mut f = File::open(src).map_err(|e| Error::io("open", src, e))?;
-    f.seek(SeekFrom::Start(start)).map_err(|e| Error::io("seek", src, e))?;
-    let copied = std::io::copy(&mut f.take(len), out).map_err(|e| Error::io("copy samples into", out_path, e))?;
+    f.seek(SeekFrom::Start(start))
+        .map_err(|e| Error::io("seek", src, e))?;
+    let copied = std::io::copy(&mut f.take(len), out)
+        .map_err(|e| Error::io("copy samples into", out_path, e))?;
     if copied != len {
-        return Err(Error::corrupt(src, format!("expected {len} sample bytes at {start}, read {copied}")));
+        return Err(Error::corrupt(
+            src,
+            format!("expected {len} sample bytes at {start}, read {copied}"),
+        ));
     }
     Ok(())
 }
@@ -783,14 +934,22 @@ pub fn append_segment(target: &Path, segment: &Path, journal: &mut Journal) -> R
     let (ds, de) = sample_range(&seg, segment)?;
     let payload = de - ds;
     let seg_ticks = seg.track.duration_ticks();
-    let exists = target.try_exists().map_err(|e| Error::io("stat", target, e))?;
+    let exists = target
+        .try_exists()
+        .map_err(|e| Error::io("stat", target, e))?;
     if !exists {
-        let ftyp = seg.tops.iter().find(|b| &b.kind == b"ftyp").ok_or_else(|| Error::corrupt(segment, "no ftyp box"))?;
+        let ftyp = seg
+            .tops
+            .iter()
+            .find(|b| &b.kind == b"ftyp")
+            .ok_or_else(|| Error::corrupt(segment, "no ftyp box"))?;
         let mut ftyp_bytes = vec![0u8; ftyp.size as usize];
         {
             let mut f = File::open(segment).map_err(|e| Error::io("open", segment, e))?;
-            f.seek(SeekFrom::Start(ftyp.offset)).map_err(|e| Error::io("seek", segment, e))?;
-            f.read_exact(&mut ftyp_bytes).map_err(|e| Error::io("read ftyp", segment, e))?;
+            f.seek(SeekFrom::Start(ftyp.offset))
+                .map_err(|e| Error::io("seek", segment, e))?;
+            f.read_exact(&mut ftyp_bytes)
+                .map_err(|e| Error::io("read ftyp", segment, e))?;
         }
         let hdr = mdat_header(payload);
         let payload_start = ftyp_bytes.len() as u64 + hdr.len() as u64;
@@ -800,12 +959,19 @@ pub fn append_segment(target: &Path, segment: &Path, journal: &mut Journal) -> R
         }
         let moov = build_moov(&seg.moov_children, &t).map_err(|m| Error::corrupt(segment, m))?;
         journal.record_create(target)?;
-        let f = OpenOptions::new().write(true).create_new(true).open(target).map_err(|e| Error::io("create", target, e))?;
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(target)
+            .map_err(|e| Error::io("create", target, e))?;
         let mut w = BufWriter::new(f);
-        w.write_all(&ftyp_bytes).map_err(|e| Error::io("write", target, e))?;
-        w.write_all(&hdr).map_err(|e| Error::io("write", target, e))?;
+        w.write_all(&ftyp_bytes)
+            .map_err(|e| Error::io("write", target, e))?;
+        w.write_all(&hdr)
+            .map_err(|e| Error::io("write", target, e))?;
         copy_range(segment, ds, payload, &mut w, target)?;
-        w.write_all(&moov).map_err(|e| Error::io("write moov", target, e))?;
+        w.write_all(&moov)
+            .map_err(|e| Error::io("write moov", target, e))?;
         w.flush().map_err(|e| Error::io("write", target, e))?;
         return Ok(Appended {
             start_ticks: 0,
@@ -818,27 +984,43 @@ pub fn append_segment(target: &Path, segment: &Path, journal: &mut Journal) -> R
 
     let tgt = load(target)?;
     if !tgt.moov_is_last() {
-        return Err(Error::corrupt(target, "the moov box is not at the end of the file (faststart layout?); cannot append"));
+        return Err(Error::corrupt(
+            target,
+            "the moov box is not at the end of the file (faststart layout?); cannot append",
+        ));
     }
-    check_compatible(&tgt.track, &seg.track)
-        .map_err(|m| Error::Mismatch(format!("cannot append {} to {}: {m}", segment.display(), target.display())))?;
+    check_compatible(&tgt.track, &seg.track).map_err(|m| {
+        Error::Mismatch(format!(
+            "cannot append {} to {}: {m}",
+            segment.display(),
+            target.display()
+        ))
+    })?;
     let hdr = mdat_header(payload);
     let payload_start = tgt.moov.offset + hdr.len() as u64;
     let mut s = seg.track.clone();
     for o in &mut s.chunk_offsets {
         *o = *o - ds + payload_start;
     }
-    let merged = merge(&tgt.track, &s).map_err(|m| Error::Mismatch(format!("cannot append {}: {m}", segment.display())))?;
+    let merged = merge(&tgt.track, &s)
+        .map_err(|m| Error::Mismatch(format!("cannot append {}: {m}", segment.display())))?;
     let moov = build_moov(&tgt.moov_children, &merged).map_err(|m| Error::corrupt(target, m))?;
 
     journal.record_tail(target, tgt.moov.offset)?;
-    let f = OpenOptions::new().write(true).open(target).map_err(|e| Error::io("open for append", target, e))?;
-    f.set_len(tgt.moov.offset).map_err(|e| Error::io("truncate", target, e))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(target)
+        .map_err(|e| Error::io("open for append", target, e))?;
+    f.set_len(tgt.moov.offset)
+        .map_err(|e| Error::io("truncate", target, e))?;
     let mut w = BufWriter::new(f);
-    w.seek(SeekFrom::Start(tgt.moov.offset)).map_err(|e| Error::io("seek", target, e))?;
-    w.write_all(&hdr).map_err(|e| Error::io("write", target, e))?;
+    w.seek(SeekFrom::Start(tgt.moov.offset))
+        .map_err(|e| Error::io("seek", target, e))?;
+    w.write_all(&hdr)
+        .map_err(|e| Error::io("write", target, e))?;
     copy_range(segment, ds, payload, &mut w, target)?;
-    w.write_all(&moov).map_err(|e| Error::io("write moov", target, e))?;
+    w.write_all(&moov)
+        .map_err(|e| Error::io("write moov", target, e))?;
     w.flush().map_err(|e| Error::io("write", target, e))?;
     Ok(Appended {
         start_ticks: tgt.track.duration_ticks(),
@@ -864,7 +1046,10 @@ pub fn truncate_frames(path: &Path, keep_frames: u64, journal: &mut Journal) -> 
         return Ok(());
     }
     if !l.moov_is_last() {
-        return Err(Error::corrupt(path, "the moov box is not at the end of the file; cannot truncate"));
+        return Err(Error::corrupt(
+            path,
+            "the moov box is not at the end of the file; cannot truncate",
+        ));
     }
     let k = keep_frames as usize;
     let mut t = l.track.clone();
@@ -887,16 +1072,26 @@ pub fn truncate_frames(path: &Path, keep_frames: u64, journal: &mut Journal) -> 
     }
     t.chunk_offsets.truncate(nchunks);
     t.chunk_samples.truncate(nchunks);
-    let cut = t.chunk_extents().iter().map(|e| e.0 + e.1).max().unwrap_or(0);
+    let cut = t
+        .chunk_extents()
+        .iter()
+        .map(|e| e.0 + e.1)
+        .max()
+        .unwrap_or(0);
     let mdat = l
         .tops
         .iter()
         .find(|b| &b.kind == b"mdat" && b.offset + b.hdr < cut && cut <= b.end())
         .copied()
-        .ok_or_else(|| Error::corrupt(path, format!("kept samples end at {cut}, outside any mdat")))?;
+        .ok_or_else(|| {
+            Error::corrupt(path, format!("kept samples end at {cut}, outside any mdat"))
+        })?;
     let moov = build_moov(&l.moov_children, &t).map_err(|m| Error::corrupt(path, m))?;
 
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io("open for truncate", path, e))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open for truncate", path, e))?;
     let mut w = BufWriter::new(f);
     if cut == mdat.end() {
         journal.record_tail(path, cut)?;
@@ -904,18 +1099,27 @@ pub fn truncate_frames(path: &Path, keep_frames: u64, journal: &mut Journal) -> 
         journal.record_tail(path, mdat.offset)?;
         let new_size = cut - mdat.offset;
         if mdat.hdr == 16 {
-            w.seek(SeekFrom::Start(mdat.offset + 8)).map_err(|e| Error::io("seek", path, e))?;
-            w.write_all(&new_size.to_be_bytes()).map_err(|e| Error::io("write mdat size", path, e))?;
+            w.seek(SeekFrom::Start(mdat.offset + 8))
+                .map_err(|e| Error::io("seek", path, e))?;
+            w.write_all(&new_size.to_be_bytes())
+                .map_err(|e| Error::io("write mdat size", path, e))?;
         } else {
-            let s = u32::try_from(new_size).map_err(|_| Error::corrupt(path, "32-bit mdat larger than 4 GiB"))?;
-            w.seek(SeekFrom::Start(mdat.offset)).map_err(|e| Error::io("seek", path, e))?;
-            w.write_all(&s.to_be_bytes()).map_err(|e| Error::io("write mdat size", path, e))?;
+            let s = u32::try_from(new_size)
+                .map_err(|_| Error::corrupt(path, "32-bit mdat larger than 4 GiB"))?;
+            w.seek(SeekFrom::Start(mdat.offset))
+                .map_err(|e| Error::io("seek", path, e))?;
+            w.write_all(&s.to_be_bytes())
+                .map_err(|e| Error::io("write mdat size", path, e))?;
         }
     }
     w.flush().map_err(|e| Error::io("write", path, e))?;
-    w.get_ref().set_len(cut).map_err(|e| Error::io("truncate", path, e))?;
-    w.seek(SeekFrom::Start(cut)).map_err(|e| Error::io("seek", path, e))?;
-    w.write_all(&moov).map_err(|e| Error::io("write moov", path, e))?;
+    w.get_ref()
+        .set_len(cut)
+        .map_err(|e| Error::io("truncate", path, e))?;
+    w.seek(SeekFrom::Start(cut))
+        .map_err(|e| Error::io("seek", path, e))?;
+    w.write_all(&moov)
+        .map_err(|e| Error::io("write moov", path, e))?;
     w.flush().map_err(|e| Error::io("write", path, e))?;
     Ok(())
 }
@@ -925,10 +1129,16 @@ mod tests {
     use super::*;
 
     fn leafa(kind: &[u8; 4], body: Vec<u8>) -> Atom {
-        Atom { kind: *kind, body: Body::Leaf(body) }
+        Atom {
+            kind: *kind,
+            body: Body::Leaf(body),
+        }
     }
     fn cont(kind: &[u8; 4], c: Vec<Atom>) -> Atom {
-        Atom { kind: *kind, body: Body::Children(c) }
+        Atom {
+            kind: *kind,
+            body: Body::Children(c),
+        }
     }
 
     /// A synthetic visual stsd with a btrt child.
@@ -996,7 +1206,10 @@ mod tests {
                         vec![
                             leafa(b"mdhd", mdhd),
                             leafa(b"hdlr", hdlr),
-                            cont(b"minf", vec![leafa(b"vmhd", vec![0; 12]), cont(b"stbl", build_stbl(t))]),
+                            cont(
+                                b"minf",
+                                vec![leafa(b"vmhd", vec![0; 12]), cont(b"stbl", build_stbl(t))],
+                            ),
                         ],
                     ),
                 ],
@@ -1021,9 +1234,16 @@ mod tests {
         // udta kept byte for byte; mdhd/mvhd durations updated.
         let moov = kids(&atoms[0]).unwrap();
         assert_eq!(leaf(find(moov, b"udta").unwrap()).unwrap(), b"keep-me");
-        assert_eq!(be32(leaf(find(moov, b"mvhd").unwrap()).unwrap(), 16).unwrap(), 234); // ceil(3584/15.36)
-        let mdia = kids(find(kids(find(moov, b"trak").unwrap()).unwrap(), b"mdia").unwrap()).unwrap();
-        assert_eq!(be32(leaf(find(mdia, b"mdhd").unwrap()).unwrap(), 16).unwrap(), 7 * 512);
+        assert_eq!(
+            be32(leaf(find(moov, b"mvhd").unwrap()).unwrap(), 16).unwrap(),
+            234
+        ); // ceil(3584/15.36)
+        let mdia =
+            kids(find(kids(find(moov, b"trak").unwrap()).unwrap(), b"mdia").unwrap()).unwrap();
+        assert_eq!(
+            be32(leaf(find(mdia, b"mdhd").unwrap()).unwrap(), 16).unwrap(),
+            7 * 512
+        );
     }
 
     #[test]
@@ -1036,7 +1256,9 @@ mod tests {
         assert_eq!(be32(stts, 4).unwrap(), 1, "equal-delta runs merge");
         assert_eq!(be32(stts, 8).unwrap(), 7);
         let stss = leaf(find(&stbl, b"stss").unwrap()).unwrap();
-        let idx: Vec<u32> = (0..be32(stss, 4).unwrap() as usize).map(|k| be32(stss, 8 + 4 * k).unwrap()).collect();
+        let idx: Vec<u32> = (0..be32(stss, 4).unwrap() as usize)
+            .map(|k| be32(stss, 8 + 4 * k).unwrap())
+            .collect();
         assert_eq!(idx, vec![1, 3, 5, 7]);
         let stsc = leaf(find(&stbl, b"stsc").unwrap()).unwrap();
         // chunks: 2,2,1,2 -> runs (1,2), (3,1), (4,2)
@@ -1055,7 +1277,10 @@ mod tests {
         let stbl = build_stbl(&m);
         assert!(find(&stbl, b"co64").is_ok());
         assert!(find(&stbl, b"stco").is_err());
-        let back = parse_track(kids(&parse_atoms(&build_moov(&moov_template(&m), &m).unwrap()).unwrap()[0]).unwrap()).unwrap();
+        let back = parse_track(
+            kids(&parse_atoms(&build_moov(&moov_template(&m), &m).unwrap()).unwrap()[0]).unwrap(),
+        )
+        .unwrap();
         assert_eq!(back.chunk_offsets[3], 5_000_001_000);
         assert!(find(&build_stbl(&a), b"stco").is_ok());
     }
@@ -1089,12 +1314,32 @@ mod tests {
     }
 
     #[test]
+    fn large_mdat_uses_64_bit_size() {
+        assert_eq!(mdat_header(100), [0, 0, 0, 108, b'm', b'd', b'a', b't']);
+        let h = mdat_header(5_000_000_000);
+        assert_eq!(h.len(), 16);
+        assert_eq!(&h[..8], &[0, 0, 0, 1, b'm', b'd', b'a', b't']);
+        assert_eq!(be64(&h, 8).unwrap(), 5_000_000_016);
+        // And a parsed 64-bit box header reads back.
+        let mut buf = vec![0, 0, 0, 1, b'f', b'r', b'e', b'e'];
+        buf.extend_from_slice(&20u64.to_be_bytes());
+        buf.extend_from_slice(&[7, 7, 7, 7]);
+        let spans = split_boxes(&buf).unwrap();
+        assert_eq!(spans, vec![(*b"free", 16, 16..20)]);
+    }
+
+    #[test]
     fn btrt_average_is_recomputed() {
         let mut t = track(4, 48, 64);
         update_btrt(&mut t).unwrap();
         let bytes: u64 = t.sizes.iter().map(|&x| x as u64).sum();
         let want = (bytes * 8 * 15360 / (4 * 512)) as u32;
-        let r = entry_children(&t.stsd).unwrap().into_iter().find(|(k, _)| k == b"btrt").unwrap().1;
+        let r = entry_children(&t.stsd)
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| k == b"btrt")
+            .unwrap()
+            .1;
         assert_eq!(be32(&t.stsd, r.start + 8).unwrap(), want);
         assert_eq!(be32(&t.stsd, r.start + 4).unwrap(), want);
     }

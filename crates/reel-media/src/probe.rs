@@ -28,15 +28,25 @@ pub fn probe_video(path: &Path) -> Result<StreamInfo> {
     crate::init();
     let ctx = |what: &str| format!("{what} ({})", path.display());
     let mut ictx = ff::format::input(&path).map_err(|e| Error::media(ctx("open video"), e))?;
-    let has_audio = ictx.streams().any(|s| s.parameters().medium() == ff::media::Type::Audio);
+    let has_audio = ictx
+        .streams()
+        .any(|s| s.parameters().medium() == ff::media::Type::Audio);
     let ist = ictx
         .streams()
         .best(ff::media::Type::Video)
         .ok_or_else(|| Error::media(ctx("probe"), "no video stream"))?;
     let index = ist.index();
     let tb = ist.time_base();
-    let rate = if ist.rate().numerator() > 0 && ist.rate().denominator() > 0 { ist.rate() } else { ist.avg_frame_rate() };
-    let fps = if rate.denominator() > 0 && rate.numerator() > 0 { (rate.numerator() / rate.denominator()) as u32 } else { 0 };
+    let rate = if ist.rate().numerator() > 0 && ist.rate().denominator() > 0 {
+        ist.rate()
+    } else {
+        ist.avg_frame_rate()
+    };
+    let fps = if rate.denominator() > 0 && rate.numerator() > 0 {
+        (rate.numerator() / rate.denominator()) as u32
+    } else {
+        0
+    };
     let nb_frames = ist.frames();
     let params = ist.parameters();
     let codec = params.id().name().to_string();

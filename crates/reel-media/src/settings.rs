@@ -38,6 +38,9 @@ pub struct EncoderSettings {
     pub threads: Option<u32>,
     /// Extra FFmpeg options, added after the structured ones (never overriding them).
     pub extra: Vec<(String, String)>,
+    /// Test-only misbehaviour injected into [`crate::EpisodeEncoder`] (None in production);
+    /// never part of [`EncoderSettings::codec_options`] nor [`EncoderSettings::info_fields`].
+    pub fault: Option<crate::Fault>,
 }
 
 impl Default for EncoderSettings {
@@ -76,6 +79,7 @@ impl EncoderSettings {
             fast_decode: 0,
             threads: None,
             extra: Vec::new(),
+            fault: None,
         }
     }
 
@@ -129,8 +133,10 @@ impl EncoderSettings {
             if let Some(formats) = video.formats() {
                 let formats: Vec<ff::format::Pixel> = formats.collect();
                 if !formats.contains(&pix) {
-                    let names: Vec<String> =
-                        formats.iter().filter_map(|p| p.descriptor().map(|d| d.name().to_string())).collect();
+                    let names: Vec<String> = formats
+                        .iter()
+                        .filter_map(|p| p.descriptor().map(|d| d.name().to_string()))
+                        .collect();
                     return Err(Error::invalid(format!(
                         "pixel format '{}' is not supported by {} (supported: {})",
                         s.pix_fmt,
@@ -160,22 +166,31 @@ impl EncoderSettings {
         if s.is_svt() {
             if let Some(p) = &s.preset {
                 let v: i64 = p.trim().parse().map_err(|_| {
-                    Error::invalid(format!("libsvtav1 preset '{p}' must be an integer in [-2, 13]"))
+                    Error::invalid(format!(
+                        "libsvtav1 preset '{p}' must be an integer in [-2, 13]"
+                    ))
                 })?;
                 if !(-2..=13).contains(&v) {
-                    return Err(Error::invalid(format!("libsvtav1 preset {v} out of range [-2, 13]")));
+                    return Err(Error::invalid(format!(
+                        "libsvtav1 preset {v} out of range [-2, 13]"
+                    )));
                 }
             }
             if let Some(crf) = s.crf {
                 if crf.fract() != 0.0 || !(0.0..=63.0).contains(&crf) {
-                    return Err(Error::invalid(format!("libsvtav1 crf {crf} must be an integer in [0, 63]")));
+                    return Err(Error::invalid(format!(
+                        "libsvtav1 crf {crf} must be an integer in [0, 63]"
+                    )));
                 }
             }
         }
         if s.is_x26x() {
             if let Some(crf) = s.crf {
                 if !(0.0..=51.0).contains(&crf) {
-                    return Err(Error::invalid(format!("{} crf {crf} out of range [0, 51]", s.vcodec)));
+                    return Err(Error::invalid(format!(
+                        "{} crf {crf} out of range [0, 51]",
+                        s.vcodec
+                    )));
                 }
             }
         }
@@ -292,7 +307,9 @@ impl EncoderSettings {
         let s = self.clone().resolved();
         let crf = match s.crf {
             Some(c) if c.fract() == 0.0 && c.abs() < 1e15 => Value::from(c as i64),
-            Some(c) => serde_json::Number::from_f64(c).map(Value::Number).unwrap_or(Value::Null),
+            Some(c) => serde_json::Number::from_f64(c)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
             None => Value::Null,
         };
         let preset = match &s.preset {
@@ -302,10 +319,16 @@ impl EncoderSettings {
                 Err(_) => Value::from(p.clone()),
             },
         };
-        let extra: serde_json::Map<String, Value> =
-            s.extra.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        let extra: serde_json::Map<String, Value> = s
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect();
         vec![
-            ("video.g".into(), s.g.map(Value::from).unwrap_or(Value::Null)),
+            (
+                "video.g".into(),
+                s.g.map(Value::from).unwrap_or(Value::Null),
+            ),
             ("video.crf".into(), crf),
             ("video.preset".into(), preset),
             ("video.fast_decode".into(), Value::from(s.fast_decode)),
@@ -323,13 +346,23 @@ mod tests {
         s.codec_options()
     }
     fn kv(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn lerobot_default_options() {
         let s = EncoderSettings::lerobot_default();
-        assert_eq!(opts(&s), kv(&[("g", "2"), ("crf", "30"), ("preset", "12"), ("svtav1-params", "fast-decode=0")]));
+        assert_eq!(
+            opts(&s),
+            kv(&[
+                ("g", "2"),
+                ("crf", "30"),
+                ("preset", "12"),
+                ("svtav1-params", "fast-decode=0")
+            ])
+        );
         let mut t = s.clone();
         t.threads = Some(4);
         t.fast_decode = 5;
@@ -342,24 +375,50 @@ mod tests {
         assert_eq!(s.vcodec, "libx264");
         assert_eq!(s.preset, None);
         assert_eq!(opts(&s), kv(&[("g", "2"), ("crf", "30"), ("bf", "0")]));
-        assert_eq!(EncoderSettings::lerobot_default().with_codec("hevc").vcodec, "libx265");
-        assert_eq!(EncoderSettings::lerobot_default().with_codec("h265").vcodec, "libx265");
-        let av1 = EncoderSettings::lerobot_default().with_codec("libx264").with_codec("av1");
+        assert_eq!(
+            EncoderSettings::lerobot_default().with_codec("hevc").vcodec,
+            "libx265"
+        );
+        assert_eq!(
+            EncoderSettings::lerobot_default().with_codec("h265").vcodec,
+            "libx265"
+        );
+        let av1 = EncoderSettings::lerobot_default()
+            .with_codec("libx264")
+            .with_codec("av1");
         assert_eq!(av1, EncoderSettings::lerobot_default());
         let nv = EncoderSettings::lerobot_default().with_codec("h264_nvenc");
         assert_eq!(opts(&nv), kv(&[("g", "2"), ("rc", "0"), ("qp", "30")]));
         let vt = EncoderSettings::lerobot_default().with_codec("h264_videotoolbox");
         assert_eq!(opts(&vt), kv(&[("g", "2"), ("q:v", "40")]));
         let mut x = EncoderSettings::lerobot_default().with_codec("libx264");
-        x.extra = vec![("crf".into(), "1".into()), ("tune".into(), "zerolatency".into())];
-        assert_eq!(opts(&x), kv(&[("g", "2"), ("crf", "30"), ("bf", "0"), ("tune", "zerolatency")]));
+        x.extra = vec![
+            ("crf".into(), "1".into()),
+            ("tune".into(), "zerolatency".into()),
+        ];
+        assert_eq!(
+            opts(&x),
+            kv(&[
+                ("g", "2"),
+                ("crf", "30"),
+                ("bf", "0"),
+                ("tune", "zerolatency")
+            ])
+        );
     }
 
     #[test]
     fn validation() {
         assert!(EncoderSettings::lerobot_default().validate().is_ok());
-        assert!(EncoderSettings::lerobot_default().with_codec("h264").validate().is_ok());
-        let e = EncoderSettings::lerobot_default().with_codec("libnope").validate().unwrap_err().to_string();
+        assert!(EncoderSettings::lerobot_default()
+            .with_codec("h264")
+            .validate()
+            .is_ok());
+        let e = EncoderSettings::lerobot_default()
+            .with_codec("libnope")
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("libnope") && e.contains("libsvtav1"), "{e}");
         let mut s = EncoderSettings::lerobot_default();
         s.preset = Some("14".into());
@@ -381,16 +440,33 @@ mod tests {
 
     #[test]
     fn family_and_info_fields() {
-        assert_eq!(EncoderSettings::lerobot_default().codec_family().unwrap(), "av1");
-        assert_eq!(EncoderSettings::lerobot_default().with_codec("h264").codec_family().unwrap(), "h264");
-        assert_eq!(EncoderSettings::lerobot_default().with_codec("hevc").codec_family().unwrap(), "hevc");
+        assert_eq!(
+            EncoderSettings::lerobot_default().codec_family().unwrap(),
+            "av1"
+        );
+        assert_eq!(
+            EncoderSettings::lerobot_default()
+                .with_codec("h264")
+                .codec_family()
+                .unwrap(),
+            "h264"
+        );
+        assert_eq!(
+            EncoderSettings::lerobot_default()
+                .with_codec("hevc")
+                .codec_family()
+                .unwrap(),
+            "hevc"
+        );
         let f = EncoderSettings::lerobot_default().info_fields();
         let j = serde_json::Value::Object(f.into_iter().collect());
         assert_eq!(
             j.to_string(),
             r#"{"video.g":2,"video.crf":30,"video.preset":12,"video.fast_decode":0,"video.video_backend":"pyav","video.extra_options":{}}"#
         );
-        let f = EncoderSettings::lerobot_default().with_codec("h264").info_fields();
+        let f = EncoderSettings::lerobot_default()
+            .with_codec("h264")
+            .info_fields();
         assert_eq!(f[2].1, serde_json::Value::Null);
     }
 }

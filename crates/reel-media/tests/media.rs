@@ -28,7 +28,14 @@ fn frame(w: u32, h: u32, rgb: [u8; 3], k: u64) -> VideoFrame {
     f
 }
 
-fn encode(path: &Path, w: u32, h: u32, n: u64, s: &EncoderSettings, rgb: [u8; 3]) -> EncodedSegment {
+fn encode(
+    path: &Path,
+    w: u32,
+    h: u32,
+    n: u64,
+    s: &EncoderSettings,
+    rgb: [u8; 3],
+) -> EncodedSegment {
     let mut e = EpisodeEncoder::create(path, w, h, 30, s).unwrap();
     for k in 0..n {
         e.push(&frame(w, h, rgb, k)).unwrap();
@@ -53,11 +60,25 @@ fn append(root: &Path, target: &Path, seg: &Path) -> reel_media::mp4::Appended {
 
 fn ffprobe_packets(path: &Path) -> u64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
@@ -76,14 +97,22 @@ fn check_encode(dir: &Path, name: &str, w: u32, h: u32, s: &EncoderSettings, fam
     assert_eq!(d.pts, (0..20).map(|k| k * 512).collect::<Vec<i64>>());
     assert_eq!(d.time_base, (1, 15360));
     assert_eq!((d.width, d.height), (w, h));
-    assert_eq!(d.key, (0..20).map(|k| k % 2 == 0).collect::<Vec<bool>>(), "keyframe every g=2 frames");
+    assert_eq!(
+        d.key,
+        (0..20).map(|k| k % 2 == 0).collect::<Vec<bool>>(),
+        "keyframe every g=2 frames"
+    );
     let (_, f0) = &d.rgb[0];
     assert_eq!((f0.width, f0.height), (w, h));
     let idx = read_index(&p).unwrap();
     assert_eq!(idx.frames, 20);
     assert_eq!(idx.timescale, 15360);
     assert_eq!(idx.duration_ticks, 20 * 512);
-    assert_eq!(idx.sync_samples, 20 / 2, "sync samples = frames / g (closed GOP)");
+    assert_eq!(
+        idx.sync_samples,
+        20 / 2,
+        "sync samples = frames / g (closed GOP)"
+    );
     let pi = probe_video(&p).unwrap();
     assert_eq!(pi.codec, family);
     assert_eq!(pi.pix_fmt, "yuv420p");
@@ -107,16 +136,42 @@ fn encode_av1_and_h264_decodes_with_lerobot_timestamps() {
     check_encode(d.path(), "d.mp4", 640, 480, &x264, "h264");
     let idx = read_index(&d.path().join("a.mp4")).unwrap();
     assert_eq!(&idx.sample_entry, b"av01");
-    assert_eq!(&read_index(&d.path().join("b.mp4")).unwrap().sample_entry, b"avc1");
+    assert_eq!(
+        &read_index(&d.path().join("b.mp4")).unwrap().sample_entry,
+        b"avc1"
+    );
 }
 
 #[test]
 fn wrong_frame_size_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let mut e = EpisodeEncoder::create(&d.path().join("x.mp4"), 64, 96, 30, &EncoderSettings::lerobot_default()).unwrap();
-    let err = e.push(&VideoFrame::solid(96, 64, [0, 0, 0])).unwrap_err().to_string();
+    let mut e = EpisodeEncoder::create(
+        &d.path().join("x.mp4"),
+        64,
+        96,
+        30,
+        &EncoderSettings::lerobot_default(),
+    )
+    .unwrap();
+    let err = e
+        .push(&VideoFrame::solid(96, 64, [0, 0, 0]))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("96x64"), "{err}");
     assert_eq!(e.frames_pushed(), 0);
+    // Finishing an encoder that got no frame is an error, not a hang (SVT-AV1 quirk).
+    assert!(e.finish().unwrap_err().to_string().contains("no frames"));
+    // Abandoning an encoder half-way (a discarded episode) returns promptly too.
+    for s in [
+        EncoderSettings::lerobot_default(),
+        EncoderSettings::lerobot_default().with_codec("h264"),
+    ] {
+        let mut e = EpisodeEncoder::create(&d.path().join("y.mp4"), 64, 96, 30, &s).unwrap();
+        for k in 0..3 {
+            e.push(&frame(64, 96, [9, 9, 9], k)).unwrap();
+        }
+        drop(e);
+    }
 }
 
 const SEG2_COLOUR: [u8; 3] = [30, 40, 210];
@@ -125,7 +180,11 @@ const SEG2_COLOUR: [u8; 3] = [30, 40, 210];
 fn three_appends(root: &Path, s: &EncoderSettings) -> PathBuf {
     let target = root.join("videos/cam/file-000.mp4");
     std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    let segs = [(20u64, [200u8, 40, 40]), (15, SEG2_COLOUR), (7, [40, 200, 40])];
+    let segs = [
+        (20u64, [200u8, 40, 40]),
+        (15, SEG2_COLOUR),
+        (7, [40, 200, 40]),
+    ];
     let mut starts = Vec::new();
     let mut total = 0;
     for (i, (n, c)) in segs.iter().enumerate() {
@@ -152,7 +211,10 @@ fn append_three_segments() {
     assert_eq!(idx.frames, 42);
     assert_eq!(idx.duration_ticks, 42 * 512);
     assert_eq!(idx.sync_samples, 10 + 8 + 4);
-    assert_eq!(idx.moov_offset + (idx.file_len - idx.moov_offset), idx.file_len);
+    assert_eq!(
+        idx.moov_offset + (idx.file_len - idx.moov_offset),
+        idx.file_len
+    );
     let dec = decode_video(&target, &[19, 20]).unwrap();
     assert_eq!(dec.pts, (0..42).map(|k| k * 512).collect::<Vec<i64>>());
     assert!(dec.pts.windows(2).all(|w| w[1] - w[0] == 512));
@@ -163,12 +225,30 @@ fn append_three_segments() {
     let (i, f) = &dec.rgb[1];
     assert_eq!(*i, 20);
     let n = (f.width * f.height) as usize;
-    for c in 0..3 {
-        let mean = f.data.iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>() / n as f64;
-        assert!((mean - SEG2_COLOUR[c] as f64).abs() < 12.0, "channel {c}: {mean} vs {}", SEG2_COLOUR[c]);
+    for (c, want) in SEG2_COLOUR.iter().enumerate() {
+        let mean = f
+            .data
+            .iter()
+            .skip(c)
+            .step_by(3)
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / n as f64;
+        assert!(
+            (mean - *want as f64).abs() < 12.0,
+            "channel {c}: {mean} vs {want}"
+        );
     }
     // ... and frame 19 is not.
-    let blue19 = dec.rgb[0].1.data.iter().skip(2).step_by(3).map(|&v| v as f64).sum::<f64>() / n as f64;
+    let blue19 = dec.rgb[0]
+        .1
+        .data
+        .iter()
+        .skip(2)
+        .step_by(3)
+        .map(|&v| v as f64)
+        .sum::<f64>()
+        / n as f64;
     assert!(blue19 < 120.0);
 
     // truncate_frames: 42 -> 30.
@@ -191,7 +271,10 @@ fn append_three_segments() {
 #[test]
 fn append_h264_segments() {
     let d = tempfile::tempdir().unwrap();
-    let target = three_appends(d.path(), &EncoderSettings::lerobot_default().with_codec("libx264"));
+    let target = three_appends(
+        d.path(),
+        &EncoderSettings::lerobot_default().with_codec("libx264"),
+    );
     assert_eq!(read_index(&target).unwrap().frames, 42);
     assert_pts(&target, 42);
     assert_eq!(ffprobe_packets(&target), 42);
@@ -216,16 +299,26 @@ fn append_cost_does_not_grow_with_the_file() {
         let old = read_index(target).unwrap();
         append(root, target, &seg);
         let new = read_index(target).unwrap();
-        (new.file_len - old.moov_offset, new.file_len - new.moov_offset)
+        (
+            new.file_len - old.moov_offset,
+            new.file_len - new.moov_offset,
+        )
     };
     let (w_small, moov_small) = written(&small);
     let (w_big, moov_big) = written(&big);
     // Everything written besides the moov is the same: mdat header + the segment's samples.
     assert_eq!(w_small - moov_small, w_big - moov_big);
     let seg_len = std::fs::metadata(&seg).unwrap().len();
-    assert!(w_small - moov_small < seg_len, "only the segment's sample bytes are copied");
+    assert!(
+        w_small - moov_small < seg_len,
+        "only the segment's sample bytes are copied"
+    );
     // The moov grows by a few bytes per sample (stsz + stss + stco), not by data.
-    assert!(moov_big - moov_small < 490 * 16, "moov growth {}", moov_big - moov_small);
+    assert!(
+        moov_big - moov_small < 490 * 16,
+        "moov growth {}",
+        moov_big - moov_small
+    );
     assert_pts(&big, 510);
     assert_eq!(ffprobe_packets(&big), 510);
 }
@@ -273,11 +366,15 @@ fn bad_input_is_refused_and_target_untouched() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path();
     let bad = EncoderSettings::lerobot_default().with_codec("libnope");
-    let err = EpisodeEncoder::create(&root.join("x.mp4"), 64, 96, 30, &bad).unwrap_err().to_string();
+    let err = EpisodeEncoder::create(&root.join("x.mp4"), 64, 96, 30, &bad)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("libnope"), "{err}");
     let mut typo = EncoderSettings::lerobot_default();
     typo.extra = vec![("crff".into(), "10".into())];
-    let err = EpisodeEncoder::create(&root.join("y.mp4"), 64, 96, 30, &typo).unwrap_err().to_string();
+    let err = EpisodeEncoder::create(&root.join("y.mp4"), 64, 96, 30, &typo)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("crff"), "{err}");
 
     let s = EncoderSettings::lerobot_default();
@@ -290,19 +387,46 @@ fn bad_input_is_refused_and_target_untouched() {
     let other_size = root.join("b.mp4");
     encode(&other_size, 96, 64, 4, &s, [1, 2, 3]);
     let other_codec = root.join("c.mp4");
-    encode(&other_codec, 64, 96, 4, &s.clone().with_codec("h264"), [1, 2, 3]);
+    encode(
+        &other_codec,
+        64,
+        96,
+        4,
+        &s.clone().with_codec("h264"),
+        [1, 2, 3],
+    );
     let bframes = root.join("d.mp4");
     let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x96:rate=30", "-frames:v", "12", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x96:rate=30",
+            "-frames:v",
+            "12",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&bframes)
         .status()
         .unwrap();
     assert!(st.success());
     let garbage = root.join("e.mp4");
     std::fs::write(&garbage, b"this is not an mp4 file at all").unwrap();
-    for (seg, needle) in [(&other_size, "96x64"), (&other_codec, "avc1"), (&bframes, "ctts"), (&garbage, "e.mp4")] {
+    for (seg, needle) in [
+        (&other_size, "96x64"),
+        (&other_codec, "avc1"),
+        (&bframes, "ctts"),
+        (&garbage, "e.mp4"),
+    ] {
         let mut j = journal(root);
-        let err = append_segment(&target, seg, &mut j).unwrap_err().to_string();
+        let err = append_segment(&target, seg, &mut j)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(needle), "{err}");
         j.commit().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), before);

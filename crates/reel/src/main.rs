@@ -5,6 +5,7 @@ mod bench;
 mod check;
 mod demo;
 mod record;
+mod reencode;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,8 @@ enum Cmd {
     Check(check::CheckArgs),
     /// Record a demo video: cameras picture-in-picture with audio, locked to the wall clock.
     Demo(demo::DemoArgs),
+    /// Re-encode a dataset's videos (worker pool, fallback, resumable, atomic swap, --shard/--commit).
+    Reencode(reencode::ReencodeArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -48,6 +51,7 @@ fn main() {
         Cmd::Record(a) => record::run(a),
         Cmd::Bench { what } => bench::run(what),
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Reencode(a) => reencode::run(a),
         Cmd::Check(a) => match check::run(a) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
