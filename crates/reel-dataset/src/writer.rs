@@ -262,13 +262,8 @@ impl DatasetWriter {
         reel_media::init();
         let root = cfg.root.clone();
         let mut cameras = Vec::new();
-        let mut opened: Vec<(u32, u32)> = Vec::new();
         for (key, f) in cfg.features.iter() {
             if let Some((h, w)) = f.video_hw() {
-                if !opened.contains(&(w, h)) {
-                    trial_open(&root, key, w, h, cfg.fps, &cfg.encoder)?;
-                    opened.push((w, h));
-                }
                 let dir = segment_dir(&root, key);
                 if dir.exists() {
                     let _ = fs::remove_dir_all(&dir); // leftovers of a crashed session: never part of the dataset
@@ -500,23 +495,34 @@ fn validate_config(cfg: &WriterConfig) -> Result<()> {
     }
     if !cfg.features.video_keys().is_empty() {
         cfg.encoder.validate()?;
+        reel_media::init();
+        let mut opened: Vec<(u32, u32)> = Vec::new();
+        for (key, f) in cfg.features.iter() {
+            if let Some((h, w)) = f.video_hw() {
+                if !opened.contains(&(w, h)) {
+                    trial_open(key, w, h, cfg.fps, &cfg.encoder)?;
+                    opened.push((w, h));
+                }
+            }
+        }
     }
     Ok(())
 }
 
 /// Opens (and closes) the encoder once at a camera's size, so that a size or option the
 /// encoder refuses is reported now, naming the camera, rather than at the first save.
-fn trial_open(root: &Path, key: &str, w: u32, h: u32, fps: u32, settings: &EncoderSettings) -> Result<()> {
-    let dir = paths::reel_dir(root);
-    fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-    let path = dir.join("trial-open.mp4");
+fn trial_open(key: &str, w: u32, h: u32, fps: u32, settings: &EncoderSettings) -> Result<()> {
+    let path = std::env::temp_dir().join(format!("reel-trial-open-{}-{w}x{h}.mp4", std::process::id()));
     let res = reel_media::EpisodeEncoder::create(&path, w, h, fps, settings);
     let out = match res {
         Ok(enc) => {
             drop(enc);
             Ok(())
         }
-        Err(e) => Err(Error::invalid(format!("camera '{key}' ({w}x{h} at {fps} fps): the {} encoder cannot open: {e}", settings.vcodec))),
+        Err(e) => {
+            let hint = if settings.vcodec == "libsvtav1" && (w < 64 || h < 64) { "; SVT-AV1 needs at least 64x64" } else { "" };
+            Err(Error::invalid(format!("camera '{key}' ({w}x{h} at {fps} fps): the {} encoder cannot open ({e}){hint}", settings.vcodec)))
+        }
     };
     let _ = fs::remove_file(&path);
     out

@@ -99,6 +99,10 @@ fn bad_input_gets_clear_errors() {
     let err = run_err(&mut c);
     assert!(err.contains("libnope"), "{err}");
     assert!(!d.path().join("a").exists(), "nothing created for a bad codec");
+    // A camera size the encoder refuses: named, and nothing is created.
+    let err = run_err(&mut sim_sized(&d.path().join("tiny"), 1, 1, 0.5, 64, 48));
+    assert!(err.contains("observation.images.front") && err.contains("64x48"), "{err}");
+    assert!(!d.path().join("tiny").exists());
     // A camera that cannot open.
     let mut c = sim(&d.path().join("b"), 1, 1, 0.5);
     c.args(["--camera", "wrist=/dev/video9@640x480@30"]);
