@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Limits of the per-camera queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,13 +50,21 @@ impl Default for QueueLimits {
 #[derive(Debug)]
 pub struct SegmentResult {
     pub seq: u64,
-    pub path: PathBuf,
+    /// The episode's video, in order: one MP4 normally; after an encoder switch, what the
+    /// failed encoder completed followed by what its replacement encoded. Each part appends
+    /// to the dataset's MP4 like a whole segment (same encoder settings, same sample entry).
+    pub parts: Vec<PathBuf>,
     pub frames: u64,
     pub bytes: u64,
     pub stats: Option<FeatureStats>,
     pub spilled_frames: u64,
     pub max_queue_depth: u64,
+    /// Wall seconds from the episode's first frame to its finished segment.
     pub encode_seconds: f64,
+    /// The encoder that produced the end of the segment.
+    pub encoder: String,
+    /// Encoder switches during this episode ("" when none), for the episode's metadata.
+    pub switches: String,
 }
 
 /// Live counters, readable from any thread.
@@ -116,8 +125,12 @@ pub struct CameraPipeline {
 }
 
 impl CameraPipeline {
-    /// Starts the threads of camera `key`; segments go to `dir`.
-    pub fn start(key: &str, dir: &Path, width: u32, height: u32, fps: u32, settings: EncoderSettings, limits: QueueLimits) -> Result<CameraPipeline> {
+    /// Starts the threads of camera `key`; segments go to `dir`. `chain` is the primary
+    /// encoder followed by its fallbacks, tried in order when one fails or hangs.
+    pub fn start(key: &str, dir: &Path, width: u32, height: u32, fps: u32, chain: Vec<EncoderSettings>, limits: QueueLimits, watchdog: Watchdog) -> Result<CameraPipeline> {
+        if chain.is_empty() {
+            return Err(Error::invalid(format!("camera {key}: no encoder configured")));
+        }
         fs::create_dir_all(dir).map_err(|e| Error::io("create segment dir", dir, e))?;
         let spill_path = dir.join("spill.raw");
         let shared = Arc::new(Shared {
@@ -153,7 +166,7 @@ impl CameraPipeline {
                 .name(format!("encode-{key}"))
                 .spawn(move || {
                     lower_thread_priority();
-                    encoder_loop(&key, &seg_dir, &spill_path, width, height, fps, &settings, shared, counters, rtx)
+                    encoder_loop(&key, &seg_dir, &spill_path, width, height, fps, chain, watchdog, shared, counters, rtx)
                 })
                 .map_err(|e| Error::io("spawn encoder thread", dir, e))?
         };
@@ -299,6 +312,334 @@ fn spill_frame(spill: &mut Option<File>, path: &Path, at: u64, f: &VideoFrame, l
     Ok(at)
 }
 
+/// How long an encoder may stay silent before the supervisor replaces it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Watchdog {
+    /// Opening the encoder (the first frame's open).
+    pub open: Duration,
+    /// No frame accepted while frames are waiting for it.
+    pub stall: Duration,
+    /// Flushing at the end of an episode.
+    pub flush: Duration,
+}
+
+impl Default for Watchdog {
+    fn default() -> Self {
+        Watchdog { open: Duration::from_secs(5), stall: Duration::from_secs(5), flush: Duration::from_secs(20) }
+    }
+}
+
+/// Frames handed to an encoder worker and not yet accepted by it.
+const IN_FLIGHT: u64 = 4;
+
+enum ToWorker {
+    Frame(SharedFrame),
+    Finish,
+}
+
+enum FromWorker {
+    Opened(Arc<AtomicU64>),
+    Pushed(u64),
+    Failed(String),
+    Finished(std::result::Result<reel_media::EncodedSegment, String>),
+}
+
+/// One encoder instance on its own thread, so that a hang can be abandoned.
+struct Worker {
+    name: String,
+    path: PathBuf,
+    tx: Sender<ToWorker>,
+    rx: Receiver<FromWorker>,
+    /// Index (within the episode) of the first frame given to this worker.
+    base: u64,
+    sent: u64,
+    pushed: u64,
+    confirmed: Option<Arc<AtomicU64>>,
+    last_progress: Instant,
+    finishing: Option<Instant>,
+}
+
+fn spawn_worker(path: PathBuf, width: u32, height: u32, fps: u32, settings: EncoderSettings, base: u64) -> Worker {
+    let (tx, wrx) = crossbeam_channel::unbounded::<ToWorker>();
+    let (wtx, rx) = crossbeam_channel::unbounded::<FromWorker>();
+    let name = match &settings.fault {
+        Some(f) => format!("{} (injected fault {f:?})", settings.vcodec),
+        None => settings.vcodec.clone(),
+    };
+    let p = path.clone();
+    let spawned = std::thread::Builder::new().name("encoder-worker".into()).spawn(move || {
+        lower_thread_priority();
+        let mut enc = match EpisodeEncoder::create(&p, width, height, fps, &settings) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = wtx.send(FromWorker::Failed(format!("open: {e}")));
+                return;
+            }
+        };
+        reel_core::sched::demote_realtime_threads(10);
+        let _ = wtx.send(FromWorker::Opened(enc.confirmed_frames()));
+        let mut n = 0u64;
+        for msg in wrx.iter() {
+            match msg {
+                ToWorker::Frame(f) => match enc.push(&f) {
+                    Ok(()) => {
+                        n += 1;
+                        let _ = wtx.send(FromWorker::Pushed(n));
+                    }
+                    Err(e) => {
+                        let _ = wtx.send(FromWorker::Failed(format!("frame {n}: {e}")));
+                        return;
+                    }
+                },
+                ToWorker::Finish => {
+                    let _ = wtx.send(FromWorker::Finished(enc.finish().map_err(|e| e.to_string())));
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot spawn an encoder worker: {e}");
+    }
+    Worker { name, path, tx, rx, base, sent: 0, pushed: 0, confirmed: None, last_progress: Instant::now(), finishing: None }
+}
+
+/// One episode of one camera, as the supervisor sees it.
+struct Episode {
+    frames: u64,
+    stats: ImageStats,
+    /// Frames given to the current worker and not yet confirmed on disk, with their index.
+    ring: VecDeque<(u64, SharedFrame)>,
+    /// Finished or salvaged pieces of the segment, in order, and how many frames they hold.
+    parts: Vec<PathBuf>,
+    part_frames: u64,
+    worker: Option<Worker>,
+    switches: Vec<String>,
+    error: Option<String>,
+    encode_started: Instant,
+}
+
+struct Supervisor<'a> {
+    key: &'a str,
+    dir: &'a Path,
+    width: u32,
+    height: u32,
+    fps: u32,
+    chain: Vec<EncoderSettings>,
+    current: usize,
+    watchdog: Watchdog,
+    counter: u64,
+}
+
+impl Supervisor<'_> {
+    fn next_path(&mut self) -> PathBuf {
+        self.counter += 1;
+        let p = self.dir.join(format!("seg-{}.mp4", self.counter));
+        let _ = fs::remove_file(&p);
+        let _ = fs::remove_file(reel_media::partial_path(&p));
+        p
+    }
+
+    fn start_worker(&mut self, ep: &mut Episode) {
+        let path = self.next_path();
+        let mut w = spawn_worker(path, self.width, self.height, self.fps, self.chain[self.current].clone(), ep.part_frames);
+        for (_, f) in &ep.ring {
+            let _ = w.tx.send(ToWorker::Frame(f.clone()));
+            w.sent += 1;
+        }
+        ep.worker = Some(w);
+    }
+
+    fn new_episode(&mut self) -> Episode {
+        Episode {
+            frames: 0,
+            stats: ImageStats::new(),
+            ring: VecDeque::new(),
+            parts: Vec::new(),
+            part_frames: 0,
+            worker: None,
+            switches: Vec::new(),
+            error: None,
+            encode_started: Instant::now(),
+        }
+    }
+
+    fn add_frame(&mut self, ep: &mut Episode, f: SharedFrame) {
+        if let Err(e) = ep.stats.push_rgb(f.width, f.height, &f.data) {
+            ep.error.get_or_insert(format!("image stats of {}: {e}", self.key));
+        }
+        let idx = ep.frames;
+        ep.frames += 1;
+        if ep.error.is_some() {
+            return;
+        }
+        if ep.worker.is_none() {
+            self.start_worker(ep);
+        }
+        ep.ring.push_back((idx, f.clone()));
+        if let Some(w) = ep.worker.as_mut() {
+            let _ = w.tx.send(ToWorker::Frame(f));
+            w.sent += 1;
+        }
+    }
+
+    /// Handles worker messages and the watchdog; returns a finished segment when the worker
+    /// delivered one.
+    fn poll(&mut self, ep: &mut Episode, wait: Duration) -> Option<reel_media::EncodedSegment> {
+        let Some(w) = ep.worker.as_mut() else { return None };
+        let msg = w.rx.recv_timeout(wait);
+        let mut failure = None;
+        let mut finished = None;
+        match msg {
+            Ok(FromWorker::Opened(c)) => {
+                w.confirmed = Some(c);
+                w.last_progress = Instant::now();
+            }
+            Ok(FromWorker::Pushed(n)) => {
+                w.pushed = n;
+                w.last_progress = Instant::now();
+            }
+            Ok(FromWorker::Failed(e)) => failure = Some(format!("error at {e}")),
+            Ok(FromWorker::Finished(Ok(seg))) => finished = Some(seg),
+            Ok(FromWorker::Finished(Err(e))) => failure = Some(format!("flush failed: {e}")),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => failure = Some("the encoder thread died".into()),
+        }
+        if let Some(c) = &w.confirmed {
+            let confirmed_abs = w.base + c.load(Ordering::SeqCst);
+            while ep.ring.front().is_some_and(|(i, _)| *i < confirmed_abs) {
+                ep.ring.pop_front();
+            }
+        }
+        if failure.is_none() && finished.is_none() {
+            let silent = w.last_progress.elapsed();
+            if w.confirmed.is_none() && silent > self.watchdog.open {
+                failure = Some(format!("did not open within {:.1} s", self.watchdog.open.as_secs_f64()));
+            } else if w.finishing.is_some_and(|t| t.elapsed() > self.watchdog.flush) {
+                failure = Some(format!("did not flush within {:.1} s", self.watchdog.flush.as_secs_f64()));
+            } else if w.finishing.is_none() && w.sent > w.pushed && silent > self.watchdog.stall {
+                failure = Some(format!("accepted no frame for {:.1} s", silent.as_secs_f64()));
+            }
+        }
+        if let Some(seg) = finished {
+            let w = ep.worker.take()?;
+            if seg.frames != w.sent {
+                ep.error.get_or_insert(format!("{}: {} frames sent, {} in its segment", w.name, w.sent, seg.frames));
+                return None;
+            }
+            return Some(seg);
+        }
+        if let Some(reason) = failure {
+            self.replace(ep, &reason);
+        }
+        None
+    }
+
+    /// Abandons the current worker, keeps what it wrote completely, and hands every frame it
+    /// had not confirmed to the next encoder of the chain.
+    fn replace(&mut self, ep: &mut Episode, reason: &str) {
+        let Some(w) = ep.worker.take() else { return };
+        let failed_at = w.base + w.pushed;
+        drop(w.tx); // a hung thread is abandoned; it can no longer be given frames
+        let salvaged_path = self.next_path();
+        let kept = match reel_media::salvage(&reel_media::partial_path(&w.path), &salvaged_path) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!("{}: nothing salvaged from {}: {e}", self.key, w.path.display());
+                0
+            }
+        };
+        let kept_to = w.base + kept;
+        if ep.ring.front().is_some_and(|(i, _)| *i > kept_to) {
+            ep.error.get_or_insert(format!(
+                "{}: {} failed ({reason}) and frames {kept_to}..{} are neither on disk nor retained",
+                self.key,
+                w.name,
+                ep.ring.front().map(|(i, _)| *i).unwrap_or(0)
+            ));
+            return;
+        }
+        if kept > 0 {
+            ep.parts.push(salvaged_path);
+            ep.part_frames += kept;
+        }
+        while ep.ring.front().is_some_and(|(i, _)| *i < kept_to) {
+            ep.ring.pop_front();
+        }
+        if self.current + 1 >= self.chain.len() {
+            ep.error.get_or_insert(format!("{}: {} failed ({reason}) and no fallback encoder is left", self.key, w.name));
+            return;
+        }
+        self.current += 1;
+        let next = self.chain[self.current].vcodec.clone();
+        let note = format!("{} {reason} at frame {failed_at}; kept {kept} encoded frames, re-sent {} to {next}", w.name, ep.ring.len());
+        tracing::warn!("camera {}: encoder switch: {note}", self.key);
+        ep.switches.push(note);
+        self.start_worker(ep);
+    }
+
+    /// Flushes the episode (replacing encoders as needed) and joins its parts into one segment.
+    fn finish(&mut self, mut ep: Episode, seq: u64, spilled: u64, max_depth: u64) -> std::result::Result<SegmentResult, String> {
+        if ep.frames == 0 {
+            return Err(format!("camera {}: episode {seq} has no frames", self.key));
+        }
+        loop {
+            if let Some(e) = ep.error.take() {
+                self.abandon(&mut ep);
+                return Err(e);
+            }
+            let Some(w) = ep.worker.as_mut() else { break };
+            if w.finishing.is_none() && w.pushed == w.sent {
+                let _ = w.tx.send(ToWorker::Finish);
+                w.finishing = Some(Instant::now());
+            }
+            if let Some(seg) = self.poll(&mut ep, Duration::from_millis(50)) {
+                ep.part_frames += seg.frames;
+                ep.parts.push(seg.path);
+                ep.ring.clear();
+                break;
+            }
+        }
+        if let Some(e) = ep.error.take() {
+            self.abandon(&mut ep);
+            return Err(e);
+        }
+        if ep.part_frames != ep.frames {
+            self.abandon(&mut ep);
+            return Err(format!("camera {}: {} frames handed over but {} encoded", self.key, ep.frames, ep.part_frames));
+        }
+        let mut bytes = 0;
+        for p in &ep.parts {
+            bytes += fs::metadata(p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        let stats = if ep.frames >= 2 { Some(ep.stats.finish().map_err(|e| format!("image stats of {}: {e}", self.key))?) } else { None };
+        let encode_seconds = ep.encode_started.elapsed().as_secs_f64();
+        Ok(SegmentResult {
+            seq,
+            parts: std::mem::take(&mut ep.parts),
+            frames: ep.frames,
+            bytes,
+            stats,
+            spilled_frames: spilled,
+            max_queue_depth: max_depth,
+            encode_seconds,
+            encoder: self.chain[self.current].vcodec.clone(),
+            switches: ep.switches.join("; "),
+        })
+    }
+
+    fn abandon(&mut self, ep: &mut Episode) {
+        if let Some(w) = ep.worker.take() {
+            drop(w.tx);
+            let _ = fs::remove_file(reel_media::partial_path(&w.path));
+            let _ = fs::remove_file(&w.path);
+        }
+        for p in ep.parts.drain(..) {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn encoder_loop(
     key: &str,
@@ -307,15 +648,28 @@ fn encoder_loop(
     width: u32,
     height: u32,
     fps: u32,
-    settings: &EncoderSettings,
+    chain: Vec<EncoderSettings>,
+    watchdog: Watchdog,
     shared: Arc<Shared>,
     counters: Arc<CameraCounters>,
     results: Sender<std::result::Result<SegmentResult, String>>,
 ) {
+    let mut sup = Supervisor { key, dir, width, height, fps, chain, current: 0, watchdog, counter: 0 };
     let mut reader: Option<File> = None;
-    let mut current: Option<EpisodeState> = None;
-    let mut seg_counter: u64 = 0;
+    let mut current: Option<Episode> = None;
     loop {
+        // Back-pressure: take a new entry only when the worker has room; meanwhile frames
+        // wait in the memory queue or the spill, and the watchdog keeps running.
+        if let Some(ep) = current.as_mut() {
+            let busy = ep.worker.as_ref().is_some_and(|w| w.sent >= w.pushed + IN_FLIGHT);
+            if busy {
+                let _ = sup.poll(ep, Duration::from_millis(50));
+                continue;
+            }
+            if ep.worker.is_some() {
+                let _ = sup.poll(ep, Duration::ZERO);
+            }
+        }
         let entry = {
             let mut q = shared.q.lock().unwrap_or_else(|p| p.into_inner());
             loop {
@@ -330,30 +684,42 @@ fn encoder_loop(
                         Entry::Disk { .. } => q.depth -= 1,
                         _ => {}
                     }
-                    break e;
+                    break Some(e);
                 }
-                q = shared.cv.wait(q).unwrap_or_else(|p| p.into_inner());
+                let (g, t) = shared.cv.wait_timeout(q, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner());
+                q = g;
+                if t.timed_out() {
+                    break None;
+                }
             }
+        };
+        let Some(entry) = entry else {
+            if let Some(ep) = current.as_mut() {
+                let _ = sup.poll(ep, Duration::ZERO);
+            }
+            continue;
         };
         match entry {
             Entry::Mem(f) => {
                 counters.queued.fetch_sub(1, Ordering::Relaxed);
-                encode_one(&mut current, &mut seg_counter, key, dir, width, height, fps, settings, &f);
+                let ep = current.get_or_insert_with(|| sup.new_episode());
+                sup.add_frame(ep, f);
             }
             Entry::Disk { offset, width: w, height: h, captured_ns, seq } => {
                 counters.queued.fetch_sub(1, Ordering::Relaxed);
                 counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
                 let read = read_spilled(&mut reader, spill_path, offset, w, h);
                 shared.q.lock().unwrap_or_else(|p| p.into_inner()).disk_frames -= 1;
+                let ep = current.get_or_insert_with(|| sup.new_episode());
                 match read {
                     Ok(mut f) => {
                         f.captured_ns = captured_ns;
                         f.seq = seq;
-                        encode_one(&mut current, &mut seg_counter, key, dir, width, height, fps, settings, &f);
+                        sup.add_frame(ep, Arc::new(f));
                     }
                     Err(e) => {
-                        let st = current.get_or_insert_with(|| EpisodeState::failed(dir, &mut seg_counter));
-                        st.error.get_or_insert(format!("reading spilled frame: {e}"));
+                        ep.frames += 1;
+                        ep.error.get_or_insert(format!("reading spilled frame: {e}"));
                     }
                 }
             }
@@ -365,8 +731,10 @@ fn encoder_loop(
                     q.max_depth = q.depth;
                     r
                 };
-                let st = current.take();
-                let res = finish_episode(st, seq, spilled, max_depth, key);
+                let res = match current.take() {
+                    Some(ep) => sup.finish(ep, seq, spilled, max_depth),
+                    None => Err(format!("camera {key}: episode {seq} has no frames")),
+                };
                 if let Ok(r) = &res {
                     counters.encoded_total.fetch_add(r.frames, Ordering::Relaxed);
                 }
@@ -375,112 +743,19 @@ fn encoder_loop(
                 }
             }
             Entry::Discard => {
-                if let Some(st) = current.take() {
-                    st.abandon();
+                if let Some(mut ep) = current.take() {
+                    sup.abandon(&mut ep);
                 }
                 shared.q.lock().unwrap_or_else(|p| p.into_inner()).spilled_episode = 0;
             }
             Entry::Shutdown => {
-                if let Some(st) = current.take() {
-                    st.abandon();
+                if let Some(mut ep) = current.take() {
+                    sup.abandon(&mut ep);
                 }
                 return;
             }
         }
     }
-}
-
-struct EpisodeState {
-    path: PathBuf,
-    encoder: Option<EpisodeEncoder>,
-    stats: ImageStats,
-    frames: u64,
-    error: Option<String>,
-    encode_seconds: f64,
-}
-
-impl EpisodeState {
-    fn failed(dir: &Path, counter: &mut u64) -> EpisodeState {
-        *counter += 1;
-        EpisodeState {
-            path: dir.join(format!("seg-{counter}.mp4")),
-            encoder: None,
-            stats: ImageStats::new(),
-            frames: 0,
-            error: None,
-            encode_seconds: 0.0,
-        }
-    }
-    fn abandon(mut self) {
-        self.encoder = None;
-        let _ = fs::remove_file(&self.path);
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn encode_one(
-    current: &mut Option<EpisodeState>,
-    counter: &mut u64,
-    key: &str,
-    dir: &Path,
-    width: u32,
-    height: u32,
-    fps: u32,
-    settings: &EncoderSettings,
-    f: &VideoFrame,
-) {
-    if current.is_none() {
-        let mut st = EpisodeState::failed(dir, counter);
-        let _ = fs::remove_file(&st.path);
-        match EpisodeEncoder::create(&st.path, width, height, fps, settings) {
-            Ok(enc) => {
-                let n = reel_core::sched::demote_realtime_threads(10);
-                if n > 0 {
-                    tracing::debug!("{key}: {} started {n} real-time threads; demoted to normal priority so the control loop keeps its deadlines", settings.vcodec);
-                }
-                st.encoder = Some(enc);
-            }
-            Err(e) => st.error = Some(format!("opening {} for {key}: {e}", settings.vcodec)),
-        }
-        *current = Some(st);
-    }
-    let Some(st) = current.as_mut() else { return };
-    st.frames += 1;
-    if st.error.is_some() {
-        return;
-    }
-    let t0 = std::time::Instant::now();
-    if let Some(enc) = st.encoder.as_mut() {
-        if let Err(e) = enc.push(f) {
-            st.error = Some(format!("encoding frame {} of {key}: {e}", st.frames - 1));
-        }
-    }
-    st.encode_seconds += t0.elapsed().as_secs_f64();
-    if let Err(e) = st.stats.push_rgb(f.width, f.height, &f.data) {
-        st.error.get_or_insert(format!("image stats of {key}: {e}"));
-    }
-}
-
-fn finish_episode(st: Option<EpisodeState>, seq: u64, spilled: u64, max_depth: u64, key: &str) -> std::result::Result<SegmentResult, String> {
-    let Some(mut st) = st else {
-        return Err(format!("camera {key}: episode {seq} has no frames"));
-    };
-    if let Some(e) = st.error.take() {
-        st.abandon();
-        return Err(e);
-    }
-    let Some(enc) = st.encoder.take() else {
-        return Err(format!("camera {key}: no encoder"));
-    };
-    let t0 = std::time::Instant::now();
-    let seg = enc.finish().map_err(|e| format!("finishing the segment of {key}: {e}"))?;
-    let encode_seconds = st.encode_seconds + t0.elapsed().as_secs_f64();
-    if seg.frames != st.frames {
-        let _ = fs::remove_file(&seg.path);
-        return Err(format!("camera {key}: {} frames handed over but {} encoded", st.frames, seg.frames));
-    }
-    let stats = if st.frames >= 2 { Some(st.stats.finish().map_err(|e| format!("image stats of {key}: {e}"))?) } else { None };
-    Ok(SegmentResult { seq, path: seg.path, frames: seg.frames, bytes: seg.bytes, stats, spilled_frames: spilled, max_queue_depth: max_depth, encode_seconds })
 }
 
 fn read_spilled(reader: &mut Option<File>, path: &Path, offset: u64, w: u32, h: u32) -> Result<VideoFrame> {

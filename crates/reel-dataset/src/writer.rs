@@ -14,7 +14,7 @@
 //! A crash at any point before 4 is rolled back on the next open; after 4 the episode is
 //! saved. Episodes are committed strictly in order.
 
-use crate::camera::{segment_dir, CameraPipeline, QueueLimits, SegmentResult};
+use crate::camera::{segment_dir, CameraPipeline, QueueLimits, SegmentResult, Watchdog};
 use crate::data::{self, ColumnBuffers};
 use crate::episodes::{self, EpisodeRecord, ExtraValue, VideoRef};
 use crate::info::{Info, VideoInfo};
@@ -42,6 +42,11 @@ pub struct WriterConfig {
     /// User features (cameras as `Dtype::Video` with shape `[h, w, 3]`).
     pub features: Features,
     pub encoder: EncoderSettings,
+    /// Encoders tried in order when the primary fails or hangs mid-episode (the frames it
+    /// had not finished go to the next one). By default a fresh instance of the primary.
+    pub fallbacks: Vec<EncoderSettings>,
+    /// When an encoder counts as hung.
+    pub watchdog: Watchdog,
     pub data_files_size_mb: f64,
     pub video_files_size_mb: f64,
     pub chunks_size: u32,
@@ -59,6 +64,8 @@ impl WriterConfig {
             robot_type: None,
             features,
             encoder: EncoderSettings::lerobot_default(),
+            fallbacks: Vec::new(),
+            watchdog: Watchdog::default(),
             data_files_size_mb: paths::DEFAULT_DATA_FILE_SIZE_MB,
             video_files_size_mb: paths::DEFAULT_VIDEO_FILE_SIZE_MB,
             chunks_size: paths::DEFAULT_CHUNKS_SIZE,
@@ -79,6 +86,8 @@ pub struct EpisodeSaved {
     pub spilled: Vec<(String, u64)>,
     /// Deepest queue seen during this episode, per camera (frames).
     pub max_queue_depth: Vec<(String, u64)>,
+    /// Encoder switches during this episode, per camera ("" when none).
+    pub switches: Vec<(String, String)>,
     /// Frames per second the encoder achieved on this episode, per camera (CPU time of encoding).
     pub encode_fps: Vec<(String, f64)>,
     /// Seconds from `save_episode` to the commit (waiting for encoders included).
@@ -268,7 +277,7 @@ impl DatasetWriter {
                 if dir.exists() {
                     let _ = fs::remove_dir_all(&dir); // leftovers of a crashed session: never part of the dataset
                 }
-                cameras.push(CameraPipeline::start(key, &dir, w, h, cfg.fps, cfg.encoder.clone(), cfg.queue)?);
+                cameras.push(CameraPipeline::start(key, &dir, w, h, cfg.fps, encoder_chain(&cfg), cfg.queue, cfg.watchdog)?);
             }
         }
         let status = Arc::new((Mutex::new(Status { total_episodes: state.info.total_episodes, total_frames: state.info.total_frames, ..Default::default() }), Condvar::new()));
@@ -483,6 +492,20 @@ impl Drop for DatasetWriter {
     }
 }
 
+/// The primary encoder followed by its fallbacks (a clean instance of the primary when none
+/// are given: it replaces a hung or failing instance without changing the stream's format).
+fn encoder_chain(cfg: &WriterConfig) -> Vec<EncoderSettings> {
+    let mut chain = vec![cfg.encoder.clone()];
+    if cfg.fallbacks.is_empty() {
+        let mut clean = cfg.encoder.clone();
+        clean.fault = None;
+        chain.push(clean);
+    } else {
+        chain.extend(cfg.fallbacks.iter().cloned());
+    }
+    chain
+}
+
 fn validate_config(cfg: &WriterConfig) -> Result<()> {
     if cfg.fps == 0 {
         return Err(Error::invalid("fps must be positive"));
@@ -500,7 +523,9 @@ fn validate_config(cfg: &WriterConfig) -> Result<()> {
         for (key, f) in cfg.features.iter() {
             if let Some((h, w)) = f.video_hw() {
                 if !opened.contains(&(w, h)) {
-                    trial_open(key, w, h, cfg.fps, &cfg.encoder)?;
+                    let mut clean = cfg.encoder.clone();
+                    clean.fault = None; // injected faults are for the recording, not this check
+                    trial_open(key, w, h, cfg.fps, &clean)?;
                     opened.push((w, h));
                 }
             }
@@ -644,7 +669,9 @@ fn committer_loop(mut state: CommitState, jobs: Receiver<Job>, cams: Vec<(String
             None => commit_episode(&mut state, job, &segments),
         };
         for s in &segments {
-            let _ = fs::remove_file(&s.path);
+            for p in &s.parts {
+                let _ = fs::remove_file(p);
+            }
         }
         let (m, cv) = &*status;
         let mut st = m.lock().unwrap_or_else(|p| p.into_inner());
@@ -677,7 +704,7 @@ fn commit_episode(state: &mut CommitState, job: Job, segments: &[SegmentResult])
     }
     for s in segments {
         if s.frames != len {
-            return Err(Error::Encoder { camera: s.path.display().to_string(), msg: format!("video has {} frames, the episode has {len} rows", s.frames) });
+            return Err(Error::Encoder { camera: format!("{:?}", s.parts), msg: format!("video has {} frames, the episode has {len} rows", s.frames) });
         }
     }
     let episode_index = state.info.total_episodes;
@@ -758,15 +785,24 @@ fn write_episode(
         if let Some(dir) = target.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io("create video dir", dir, e))?;
         }
-        let appended = reel_media::mp4::append_segment(&target, &seg.path, j)?;
-        let start_s = appended.start_ticks as f64 / appended.timescale as f64;
-        if (start_s - from).abs() > 1e-4 {
-            return Err(Error::corrupt(&target, format!("segment lands at {start_s:.6}s but the previous episode ends at {from:.6}s")));
+        let mut duration_s = 0.0;
+        let mut appended = None;
+        for (i, part) in seg.parts.iter().enumerate() {
+            let a = reel_media::mp4::append_segment(&target, part, j)?;
+            if i == 0 {
+                let start_s = a.start_ticks as f64 / a.timescale as f64;
+                if (start_s - from).abs() > 1e-4 {
+                    return Err(Error::corrupt(&target, format!("segment lands at {start_s:.6}s but the previous episode ends at {from:.6}s")));
+                }
+            }
+            duration_s += a.duration_s();
+            appended = Some(a);
         }
+        let appended = appended.ok_or_else(|| Error::invalid(format!("camera {key}: the episode has no video segment")))?;
         if appended.frames_total != frames_before + len {
             return Err(Error::corrupt(&target, format!("{} frames after appending {len} to {frames_before}", appended.frames_total)));
         }
-        videos.push((VideoRef { key: key.clone(), file, from_timestamp: from, to_timestamp: from + appended.duration_s() }, appended.frames_total));
+        videos.push((VideoRef { key: key.clone(), file, from_timestamp: from, to_timestamp: from + duration_s }, appended.frames_total));
     }
 
     marks.push(("videos", Instant::now()));
@@ -814,6 +850,8 @@ fn write_episode(
             extra.push((format!("videos/{key}/max_queue_depth"), ExtraValue::I64(seg.max_queue_depth as i64)));
             let fps_enc = if seg.encode_seconds > 0.0 { seg.frames as f64 / seg.encode_seconds } else { 0.0 };
             extra.push((format!("videos/{key}/encode_fps"), ExtraValue::F64(fps_enc)));
+            extra.push((format!("videos/{key}/encoder"), ExtraValue::Str(seg.encoder.clone())));
+            extra.push((format!("videos/{key}/encoder_switches"), ExtraValue::Str(seg.switches.clone())));
         }
     }
     let rec = EpisodeRecord {
@@ -885,6 +923,7 @@ fn write_episode(
         videos: videos.into_iter().map(|(v, _)| v).collect(),
         spilled: state.videos.iter().zip(segments).map(|((k, _, _), s)| (k.clone(), s.spilled_frames)).collect(),
         max_queue_depth: state.videos.iter().zip(segments).map(|((k, _, _), s)| (k.clone(), s.max_queue_depth)).collect(),
+        switches: state.videos.iter().zip(segments).map(|((k, _, _), s)| (k.clone(), s.switches.clone())).collect(),
         encode_fps: state
             .videos
             .iter()

@@ -2,7 +2,15 @@
 //! LeRobot's encoder options and the FFmpeg pitfalls of research §5 handled (flags OR-ed in,
 //! options validated after `avcodec_open2`, explicit pts, stream time base read after
 //! `write_header`, flush order).
+//!
+//! Crash tolerance: while encoding, packets go to a *fragmented* MP4 beside the target
+//! ([`partial_path`]; a fragment per GOP, flushed to disk as soon as it is complete), so a
+//! frame is durable once its fragment is written ([`EpisodeEncoder::confirmed_frames`]).
+//! `finish` remuxes that file into the standard MP4 (moov at the end) that
+//! [`crate::mp4::append_segment`] expects; after a crash or hang, [`salvage`] recovers every
+//! complete frame of the partial file.
 
+use crate::fault::{hang_forever, Fault};
 use crate::settings::EncoderSettings;
 use ff::codec;
 use ff::format::Pixel;
@@ -11,6 +19,8 @@ use ffmpeg_next as ff;
 use reel_core::{Error, Result, VideoFrame};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Serializes `avcodec_open2` across threads (see `EpisodeEncoder::create`).
 static OPEN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -59,9 +69,13 @@ impl Drop for Flushed {
 }
 
 /// Encodes RGB24 frames of one camera for one episode into an MP4 file.
-/// Dropping it without [`finish`](EpisodeEncoder::finish) abandons the file (no index).
+/// Dropping it without [`finish`](EpisodeEncoder::finish) writes no file at `path` and leaves
+/// the fragmented [`partial_path`] on disk for [`salvage`] (the caller removes it).
 pub struct EpisodeEncoder {
     path: PathBuf,
+    partial: PathBuf,
+    fault: Option<Fault>,
+    confirmed: Arc<AtomicU64>,
     octx: ff::format::context::Output,
     enc: Flushed,
     scaler: scaling::Context,
@@ -94,6 +108,18 @@ fn media(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::media(format!("{what} ({})", path.display()), e)
 }
 
+/// Where an encoder for `path` writes its fragmented MP4 while encoding: `<path>.frag` in
+/// the same directory. It is removed by a successful `finish`; after a failure it is what
+/// [`salvage`] reads.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".frag");
+    path.with_file_name(name)
+}
+
 impl EpisodeEncoder {
     /// Opens encoder and muxer. pts run 0, 1, 2, ... in time base 1/fps; the MP4 track time
     /// base becomes 1/(fps·2^k) ≥ 1/10000 (1/15360 at 30 fps) as FFmpeg's mov muxer picks.
@@ -113,13 +139,19 @@ impl EpisodeEncoder {
         }
         let settings = settings.clone().resolved();
         settings.validate()?;
+        if settings.fault == Some(Fault::HangOnOpen) {
+            // Outside OPEN_LOCK: a hung open must not block the other cameras' encoders.
+            hang_forever("EpisodeEncoder::create");
+        }
         let codec = ff::encoder::find_by_name(&settings.vcodec).ok_or_else(|| {
             Error::invalid(format!("unknown video encoder '{}'", settings.vcodec))
         })?;
         let pix = Pixel::from_str(&settings.pix_fmt)
             .map_err(|_| Error::invalid(format!("unknown pixel format '{}'", settings.pix_fmt)))?;
 
-        let mut octx = ff::format::output(&path).map_err(|e| media(path, "create MP4 muxer", e))?;
+        let partial = partial_path(path);
+        let mut octx = ff::format::output_as(&partial, "mp4")
+            .map_err(|e| media(&partial, "create MP4 muxer", e))?;
         let mut enc = codec::context::Context::new_with_codec(codec)
             .encoder()
             .video()
@@ -186,8 +218,18 @@ impl EpisodeEncoder {
             // SAFETY: codecpar is valid after set_parameters.
             unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
         }
-        octx.write_header()
-            .map_err(|e| media(path, "write MP4 header", e))?;
+        let mut mux_opts = ff::Dictionary::new();
+        mux_opts.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+        let unused = octx
+            .write_header_with(mux_opts)
+            .map_err(|e| media(&partial, "write MP4 header", e))?
+            .iter()
+            .next()
+            .is_some();
+        if unused {
+            return Err(media(&partial, "write MP4 header", "movflags not accepted"));
+        }
+        flush_io(&mut octx);
         let ost_tb = octx
             .stream(0)
             .map(|s| s.time_base())
@@ -205,6 +247,9 @@ impl EpisodeEncoder {
         .map_err(|e| media(path, "create RGB→YUV scaler", e))?;
         Ok(EpisodeEncoder {
             path: path.to_path_buf(),
+            partial,
+            fault: settings.fault,
+            confirmed: Arc::new(AtomicU64::new(0)),
             octx,
             enc,
             scaler,
@@ -219,6 +264,19 @@ impl EpisodeEncoder {
 
     /// Encodes one RGB24 frame; its size must match the encoder's.
     pub fn push(&mut self, frame: &VideoFrame) -> Result<()> {
+        match self.fault {
+            Some(Fault::HangAfter(n)) if self.frames >= n => hang_forever("EpisodeEncoder::push"),
+            Some(Fault::ErrorAfter(n)) if self.frames >= n => {
+                return Err(Error::Encoder {
+                    camera: self.path.display().to_string(),
+                    msg: format!(
+                        "injected fault error-after={n}: frame {} refused",
+                        self.frames
+                    ),
+                })
+            }
+            _ => {}
+        }
         if frame.width != self.width || frame.height != self.height {
             return Err(Error::invalid(format!(
                 "frame {}x{} does not match the encoder's {}x{} ({})",
@@ -272,8 +330,15 @@ impl EpisodeEncoder {
                     }
                     pkt.set_stream(0);
                     pkt.rescale_ts(self.enc_tb, self.ost_tb);
+                    let key = pkt.is_key();
                     pkt.write_interleaved(&mut self.octx)
-                        .map_err(|e| media(&self.path, "write packet", e))?;
+                        .map_err(|e| media(&self.partial, "write packet", e))?;
+                    if key && self.packets > 0 {
+                        // frag_keyframe: the muxer wrote the fragment holding every earlier
+                        // packet before queueing this keyframe; push it to the OS.
+                        flush_io(&mut self.octx);
+                        self.confirmed.store(self.packets, Ordering::Release);
+                    }
                     self.packets += 1;
                 }
                 Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
@@ -295,9 +360,24 @@ impl EpisodeEncoder {
         self.packets
     }
 
+    /// Frames 0..k whose packets are in complete fragments of the partial file on disk (what
+    /// [`salvage`] would recover now). Shared: readable from another thread while this
+    /// encoder is stuck inside a call; equals the frame count after a successful `finish`.
+    pub fn confirmed_frames(&self) -> Arc<AtomicU64> {
+        self.confirmed.clone()
+    }
+
+    /// The fragmented MP4 this encoder is writing ([`partial_path`] of its target).
+    pub fn partial_path(&self) -> &Path {
+        &self.partial
+    }
+
     /// Flushes the encoder, writes the MP4 index and closes the file.
     /// An encoder that got no frame is refused (an MP4 without samples cannot be appended).
     pub fn finish(mut self) -> Result<EncodedSegment> {
+        if self.fault == Some(Fault::NoFlush) {
+            hang_forever("EpisodeEncoder::finish");
+        }
         if self.frames == 0 {
             return Err(Error::invalid(format!(
                 "no frames were pushed to the encoder of {}",
@@ -312,7 +392,8 @@ impl EpisodeEncoder {
         self.drain()?;
         self.octx
             .write_trailer()
-            .map_err(|e| media(&self.path, "write MP4 trailer", e))?;
+            .map_err(|e| media(&self.partial, "write MP4 trailer", e))?;
+        flush_io(&mut self.octx);
         if self.packets != self.frames {
             return Err(Error::Encoder {
                 camera: self.path.display().to_string(),
@@ -323,8 +404,19 @@ impl EpisodeEncoder {
             });
         }
         let path = self.path.clone();
+        let partial = self.partial.clone();
         let frames = self.frames;
+        let confirmed = self.confirmed.clone();
         drop(self); // closes the file; the encoder is freed under the open lock
+        let remuxed = remux(&partial, &path)?;
+        if remuxed != frames {
+            return Err(Error::Encoder {
+                camera: path.display().to_string(),
+                msg: format!("{frames} frames encoded but {remuxed} remuxed"),
+            });
+        }
+        confirmed.store(frames, Ordering::Release);
+        std::fs::remove_file(&partial).map_err(|e| Error::io("remove", &partial, e))?;
         let bytes = std::fs::metadata(&path)
             .map_err(|e| Error::io("stat", &path, e))?
             .len();
@@ -333,5 +425,192 @@ impl EpisodeEncoder {
             frames,
             bytes,
         })
+    }
+}
+
+/// Pushes the muxer's AVIO buffer to the OS so that written fragments are in the file.
+fn flush_io(octx: &mut ff::format::context::Output) {
+    // SAFETY: `pb` is the output's open AVIOContext (or null, checked) owned by `octx`.
+    unsafe {
+        let pb = (*octx.as_mut_ptr()).pb;
+        if !pb.is_null() {
+            ff::ffi::avio_flush(pb);
+        }
+    }
+}
+
+/// Copies every packet of `src`'s first video stream into a standard MP4 at `dst` (moov at
+/// the end), timestamps and bitstream unchanged. Returns the packets written.
+fn remux(src: &Path, dst: &Path) -> Result<u64> {
+    crate::init();
+    let mut ictx = ff::format::input(&src).map_err(|e| media(src, "open fragmented MP4", e))?;
+    let ist = ictx
+        .streams()
+        .best(ff::media::Type::Video)
+        .ok_or_else(|| media(src, "remux", "no video stream"))?;
+    let index = ist.index();
+    let ist_tb = ist.time_base();
+    let ist_rate = if ist.rate().numerator() > 0 {
+        ist.rate()
+    } else {
+        ist.avg_frame_rate()
+    };
+    let params = ist.parameters();
+    let mut octx = ff::format::output_as(&dst, "mp4").map_err(|e| media(dst, "create MP4", e))?;
+    {
+        let mut ost = octx
+            .add_stream(ff::encoder::find(ff::codec::Id::None))
+            .map_err(|e| media(dst, "add MP4 stream", e))?;
+        ost.set_parameters(params);
+        ost.set_time_base(ist_tb);
+        // SAFETY: codecpar is valid after set_parameters.
+        unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
+    }
+    octx.write_header()
+        .map_err(|e| media(dst, "write MP4 header", e))?;
+    let ost_tb = octx
+        .stream(0)
+        .map(|s| s.time_base())
+        .ok_or_else(|| media(dst, "MP4 stream", "missing after header"))?;
+    // The AV1 parser libavformat applies on read drops packet durations, and the MP4 muxer
+    // needs the last one: hold one packet back and give it the gap to the next dts (the
+    // last packet repeats the previous gap, or one frame of the stream's rate).
+    let rate = ist_rate;
+    let frame_ticks = if rate.numerator() > 0 && rate.denominator() > 0 {
+        (i64::from(ist_tb.denominator()) * i64::from(rate.denominator()))
+            / (i64::from(ist_tb.numerator()) * i64::from(rate.numerator())).max(1)
+    } else {
+        0
+    };
+    let mut held: Option<ff::Packet> = None;
+    let mut last_gap = frame_ticks;
+    let mut n = 0u64;
+    let write = |mut pkt: ff::Packet, gap: i64, octx: &mut ff::format::context::Output| {
+        if gap > 0 {
+            pkt.set_duration(gap);
+        }
+        pkt.set_stream(0);
+        pkt.set_position(-1);
+        pkt.rescale_ts(ist_tb, ost_tb);
+        pkt.write_interleaved(octx)
+            .map_err(|e| media(dst, "write packet", e))
+    };
+    loop {
+        let mut pkt = ff::Packet::empty();
+        match pkt.read(&mut ictx) {
+            Ok(()) => {}
+            Err(ff::Error::Eof) => break,
+            Err(e) => return Err(media(src, "read packet", e)),
+        }
+        if pkt.stream() != index {
+            continue;
+        }
+        if let Some(prev) = held.take() {
+            let gap = match (prev.dts(), pkt.dts()) {
+                (Some(a), Some(b)) if b > a => b - a,
+                _ => prev.duration(),
+            };
+            if gap > 0 {
+                last_gap = gap;
+            }
+            write(prev, gap, &mut octx)?;
+            n += 1;
+        }
+        held = Some(pkt);
+    }
+    if let Some(prev) = held.take() {
+        let gap = if prev.duration() > 0 {
+            prev.duration()
+        } else {
+            last_gap
+        };
+        write(prev, gap, &mut octx)?;
+        n += 1;
+    }
+    octx.write_trailer()
+        .map_err(|e| media(dst, "write MP4 trailer", e))?;
+    Ok(n)
+}
+
+/// Box header at `pos` of `data`: (type, total size), or None when it does not fit.
+fn box_at(data: &[u8], pos: usize) -> Option<([u8; 4], usize)> {
+    let head = data.get(pos..pos + 8)?;
+    let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let kind = [head[4], head[5], head[6], head[7]];
+    let size = match size32 {
+        0 => data.len() - pos,
+        1 => {
+            let l = data.get(pos + 8..pos + 16)?;
+            let mut b = [0u8; 8];
+            b.copy_from_slice(l);
+            usize::try_from(u64::from_be_bytes(b)).ok()?
+        }
+        n => n,
+    };
+    if size < 8 || pos.checked_add(size)? > data.len() {
+        return None;
+    }
+    Some((kind, size))
+}
+
+/// Recovers every complete frame of a fragmented MP4 left by a failed or hung
+/// [`EpisodeEncoder`] (its [`partial_path`]) into a standard MP4 at `out`. Only whole
+/// `moof`+`mdat` pairs count; a torn trailing fragment is dropped. Returns the frames in
+/// `out`; 0 means nothing was recoverable and no file is written. `partial` is not changed
+/// (the encoder that owns it may still be alive).
+pub fn salvage(partial: &Path, out: &Path) -> Result<u64> {
+    let data = std::fs::read(partial).map_err(|e| Error::io("read", partial, e))?;
+    let mut pos = 0usize;
+    let mut good = 0usize; // end of the last complete fragment (or of moov)
+    let mut have_moov = false;
+    let mut fragments = 0u64;
+    while let Some((kind, size)) = box_at(&data, pos) {
+        match &kind {
+            b"moov" => {
+                have_moov = true;
+                good = pos + size;
+            }
+            b"moof" => {
+                let next = pos + size;
+                match box_at(&data, next) {
+                    Some((k, msize)) if &k == b"mdat" => {
+                        pos = next + msize;
+                        good = pos;
+                        fragments += 1;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            b"ftyp" | b"free" | b"skip" | b"styp" | b"sidx" if !have_moov => {
+                good = pos + size;
+            }
+            _ => {}
+        }
+        pos += size;
+    }
+    if !have_moov {
+        return Err(Error::corrupt(
+            partial,
+            "no complete moov box: not a fragmented MP4 written by EpisodeEncoder",
+        ));
+    }
+    if fragments == 0 {
+        return Ok(0);
+    }
+    let trimmed = partial_path(out);
+    std::fs::write(&trimmed, &data[..good]).map_err(|e| Error::io("write", &trimmed, e))?;
+    let res = remux(&trimmed, out);
+    let _ = std::fs::remove_file(&trimmed);
+    match res {
+        Ok(0) => {
+            let _ = std::fs::remove_file(out);
+            Ok(0)
+        }
+        Ok(n) => Ok(n),
+        Err(e) => {
+            let _ = std::fs::remove_file(out);
+            Err(e)
+        }
     }
 }

@@ -85,7 +85,14 @@ mod tests {
             assert_eq!(Fault::parse(s).unwrap(), f);
             assert_eq!(f.to_string(), s);
         }
-        for bad in ["", "hang", "hang-after=", "error-after=-1", "hang-after=x", "no-flush=3"] {
+        for bad in [
+            "",
+            "hang",
+            "hang-after=",
+            "error-after=-1",
+            "hang-after=x",
+            "no-flush=3",
+        ] {
             let e = Fault::parse(bad).unwrap_err().to_string();
             assert!(e.contains("fault"), "{bad}: {e}");
         }

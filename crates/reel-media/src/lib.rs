@@ -2,17 +2,19 @@
 //! its own MP4 segment with FFmpeg ([`EpisodeEncoder`], LeRobot's [`EncoderSettings`]),
 //! appends finished segments to a dataset's MP4 by box surgery in O(segment + index) under
 //! the undo journal ([`mp4`]), and probes ([`probe`]) and decodes ([`decode`]) what was
-//! written, and re-encodes whole files ([`transcode`]).
+//! written, re-encodes whole files ([`transcode`]), and finds which encoders really work on
+//! this machine ([`encoders`]).
 
 pub mod decode;
 mod encoder;
+pub mod encoders;
 mod fault;
 pub mod mp4;
 pub mod probe;
 mod settings;
 pub mod transcode;
 
-pub use encoder::{EncodedSegment, EpisodeEncoder};
+pub use encoder::{partial_path, salvage, EncodedSegment, EpisodeEncoder};
 pub use fault::Fault;
 pub use settings::{EncoderSettings, KNOWN_ENCODERS};
 

@@ -63,7 +63,10 @@ impl FrameReader {
             ist.avg_frame_rate()
         };
         if rate.numerator() <= 0 || rate.denominator() <= 0 {
-            return Err(Error::media(ctx("read video"), "the stream has no frame rate"));
+            return Err(Error::media(
+                ctx("read video"),
+                "the stream has no frame rate",
+            ));
         }
         let fps = (f64::from(rate.numerator()) / f64::from(rate.denominator())).round() as u32;
         if fps == 0 {
@@ -78,7 +81,10 @@ impl FrameReader {
             .map_err(|e| Error::media(ctx("open decoder"), e))?;
         let (width, height) = (dec.width(), dec.height());
         if width == 0 || height == 0 {
-            return Err(Error::media(ctx("read video"), "the stream has no frame size"));
+            return Err(Error::media(
+                ctx("read video"),
+                "the stream has no frame size",
+            ));
         }
         Ok(FrameReader {
             path: path.to_path_buf(),
@@ -171,14 +177,15 @@ impl FrameReader {
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => return Err(Error::media(format!("decode {}", self.path.display()), e)),
             }
-            let frame = self.to_rgb(&f)?;
+            let frame = self.convert(&f)?;
             self.ready.push_back(frame);
         }
     }
 
-    fn to_rgb(&mut self, f: &ff::frame::Video) -> Result<VideoFrame> {
+    fn convert(&mut self, f: &ff::frame::Video) -> Result<VideoFrame> {
         let (w, h, fmt) = (f.width(), f.height(), f.format());
-        let stale = !matches!(&self.scaler, Some((p, sw, sh, _)) if *p == fmt && *sw == w && *sh == h);
+        let stale =
+            !matches!(&self.scaler, Some((p, sw, sh, _)) if *p == fmt && *sw == w && *sh == h);
         if stale {
             let s = ff::software::scaling::Context::get(
                 fmt,
@@ -199,9 +206,9 @@ impl FrameReader {
             ));
         };
         let mut rgb = ff::frame::Video::empty();
-        scaler.run(f, &mut rgb).map_err(|e| {
-            Error::media(format!("convert a frame of {}", self.path.display()), e)
-        })?;
+        scaler
+            .run(f, &mut rgb)
+            .map_err(|e| Error::media(format!("convert a frame of {}", self.path.display()), e))?;
         let row = w as usize * 3;
         let stride = rgb.stride(0);
         let src = rgb.data(0);
@@ -242,7 +249,10 @@ pub fn transcode_file(
             .is_some_and(|c| c.load(Ordering::Relaxed))
     };
     if cancelled() {
-        return Err(Error::media(format!("transcode {}", src.display()), "cancelled"));
+        return Err(Error::media(
+            format!("transcode {}", src.display()),
+            "cancelled",
+        ));
     }
     let enc = EpisodeEncoder::create(dst, w, h, reader.fps(), settings)?;
     let res = encode_all(src, &mut reader, enc, opts);
@@ -267,7 +277,10 @@ fn encode_all(
     };
     while let Some(frame) = reader.next_frame()? {
         if cancelled() {
-            return Err(Error::media(format!("transcode {}", src.display()), "cancelled"));
+            return Err(Error::media(
+                format!("transcode {}", src.display()),
+                "cancelled",
+            ));
         }
         if frame.width != w || frame.height != h {
             return Err(Error::media(
@@ -366,7 +379,10 @@ mod tests {
         assert_eq!(seg.frames, 40);
         assert_eq!(progress.load(Ordering::Relaxed), 40);
         let info = crate::probe::probe_video(&dst).unwrap();
-        assert_eq!((info.codec.as_str(), info.fps, info.frames), ("av1", 30, 40));
+        assert_eq!(
+            (info.codec.as_str(), info.fps, info.frames),
+            ("av1", 30, 40)
+        );
         assert_eq!((info.width, info.height), (96, 64));
         let (a, b) = (grid(&src), grid(&dst));
         assert_eq!(a, b);

@@ -92,6 +92,8 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         video_files_size_mb: 200.0,
         max_queue_frames: 60,
         no_fsync: false,
+        inject_fault: None,
+        encoder_timeout_s: 5.0,
         no_realtime: false,
         no_keys: true,
         demo_video: None,
@@ -164,7 +166,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         println!("  tick start lateness p99   {late_p99:.3} ms");
         println!("  save latency (to commit)  {}", save_latency.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
         println!("  commit transaction        {}", commit_ms.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
-        println!("  encoder fps (min/camera)  {}", enc.iter().map(|(k, f)| format!("{k}: {f:.1}")).collect::<Vec<_>>().join(", "));
+        println!("  encoder frames/wall s     {}", enc.iter().map(|(k, f)| format!("{k}: {f:.1}")).collect::<Vec<_>>().join(", "));
         println!("  max queue depth / spilled {max_depth} / {spilled}");
         println!("  finalize waited           {:.2} s", report.finalize_wait_s);
         println!("  peak RSS                  {rss:.0} MB");

@@ -77,6 +77,14 @@ pub struct RecordArgs {
     /// Frames per camera kept in memory before spilling to disk.
     #[arg(long, default_value_t = 60)]
     pub max_queue_frames: usize,
+    /// Testing aid: make every camera's primary encoder fail (hang-open, hang-after=N,
+    /// error-after=N, no-flush) to exercise the watchdog and the fallback.
+    #[arg(long)]
+    pub inject_fault: Option<String>,
+    /// Seconds an encoder may stay silent (opening, or with frames waiting) before it is
+    /// replaced by the next one; flushing may take 4x this.
+    #[arg(long, default_value_t = 5.0)]
+    pub encoder_timeout_s: f64,
     /// Do not fsync commits (still survives kill -9, not power loss).
     #[arg(long)]
     pub no_fsync: bool,
@@ -123,6 +131,9 @@ pub fn encoder_settings(a: &RecordArgs) -> Result<EncoderSettings> {
         s.g = Some(g);
     }
     s.validate().with_context(|| format!("--vcodec {}", a.vcodec))?;
+    if let Some(f) = &a.inject_fault {
+        s.fault = Some(reel_media::Fault::parse(f).with_context(|| format!("--inject-fault {f}"))?);
+    }
     Ok(s)
 }
 
@@ -160,6 +171,11 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     cfg.video_files_size_mb = a.video_files_size_mb;
     cfg.queue = QueueLimits { max_frames_in_memory: a.max_queue_frames, ..QueueLimits::default() };
     cfg.durable = !a.no_fsync;
+    if !(a.encoder_timeout_s > 0.0) {
+        bail!("--encoder-timeout-s must be positive");
+    }
+    let t = Duration::from_secs_f64(a.encoder_timeout_s);
+    cfg.watchdog = reel_dataset::camera::Watchdog { open: t, stall: t, flush: t * 4 };
     let writer = if a.resume {
         DatasetWriter::resume(cfg).with_context(|| format!("resuming {}", root.display()))?
     } else {
