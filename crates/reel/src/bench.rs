@@ -38,7 +38,7 @@ pub struct BenchRecordArgs {
     /// No pacing: ticks back to back (measures throughput, not real time).
     #[arg(long)]
     pub flat_out: bool,
-    #[arg(long, default_value = "libsvtav1")]
+    #[arg(long, default_value = "auto")]
     pub vcodec: String,
     #[arg(long)]
     pub crf: Option<f64>,

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod demo;
+mod encoders;
 mod record;
 mod reencode;
 
@@ -29,6 +30,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Re-encode a dataset's videos (worker pool, fallback, resumable, atomic swap, --shard/--commit).
     Reencode(reencode::ReencodeArgs),
+    /// List encoder candidates: compiled in, opened or rejected (why), measured frames/s.
+    Encoders(encoders::EncodersArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -51,6 +54,7 @@ fn main() {
         Cmd::Record(a) => record::run(a),
         Cmd::Bench { what } => bench::run(what),
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Encoders(a) => encoders::run(a),
         Cmd::Reencode(a) => reencode::run(a),
         Cmd::Check(a) => match check::run(a) {
             Ok(true) => Ok(()),

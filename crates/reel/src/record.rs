@@ -56,8 +56,10 @@ pub struct RecordArgs {
     pub width: u32,
     #[arg(long, default_value_t = 480)]
     pub height: u32,
-    /// Video encoder: libsvtav1 (default, LeRobot's), libx264, libx265, or an alias av1/h264/hevc.
-    #[arg(long, default_value = "libsvtav1")]
+    /// Video encoder: auto (default: the first AV1, then HEVC, then H.264 encoder that really
+    /// opens on this machine, hardware first, as `reel encoders` lists), or a name: libsvtav1
+    /// (LeRobot's default), libx264, libx265, h264_nvenc, ... or an alias av1/h264/hevc.
+    #[arg(long, default_value = "auto")]
     pub vcodec: String,
     /// Quality (codec-specific CRF; LeRobot's default 30).
     #[arg(long)]
@@ -116,8 +118,33 @@ pub struct Prepared {
     pub root: PathBuf,
 }
 
-pub fn encoder_settings(a: &RecordArgs) -> Result<EncoderSettings> {
-    let mut s = EncoderSettings::lerobot_default().with_codec(&a.vcodec);
+pub fn encoder_settings(a: &RecordArgs, width: u32, height: u32, cameras: u32) -> Result<EncoderSettings> {
+    let mut s = if a.vcodec == "auto" {
+        let req = crate::encoders::request(width, height, a.fps, &["av1".into(), "hevc".into(), "h264".into()]);
+        let cache = reel_media::encoders::default_cache_path();
+        let list = reel_media::encoders::probe(&req, Duration::from_secs(2), Some(&cache));
+        let best = list
+            .iter()
+            .find_map(|c| match c.verdict {
+                reel_media::encoders::Verdict::Works { fps } => Some((c.name.clone(), fps)),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow::anyhow!("--vcodec auto: no encoder opens on this machine (see `reel encoders`)"))?;
+        let keeps = reel_media::encoders::can_keep_up(best.1, cameras, a.fps, crate::encoders::HEADROOM);
+        tracing::info!("--vcodec auto: {} ({:.0} frames/s measured at {width}x{height})", best.0, best.1);
+        if !keeps && cameras > 0 {
+            tracing::warn!(
+                "{} measured {:.0} frames/s here; {cameras} camera(s) at {} Hz need {:.0} with headroom: frames will queue and spill to disk, the loop is unaffected, and finishing waits for the backlog (--vcodec libx264 keeps up)",
+                best.0,
+                best.1,
+                a.fps,
+                (cameras * a.fps) as f64 * (1.0 + crate::encoders::HEADROOM)
+            );
+        }
+        EncoderSettings::lerobot_default().with_codec(&best.0)
+    } else {
+        EncoderSettings::lerobot_default().with_codec(&a.vcodec)
+    };
     if let Some(c) = a.crf {
         s.crf = Some(c);
     }
@@ -143,7 +170,6 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
         None if a.sim => PathBuf::from("datasets/demo"),
         None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
     };
-    let encoder = encoder_settings(a)?;
     if a.overwrite && root.exists() && !a.resume {
         if !root.join("meta/info.json").exists() {
             bail!("--overwrite: {} is not a LeRobot dataset (no meta/info.json); refusing to delete it", root.display());
@@ -157,6 +183,8 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     } else {
         a.cameras.iter().map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}"))).collect::<Result<_>>()?
     };
+    let (w, h) = specs.iter().map(|s| (s.width, s.height)).max_by_key(|(w, h)| w * h).unwrap_or((a.width, a.height));
+    let encoder = encoder_settings(a, w, h, specs.len() as u32)?;
     let mut cameras = Vec::new();
     for spec in &specs {
         let cam = Camera::open(spec, Duration::from_secs(5)).with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;

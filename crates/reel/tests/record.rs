@@ -99,10 +99,16 @@ fn bad_input_gets_clear_errors() {
     let err = run_err(&mut c);
     assert!(err.contains("libnope"), "{err}");
     assert!(!d.path().join("a").exists(), "nothing created for a bad codec");
-    // A camera size the encoder refuses: named, and nothing is created.
-    let err = run_err(&mut sim_sized(&d.path().join("tiny"), 1, 1, 0.5, 64, 48));
+    // A camera size the requested encoder refuses: named, and nothing is created...
+    let mut c = sim_sized(&d.path().join("tiny"), 1, 1, 0.5, 64, 48);
+    c.args(["--vcodec", "libsvtav1"]);
+    let err = run_err(&mut c);
     assert!(err.contains("observation.images.front") && err.contains("64x48"), "{err}");
     assert!(!d.path().join("tiny").exists());
+    // ...while `--vcodec auto` (the default) picks an encoder that really opens at that size.
+    run_ok(&mut sim_sized(&d.path().join("tiny_auto"), 1, 1, 0.5, 64, 48));
+    let codec = info(&d.path().join("tiny_auto"))["features"]["observation.images.front"]["info"]["video.codec"].clone();
+    assert!(codec != "av1" && codec.is_string(), "auto fell back from SVT-AV1 at 64x48: {codec}");
     // A camera that cannot open.
     let mut c = sim(&d.path().join("b"), 1, 1, 0.5);
     c.args(["--camera", "wrist=/dev/video9@640x480@30"]);
