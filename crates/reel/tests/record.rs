@@ -107,8 +107,19 @@ fn bad_input_gets_clear_errors() {
     assert!(!d.path().join("tiny").exists());
     // ...while `--vcodec auto` (the default) picks an encoder that really opens at that size.
     run_ok(&mut sim_sized(&d.path().join("tiny_auto"), 1, 1, 0.5, 64, 48));
-    let codec = info(&d.path().join("tiny_auto"))["features"]["observation.images.front"]["info"]["video.codec"].clone();
-    assert!(codec != "av1" && codec.is_string(), "auto fell back from SVT-AV1 at 64x48: {codec}");
+    let tiny = d.path().join("tiny_auto");
+    let ti = reel_dataset::info::Info::read(&tiny).unwrap();
+    let eps = reel_dataset::episodes::read_all(&tiny, &ti.features).unwrap();
+    let enc: Vec<String> = eps[0]
+        .extra
+        .iter()
+        .filter(|(k, _)| k.ends_with("/encoder"))
+        .filter_map(|(_, v)| match v {
+            reel_dataset::episodes::ExtraValue::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!enc.is_empty() && enc.iter().all(|e| e != "libsvtav1"), "auto fell back from SVT-AV1 at 64x48: {enc:?}");
     // A camera that cannot open.
     let mut c = sim(&d.path().join("b"), 1, 1, 0.5);
     c.args(["--camera", "wrist=/dev/video9@640x480@30"]);
