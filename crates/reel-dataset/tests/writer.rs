@@ -17,13 +17,25 @@ fn features() -> Features {
     f
 }
 
-/// Frame k is a solid grey of level 20 + 10*(k % 20): decodable back to its index.
+/// Frame k is a grey of level 20 + 10*(k % 20) plus a small diagonal texture (0..15, mean 7.5):
+/// decodable back to its index, and not a blank image.
+fn frame(k: u32) -> VideoFrame {
+    let level = 20 + 10 * (k % 20);
+    let mut data = Vec::with_capacity((W * H * 3) as usize);
+    for y in 0..H {
+        for x in 0..W {
+            let v = (level + (x + y) % 16) as u8;
+            data.extend_from_slice(&[v, v, v]);
+        }
+    }
+    VideoFrame::new(W, H, data).unwrap()
+}
+
 fn row(k: u32, task: &str) -> RowValues {
-    let level = (20 + 10 * (k % 20)) as u8;
     RowValues::new(task)
         .with("action", Value::F32(vec![k as f32, 1.0]))
         .with("observation.state", Value::F32(vec![k as f32 * 0.5, -1.0]))
-        .with("observation.images.cam", Value::Video(Arc::new(VideoFrame::solid(W, H, [level, level, level]))))
+        .with("observation.images.cam", Value::Video(Arc::new(frame(k))))
 }
 
 fn mean(f: &VideoFrame) -> f64 {
@@ -54,6 +66,27 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
     assert_eq!((info.total_episodes, info.total_frames, info.total_tasks), (1, 10, 1));
     let r = reel_dataset::check::check(&root, reel_dataset::check::CheckOptions { decode: true, ..Default::default() }).unwrap();
     assert!(r.ok(), "{:?}", r.problems);
+    lerobot_loads(&root);
+}
+
+/// LeRobot 0.6.1's loader (`lerobot_check.py --strict`) on `root`; skipped with a note when
+/// its venv is absent, unless REEL_REQUIRE_ORACLE is set (CI).
+fn lerobot_loads(root: &std::path::Path) {
+    let conf = std::env::var_os("REEL_CONFORMANCE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+    let venv = std::env::var_os("LEROBOT_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot"));
+    let (py, script) = (venv.join("bin/python"), conf.join("lerobot_check.py"));
+    if !py.is_file() || !script.is_file() {
+        assert!(std::env::var("REEL_REQUIRE_ORACLE").is_err(), "REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing");
+        eprintln!("note: LeRobot venv not found; skipping lerobot_check.py");
+        return;
+    }
+    let out = std::process::Command::new(py).arg(script).arg(root).args(["--strict", "--color", "never"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("RESULT: PASS"), "{text}");
 }
 
 #[test]
@@ -79,7 +112,7 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
     let dec = reel_media::decode::decode_video(&video, &want).unwrap();
     assert_eq!(dec.pts.len(), n as usize, "one video frame per row");
     for (k, f) in &dec.rgb {
-        let expect = (20 + 10 * (*k as u32 % 20)) as f64;
+        let expect = (20 + 10 * (*k as u32 % 20)) as f64 + 7.5;
         assert!((mean(f) - expect).abs() < 4.0, "frame {k}: mean {} expected {expect} (order kept through the spill)", mean(f));
     }
     assert!(!root.join(".reel").exists(), "spill and segments removed at finalize");

@@ -99,3 +99,29 @@ fn full_disk_fails_loudly_and_keeps_saved_episodes() {
     assert_reel_check(&root);
     assert_lerobot_loads(&root);
 }
+
+#[test]
+fn ctrl_c_finishes_cleanly_and_keeps_saved_episodes() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("sigint");
+    let mut cmd = sim(&root, 2, 30, 0.5);
+    cmd.env("REEL_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t0 = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(10), "stops promptly");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "Ctrl-C is a clean stop: {err}");
+    assert!(err.contains("discarded the unfinished episode") || err.contains("interrupted"), "{err}");
+    assert!(stdout.contains("stopped by signal"), "{stdout}");
+    let saved = saved_episodes(&err);
+    assert!(saved >= 1);
+    assert_eq!(info(&root)["total_episodes"].as_u64().unwrap() as usize, saved);
+    assert!(!root.join(".reel").exists(), "finalized: no scratch left");
+    assert_reel_check(&root);
+    assert_lerobot_loads(&root);
+}
