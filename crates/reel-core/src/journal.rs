@@ -9,7 +9,8 @@
 //! * [`Journal::record_tail`]: the bytes after an offset that is about to be truncated
 //!   (an MP4 `moov` box, a Parquet footer), with the file's length;
 //! * [`Journal::record_create`]: a file that is about to be created;
-//! * [`Journal::record_replace`]: the whole old content of a small file about to be replaced.
+//! * [`Journal::record_replace`]: the whole old content of a small file about to be replaced;
+//! * [`Journal::record_rename`]: a file about to be moved to another name (a whole-file swap).
 //!
 //! Each record reaches the disk before the change it guards. [`Journal::commit`] syncs
 //! the touched files and deletes the journal: that unlink is the commit point. If the
@@ -27,6 +28,7 @@ const KIND_TAIL: u8 = 1;
 const KIND_CREATE: u8 = 2;
 const KIND_REPLACE: u8 = 3;
 const KIND_REPLACE_ABSENT: u8 = 4;
+const KIND_RENAME: u8 = 5;
 
 /// An open transaction. Dropping it without [`commit`](Journal::commit) leaves the journal
 /// on disk, so the next [`recover`] rolls the changes back.
@@ -41,9 +43,23 @@ pub struct Journal {
 
 #[derive(Debug)]
 enum Record {
-    Tail { rel: PathBuf, keep: u64, len: u64, tail: Vec<u8> },
-    Create { rel: PathBuf },
-    Replace { rel: PathBuf, old: Option<Vec<u8>> },
+    Tail {
+        rel: PathBuf,
+        keep: u64,
+        len: u64,
+        tail: Vec<u8>,
+    },
+    Create {
+        rel: PathBuf,
+    },
+    Replace {
+        rel: PathBuf,
+        old: Option<Vec<u8>>,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+    },
 }
 
 fn fnv1a(data: &[u8], mut h: u64) -> u64 {
@@ -156,6 +172,24 @@ impl Journal {
         Ok(())
     }
 
+    /// Records that `from` is about to be renamed to `to` (which must not exist yet). The undo
+    /// renames `to` back to `from`; if the rename never happened, there is nothing to undo.
+    pub fn record_rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+        if to.exists() {
+            return Err(Error::invalid(format!(
+                "journal: rename target {} already exists",
+                to.display()
+            )));
+        }
+        let rel_from = self.rel(from);
+        let rel_to = self.rel(to);
+        let to_bytes = rel_to.to_string_lossy().into_owned().into_bytes();
+        self.append(KIND_RENAME, &rel_from, 0, &to_bytes)?;
+        self.touched.push(from.to_path_buf());
+        self.touched.push(to.to_path_buf());
+        Ok(())
+    }
+
     /// Makes the transaction permanent: syncs every touched file (when durable) and deletes
     /// the journal.
     pub fn commit(self) -> Result<()> {
@@ -236,6 +270,10 @@ fn parse(buf: &[u8]) -> Vec<Record> {
             KIND_CREATE => Record::Create { rel },
             KIND_REPLACE => Record::Replace { rel, old: Some(data.to_vec()) },
             KIND_REPLACE_ABSENT => Record::Replace { rel, old: None },
+            KIND_RENAME => Record::Rename {
+                from: rel,
+                to: PathBuf::from(String::from_utf8_lossy(data).into_owned()),
+            },
             _ => break,
         };
         out.push(rec);
@@ -285,6 +323,13 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(Error::io("remove for rollback", &p, e)),
                     },
+                }
+            }
+            Record::Rename { from, to } => {
+                let (f, t) = (root.join(from), root.join(to));
+                // Absent `to`: the rename never happened (or was undone by an earlier recovery).
+                if t.exists() {
+                    fs::rename(&t, &f).map_err(|e| Error::io("rename back for rollback", &t, e))?;
                 }
             }
         }
@@ -345,6 +390,50 @@ mod tests {
         assert!(!c.exists());
         assert!(!jp.exists());
         assert_eq!(recover(&jp, root).unwrap(), 0);
+    }
+
+    #[test]
+    fn rollback_undoes_a_swap_by_renames() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let live = root.join("videos/file-000.mp4");
+        let fresh = root.join(".reel/new/file-000.mp4");
+        let stash = root.join(".reel/old/file-000.mp4");
+        for (p, b) in [(&live, &b"OLD"[..]), (&fresh, &b"NEW"[..])] {
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, b).unwrap();
+        }
+        fs::create_dir_all(stash.parent().unwrap()).unwrap();
+        let jp = root.join(".reel/journal");
+        let mut j = Journal::begin(&jp, root, true).unwrap();
+        j.record_rename(&live, &stash).unwrap();
+        fs::rename(&live, &stash).unwrap();
+        j.record_create(&live).unwrap();
+        fs::rename(&fresh, &live).unwrap();
+        assert!(
+            j.record_rename(&live, &stash).is_err(),
+            "an existing target is refused"
+        );
+        drop(j); // crash before the commit
+        assert_eq!(recover(&jp, root).unwrap(), 2);
+        assert_eq!(
+            fs::read(&live).unwrap(),
+            b"OLD",
+            "the old file is back under its name"
+        );
+        assert!(!stash.exists(), "and no longer under the stash name");
+        // A rename recorded but never done is a no-op on recovery.
+        let mut j = Journal::begin(&jp, root, false).unwrap();
+        j.record_rename(&live, &stash).unwrap();
+        drop(j);
+        assert_eq!(recover(&jp, root).unwrap(), 1);
+        assert_eq!(fs::read(&live).unwrap(), b"OLD");
+        // Committed: the swap stays.
+        let mut j = Journal::begin(&jp, root, false).unwrap();
+        j.record_rename(&live, &stash).unwrap();
+        fs::rename(&live, &stash).unwrap();
+        j.commit().unwrap();
+        assert!(stash.exists() && !live.exists());
     }
 
     #[test]

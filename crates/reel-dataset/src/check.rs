@@ -62,6 +62,11 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
     if crate::writer::recover(root)? {
         report.repaired.push("rolled back an episode save interrupted by a crash (the episode in progress is lost, every saved one kept)".into());
     }
+    // After the rollback: an unfinished swap needed the files under .reel/deferred.
+    if let Some(msg) = crate::deferred::remove_leftovers(root)? {
+        tracing::warn!("{msg}");
+        report.repaired.push(msg);
+    }
     let scratch = paths::reel_dir(root);
     let seg = scratch.join("segments");
     if seg.exists() {

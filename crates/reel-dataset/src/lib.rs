@@ -8,11 +8,13 @@
 //!
 //! On top of it: the [`writer`] (the API a recording session calls, whose committer thread
 //! saves each episode as one journaled transaction), the per-camera encoding [`camera`]
-//! pipeline (memory queue, disk spill, encoder, image stats), and [`check`] (validate, repair).
+//! pipeline (memory queue, disk spill, encoder, image stats), the [`deferred`] transcoder (live
+//! codec → final codec in the background) and [`check`] (validate, repair).
 
 pub mod camera;
 pub mod check;
 pub mod data;
+pub mod deferred;
 pub mod episodes;
 pub mod info;
 pub mod parquet_append;

@@ -13,9 +13,15 @@
 //!
 //! A crash at any point before 4 is rolled back on the next open; after 4 the episode is
 //! saved. Episodes are committed strictly in order.
+//!
+//! With [`WriterConfig::deferred`] the cameras record in a fast live codec; after each
+//! commit the episode's segment parts go to the [`deferred`](crate::deferred) transcoder
+//! (idle priority), and `finalize` swaps the converted files of this session in, with
+//! info.json, in one more journaled transaction.
 
 use crate::camera::{segment_dir, CameraPipeline, QueueLimits, SegmentResult, Watchdog};
 use crate::data::{self, ColumnBuffers};
+use crate::deferred::{self, DeferredJob, DeferredQueue, DeferredTranscoder};
 use crate::episodes::{self, EpisodeRecord, ExtraValue, VideoRef};
 use crate::info::{Info, VideoInfo};
 use crate::parquet_append;
@@ -42,6 +48,9 @@ pub struct WriterConfig {
     /// User features (cameras as `Dtype::Video` with shape `[h, w, 3]`).
     pub features: Features,
     pub encoder: EncoderSettings,
+    /// The final codec when `encoder` is only a fast live one: committed episodes are
+    /// converted to it in the background and swapped in at `finalize`. None: `encoder` is final.
+    pub deferred: Option<EncoderSettings>,
     /// Encoders tried in order when the primary fails or hangs mid-episode (the frames it
     /// had not finished go to the next one). By default a fresh instance of the primary.
     pub fallbacks: Vec<EncoderSettings>,
@@ -64,6 +73,7 @@ impl WriterConfig {
             robot_type: None,
             features,
             encoder: EncoderSettings::lerobot_default(),
+            deferred: None,
             fallbacks: Vec::new(),
             watchdog: Watchdog::default(),
             data_files_size_mb: paths::DEFAULT_DATA_FILE_SIZE_MB,
@@ -107,6 +117,21 @@ pub struct Backlog {
     pub spilled_total: u64,
     /// Episodes saved by the caller and not yet committed.
     pub pending_saves: usize,
+    /// Committed episodes waiting for (or in) the deferred conversion to the final codec.
+    pub deferred_episodes: usize,
+    /// Their frames (all cameras).
+    pub deferred_frames: u64,
+}
+
+/// What [`DatasetWriter::finalize_report`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Finalized {
+    /// Episodes committed since the last poll.
+    pub saved: Vec<EpisodeSaved>,
+    /// Seconds spent waiting for the deferred conversion's backlog (0 without one).
+    pub deferred_wait_s: f64,
+    /// Video files swapped to the final codec.
+    pub converted_files: usize,
 }
 
 #[derive(Default)]
@@ -116,6 +141,8 @@ struct Status {
     errors: Vec<String>,
     total_episodes: u64,
     total_frames: u64,
+    /// Every video reference committed by this session, with its episode index.
+    session_videos: Vec<(u64, VideoRef)>,
 }
 
 struct Job {
@@ -143,6 +170,11 @@ pub struct DatasetWriter {
     committer: Option<JoinHandle<()>>,
     status: Arc<(Mutex<Status>, Condvar)>,
     finalized: bool,
+    deferred: Option<DeferredTranscoder>,
+    final_settings: Option<EncoderSettings>,
+    durable: bool,
+    /// The dataset's codec per camera when this session opened it (resume only).
+    codecs_before: Vec<(String, String)>,
 }
 
 /// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
@@ -233,12 +265,26 @@ impl DatasetWriter {
                 problems.push(format!("the dataset has feature '{name}', which this session does not record"));
             }
         }
+        let mut codecs_before = Vec::new();
         for (key, vi) in &info.video_info {
-            if let Some(codec) = vi.fields.iter().find(|(k, _)| k == "video.codec").and_then(|(_, v)| v.as_str()) {
-                let want = cfg.encoder.codec_family()?;
-                if codec != want {
+            if let Some(codec) = vi
+                .fields
+                .iter()
+                .find(|(k, _)| k == "video.codec")
+                .and_then(|(_, v)| v.as_str())
+            {
+                let live = cfg.encoder.codec_family()?;
+                let fin = match &cfg.deferred {
+                    Some(d) => Some(d.codec_family()?),
+                    None => None,
+                };
+                // With a deferred final codec, a dataset in either codec is fine: still in the
+                // live codec (an earlier conversion was not finished) or already in the final one.
+                if codec != live && fin.as_deref() != Some(codec) {
+                    let want = fin.unwrap_or(live);
                     problems.push(format!("camera '{key}' is encoded as {codec} in the dataset, {want} requested (--vcodec)"));
                 }
+                codecs_before.push((key.clone(), codec.to_string()));
             }
         }
         if !problems.is_empty() {
@@ -264,12 +310,23 @@ impl DatasetWriter {
         }
         let stats = if info.total_episodes > 0 { Some(read_stats_with_flags(&root, &info.features)?) } else { None };
         let state = CommitState::resumed(&cfg, info, task_list.len(), records.last(), stats);
-        Self::start(cfg, state, task_list)
+        let mut w = Self::start(cfg, state, task_list)?;
+        w.codecs_before = codecs_before;
+        Ok(w)
     }
 
     fn start(cfg: WriterConfig, state: CommitState, task_list: Vec<String>) -> Result<DatasetWriter> {
         reel_media::init();
         let root = cfg.root.clone();
+        // The journal was recovered by now (resume), so a leftover conversion can go.
+        if let Some(msg) = deferred::remove_leftovers(&root)? {
+            tracing::warn!("{}: {msg}", root.display());
+        }
+        let mut transcoder = match &cfg.deferred {
+            Some(fin) => Some(DeferredTranscoder::start(&root, fin.clone())?),
+            None => None,
+        };
+        let queue = transcoder.as_mut().and_then(|t| t.take_queue());
         let mut cameras = Vec::new();
         for (key, f) in cfg.features.iter() {
             if let Some((h, w)) = f.video_hw() {
@@ -288,7 +345,7 @@ impl DatasetWriter {
             let status = status.clone();
             std::thread::Builder::new()
                 .name("committer".into())
-                .spawn(move || committer_loop(state, rx, receivers, status))
+                .spawn(move || committer_loop(state, rx, receivers, status, queue))
                 .map_err(|e| Error::io("spawn committer", &root, e))?
         };
         let n = task_list.len();
@@ -306,6 +363,10 @@ impl DatasetWriter {
             committer: Some(committer),
             status,
             finalized: false,
+            deferred: transcoder,
+            final_settings: cfg.deferred,
+            durable: cfg.durable,
+            codecs_before: Vec::new(),
         })
     }
 
@@ -336,7 +397,7 @@ impl DatasetWriter {
                 self.tasks.len() - 1
             }
         };
-        if !self.episode_tasks.iter().any(|t| *t == row.task) {
+        if !self.episode_tasks.contains(&row.task) {
             self.episode_tasks.push(row.task.clone());
         }
         self.columns.push(&row, task_index as i64)?;
@@ -433,7 +494,15 @@ impl DatasetWriter {
             b.spilled_now.push((c.key().to_string(), k.spilled_now.load(Ordering::Relaxed)));
             b.spilled_total += k.spilled_total.load(Ordering::Relaxed);
         }
-        b.pending_saves = self.status.0.lock().unwrap_or_else(|p| p.into_inner()).pending;
+        b.pending_saves = self
+            .status
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending;
+        if let Some(t) = &self.deferred {
+            (b.deferred_episodes, b.deferred_frames) = t.backlog();
+        }
         b
     }
 
@@ -454,12 +523,20 @@ impl DatasetWriter {
     /// Discards an unsaved episode, waits for queued saves, stops the pipelines and removes
     /// reel's scratch files. The dataset is complete after each commit; this only tidies up.
     pub fn finalize(mut self) -> Result<Vec<EpisodeSaved>> {
+        self.finish().map(|f| f.saved)
+    }
+
+    /// [`finalize`](Self::finalize), also saying how long the deferred conversion kept it.
+    /// With [`WriterConfig::deferred`]: waits for the conversion backlog (progress logged
+    /// every 2 s), then swaps this session's video files to the final codec (with info.json)
+    /// in one journaled transaction.
+    pub fn finalize_report(mut self) -> Result<Finalized> {
         self.finish()
     }
 
-    fn finish(&mut self) -> Result<Vec<EpisodeSaved>> {
+    fn finish(&mut self) -> Result<Finalized> {
         if self.finalized {
-            return Ok(Vec::new());
+            return Ok(Finalized::default());
         }
         self.finalized = true;
         if self.frames_in_episode > 0 {
@@ -473,12 +550,187 @@ impl DatasetWriter {
         for c in &mut self.cameras {
             c.shutdown();
         }
+        let mut out = Finalized::default();
+        if let Some(mut t) = self.deferred.take() {
+            let conv = t.finish().and_then(|o| {
+                out.deferred_wait_s = o.wait_s;
+                self.swap_in_final_codec(&o.failed)
+            });
+            match conv {
+                Ok(n) => {
+                    out.converted_files = n;
+                    let dir = deferred::deferred_dir(&self.root);
+                    if dir.exists() {
+                        fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+                    }
+                }
+                Err(e) => {
+                    let _ = recover(&self.root);
+                    let _ = deferred::remove_leftovers(&self.root);
+                    tracing::error!(
+                        "the deferred conversion failed, the dataset keeps its live codec: {e}; `reel reencode {} --vcodec {}` converts it",
+                        self.root.display(),
+                        self.final_settings.as_ref().map(|s| s.vcodec.as_str()).unwrap_or("libsvtav1")
+                    );
+                }
+            }
+        }
         let scratch = paths::reel_dir(&self.root);
         let _ = fs::remove_dir_all(scratch.join("segments"));
         if !journal::pending(&journal_path(&self.root)) {
             let _ = fs::remove_dir(&scratch); // only if empty
         }
-        result
+        out.saved = result?;
+        Ok(out)
+    }
+
+    /// Builds the final-codec version of every video file this session wrote and swaps them
+    /// all in, with info.json, in one transaction. Cameras with a failed conversion, or whose
+    /// earlier files (a resumed dataset) are not in the final codec, keep the live codec.
+    /// Returns the number of files swapped.
+    fn swap_in_final_codec(&self, failed: &[(String, u64, String)]) -> Result<usize> {
+        let Some(fin) = &self.final_settings else {
+            return Ok(0);
+        };
+        let root = &self.root;
+        let family = fin.codec_family()?;
+        let videos = std::mem::take(
+            &mut self
+                .status
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .session_videos,
+        );
+        // (key, file) -> episodes in order
+        let mut files: Vec<(String, FileIndex, Vec<u64>)> = Vec::new();
+        for (ep, v) in &videos {
+            match files
+                .iter_mut()
+                .find(|(k, f, _)| *k == v.key && *f == v.file)
+            {
+                Some((_, _, eps)) => eps.push(*ep),
+                None => files.push((v.key.clone(), v.file, vec![*ep])),
+            }
+        }
+        let mut skip: Vec<String> = Vec::new();
+        for (key, ep, e) in failed {
+            if !skip.contains(key) {
+                tracing::warn!(
+                    "camera {key} keeps its live codec: converting episode {ep} failed ({e})"
+                );
+                skip.push(key.clone());
+            }
+        }
+        for (key, codec) in &self.codecs_before {
+            if *codec != family && !skip.contains(key) {
+                tracing::warn!(
+                    "camera {key} keeps its live codec: the dataset's earlier files are {codec}; `reel reencode {} --vcodec {}` converts them all",
+                    root.display(),
+                    fin.vcodec
+                );
+                skip.push(key.clone());
+            }
+        }
+        files.retain(|(k, _, _)| !skip.contains(k));
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let dir = deferred::deferred_dir(root);
+        // 1. Build each new file from the converted parts (scratch files: a throwaway journal).
+        let mut built = Vec::new();
+        for (key, file, eps) in &files {
+            let old = paths::video_file(root, key, *file);
+            let rel = old
+                .strip_prefix(root)
+                .map_err(|_| Error::invalid(format!("{} is outside the dataset", old.display())))?
+                .to_path_buf();
+            let new = dir.join("new").join(&rel);
+            if let Some(d) = new.parent() {
+                fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
+            }
+            if new.exists() {
+                fs::remove_file(&new).map_err(|e| Error::io("remove", &new, e))?;
+            }
+            let mut j = Journal::begin(&dir.join("scratch-journal"), root, false)?;
+            for ep in eps {
+                let mut i = 0;
+                loop {
+                    let part = deferred::converted_path(root, key, *ep, i);
+                    if !part.exists() {
+                        break;
+                    }
+                    reel_media::mp4::append_segment(&new, &part, &mut j)?;
+                    i += 1;
+                }
+                if i == 0 {
+                    return Err(Error::invalid(format!(
+                        "camera {key}: episode {ep} has no converted video"
+                    )));
+                }
+            }
+            j.commit()?;
+            let (a, b) = (
+                reel_media::mp4::read_index(&old)?,
+                reel_media::mp4::read_index(&new)?,
+            );
+            if a.frames != b.frames {
+                return Err(Error::corrupt(
+                    &new,
+                    format!(
+                        "{} frames after conversion, {} in {}",
+                        b.frames,
+                        a.frames,
+                        old.display()
+                    ),
+                ));
+            }
+            let (da, db) = (
+                a.duration_ticks as f64 / a.timescale.max(1) as f64,
+                b.duration_ticks as f64 / b.timescale.max(1) as f64,
+            );
+            if a.frames > 0 && (da - db).abs() > 0.5 * da / a.frames as f64 {
+                return Err(Error::corrupt(
+                    &new,
+                    format!("lasts {db:.4} s after conversion, {da:.4} s before"),
+                ));
+            }
+            built.push((key.clone(), old, new, dir.join("old").join(rel)));
+        }
+        // 2. Swap every file and info.json in one transaction of the dataset journal.
+        let mut info = Info::read(root)?;
+        let fields = fin.info_fields();
+        let mut j = Journal::begin(&journal_path(root), root, self.durable)?;
+        let swapped = (|| -> Result<()> {
+            for (_, old, new, stash) in &built {
+                if let Some(d) = stash.parent() {
+                    fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
+                }
+                j.record_rename(old, stash)?;
+                fs::rename(old, stash).map_err(|e| Error::io("move aside", old, e))?;
+                j.record_create(old)?;
+                fs::rename(new, old).map_err(|e| Error::io("move into place", new, e))?;
+            }
+            for (key, old, _, _) in &built {
+                if let Some((_, vi)) = info.video_info.iter_mut().find(|(k, _)| k == key) {
+                    *vi = video_info_block(&reel_media::probe::probe_video(old)?, &fields);
+                }
+            }
+            info.write(root, &mut j)
+        })();
+        match swapped {
+            Ok(()) => j.commit()?,
+            Err(e) => {
+                j.rollback()?;
+                return Err(e);
+            }
+        }
+        tracing::info!(
+            "converted {} video file(s) to {family} ({})",
+            built.len(),
+            fin.vcodec
+        );
+        Ok(built.len())
     }
 }
 
@@ -518,6 +770,9 @@ fn validate_config(cfg: &WriterConfig) -> Result<()> {
     }
     if !cfg.features.video_keys().is_empty() {
         cfg.encoder.validate()?;
+        if let Some(fin) = &cfg.deferred {
+            fin.validate()?;
+        }
         reel_media::init();
         let mut opened: Vec<(u32, u32)> = Vec::new();
         for (key, f) in cfg.features.iter() {
@@ -526,6 +781,9 @@ fn validate_config(cfg: &WriterConfig) -> Result<()> {
                     let mut clean = cfg.encoder.clone();
                     clean.fault = None; // injected faults are for the recording, not this check
                     trial_open(key, w, h, cfg.fps, &clean)?;
+                    if let Some(fin) = &cfg.deferred {
+                        trial_open(key, w, h, cfg.fps, fin)?;
+                    }
                     opened.push((w, h));
                 }
             }
@@ -649,7 +907,13 @@ impl CommitState {
     }
 }
 
-fn committer_loop(mut state: CommitState, jobs: Receiver<Job>, cams: Vec<(String, Receiver<std::result::Result<SegmentResult, String>>)>, status: Arc<(Mutex<Status>, Condvar)>) {
+fn committer_loop(
+    mut state: CommitState,
+    jobs: Receiver<Job>,
+    cams: Vec<(String, Receiver<std::result::Result<SegmentResult, String>>)>,
+    status: Arc<(Mutex<Status>, Condvar)>,
+    deferred: Option<DeferredQueue>,
+) {
     for job in jobs.iter() {
         let seq = job.seq;
         let queued_at = job.queued_at;
@@ -668,6 +932,17 @@ fn committer_loop(mut state: CommitState, jobs: Receiver<Job>, cams: Vec<(String
             Some(e) => Err(Error::Encoder { camera: "episode".into(), msg: e }),
             None => commit_episode(&mut state, job, &segments),
         };
+        if let (Some(q), Ok(saved)) = (&deferred, &outcome) {
+            for (v, s) in saved.videos.iter().zip(&segments) {
+                if let Err(e) = defer_parts(&state.root, q, saved.episode_index, &v.key, s) {
+                    tracing::warn!(
+                        "episode {} ({}) stays in the live codec: {e}",
+                        saved.episode_index,
+                        v.key
+                    );
+                }
+            }
+        }
         for s in &segments {
             for p in &s.parts {
                 let _ = fs::remove_file(p);
@@ -681,6 +956,12 @@ fn committer_loop(mut state: CommitState, jobs: Receiver<Job>, cams: Vec<(String
                 saved.latency_s = queued_at.elapsed().as_secs_f64();
                 st.total_episodes = state.info.total_episodes;
                 st.total_frames = state.info.total_frames;
+                st.session_videos.extend(
+                    saved
+                        .videos
+                        .iter()
+                        .map(|v| (saved.episode_index, v.clone())),
+                );
                 st.committed.push(saved);
             }
             Err(e) => {
@@ -694,7 +975,36 @@ fn committer_loop(mut state: CommitState, jobs: Receiver<Job>, cams: Vec<(String
     cv.notify_all();
 }
 
-fn commit_episode(state: &mut CommitState, job: Job, segments: &[SegmentResult]) -> Result<EpisodeSaved> {
+/// Moves a committed episode's parts to the deferred area and queues their conversion.
+fn defer_parts(
+    root: &Path,
+    q: &DeferredQueue,
+    episode_index: u64,
+    key: &str,
+    seg: &SegmentResult,
+) -> Result<()> {
+    let mut parts = Vec::new();
+    for (i, p) in seg.parts.iter().enumerate() {
+        let dst = deferred::part_path(root, key, episode_index, i);
+        if let Some(d) = dst.parent() {
+            fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
+        }
+        fs::rename(p, &dst).map_err(|e| Error::io("move segment for deferred conversion", p, e))?;
+        parts.push(dst);
+    }
+    q.submit(DeferredJob {
+        episode_index,
+        key: key.to_string(),
+        parts,
+        frames: seg.frames,
+    })
+}
+
+fn commit_episode(
+    state: &mut CommitState,
+    job: Job,
+    segments: &[SegmentResult],
+) -> Result<EpisodeSaved> {
     let t0 = Instant::now();
     let root = state.root.clone();
     let features = state.info.features.clone();

@@ -90,6 +90,10 @@ pub struct SessionReport {
     pub priority: String,
     /// Seconds `finalize` waited for queued episodes (encoder backlog).
     pub finalize_wait_s: f64,
+    /// Of which: seconds waiting for the deferred conversion to the final codec.
+    pub deferred_wait_s: f64,
+    /// How long each `save_episode` call kept the loop thread (milliseconds).
+    pub save_call_ms: Vec<f64>,
 }
 
 /// Hooks the session calls (demo-video announcements, progress lines).
@@ -154,7 +158,9 @@ impl<'a> Session<'a> {
                 }
                 _ => {
                     if self.writer.frames_in_episode() >= 2 {
+                        let t = std::time::Instant::now();
                         self.writer.save_episode(summary.extras())?;
+                        report.save_call_ms.push(t.elapsed().as_secs_f64() * 1e3);
                         tracing::info!("episode {index}: {}", summary.line());
                         report.episodes.push((index, summary));
                         recorded += 1;
@@ -193,10 +199,19 @@ impl<'a> Session<'a> {
             tracing::info!("waiting for {} episode(s) still being encoded ({:?} frames queued)", backlog.pending_saves, backlog.queued);
         }
         let w0 = std::time::Instant::now();
-        let fin = self.writer.finalize();
+        if backlog.deferred_episodes > 0 {
+            tracing::info!(
+                "finishing the conversion to the final codec: {} episode(s), {} frame(s) left",
+                backlog.deferred_episodes,
+                backlog.deferred_frames
+            );
+        }
+        let fin = self.writer.finalize_report();
         report.finalize_wait_s = w0.elapsed().as_secs_f64();
         match fin {
-            Ok(saved) => {
+            Ok(fin) => {
+                report.deferred_wait_s = fin.deferred_wait_s;
+                let saved = fin.saved;
                 for s in &saved {
                     log_saved(s);
                 }
@@ -289,12 +304,17 @@ impl<'a> Session<'a> {
             if !record && now - last_backlog_log > 2_000_000_000 {
                 last_backlog_log = now;
                 let b = self.writer.backlog();
-                if b.pending_saves > 0 || b.queued.iter().any(|(_, q)| *q > 0) {
+                if b.pending_saves > 0
+                    || b.queued.iter().any(|(_, q)| *q > 0)
+                    || b.deferred_episodes > 0
+                {
                     tracing::info!(
-                        "encoder backlog: {} episode(s) to commit, queued frames {:?}, on disk {:?}",
+                        "encoder backlog: {} episode(s) to commit, queued frames {:?}, on disk {:?}; deferred conversion: {} episode(s), {} frame(s)",
                         b.pending_saves,
                         b.queued,
-                        b.spilled_now
+                        b.spilled_now,
+                        b.deferred_episodes,
+                        b.deferred_frames
                     );
                 }
             }

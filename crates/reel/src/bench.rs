@@ -44,6 +44,9 @@ pub struct BenchRecordArgs {
     pub crf: Option<f64>,
     #[arg(long)]
     pub preset: Option<String>,
+    /// Deferred final codec (see `reel record --deferred`); never for the bench unless given.
+    #[arg(long, value_enum, default_value = "never")]
+    pub deferred: record::DeferredMode,
     /// Keep the dataset here (default: a temporary directory, deleted afterwards).
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -88,6 +91,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         crf: b.crf,
         preset: b.preset.clone(),
         gop: None,
+        deferred: b.deferred,
         data_files_size_mb: 100.0,
         video_files_size_mb: 200.0,
         max_queue_frames: 60,
@@ -149,10 +153,10 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         "add_frame_ms": {"p50": af_p50, "p99": af_p99, "max": af_max},
         "missed_deadlines": missed,
         "tick_start_lateness_p99_ms": late_p99,
-        "save_latency_ms": save_latency, "commit_ms": commit_ms,
+        "save_episode_call_ms": report.save_call_ms, "save_latency_ms": save_latency, "commit_ms": commit_ms,
         "encode_fps_min_per_camera": enc.iter().map(|(k, f)| json!({"camera": k, "fps": f})).collect::<Vec<_>>(),
         "max_queue_depth": max_depth, "spilled_frames": spilled,
-        "finalize_wait_s": report.finalize_wait_s,
+        "finalize_wait_s": report.finalize_wait_s, "deferred_wait_s": report.deferred_wait_s,
         "peak_rss_mb": rss,
         "loop_priority": report.priority,
     });
@@ -164,11 +168,15 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         println!("  add_frame p50/p99/max     {af_p50:.3} / {af_p99:.3} / {af_max:.3} ms");
         println!("  missed deadlines          {missed}");
         println!("  tick start lateness p99   {late_p99:.3} ms");
+        println!("  save_episode call         {}", report.save_call_ms.iter().map(|x| format!("{x:.3} ms")).collect::<Vec<_>>().join(", "));
         println!("  save latency (to commit)  {}", save_latency.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
         println!("  commit transaction        {}", commit_ms.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
         println!("  encoder frames/wall s     {}", enc.iter().map(|(k, f)| format!("{k}: {f:.1}")).collect::<Vec<_>>().join(", "));
         println!("  max queue depth / spilled {max_depth} / {spilled}");
-        println!("  finalize waited           {:.2} s", report.finalize_wait_s);
+        println!(
+            "  finalize waited           {:.2} s (deferred conversion {:.2} s)",
+            report.finalize_wait_s, report.deferred_wait_s
+        );
         println!("  peak RSS                  {rss:.0} MB");
         println!("  loop priority             {}", report.priority);
     }

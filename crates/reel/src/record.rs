@@ -70,6 +70,11 @@ pub struct RecordArgs {
     /// Keyframe interval (LeRobot's default 2).
     #[arg(long)]
     pub gop: Option<u32>,
+    /// Deferred final codec: record live with libx264 (ultrafast, crf 18) and convert to the
+    /// chosen encoder in the background at idle priority, finishing at the end. auto: only
+    /// when the chosen encoder's measured speed cannot keep up with cameras x fps (30% headroom).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub deferred: DeferredMode,
     /// Data parquet file size limit (MB).
     #[arg(long, default_value_t = 100.0)]
     pub data_files_size_mb: f64,
@@ -110,6 +115,14 @@ pub struct RecordArgs {
     pub demo_layout: crate::demo::DemoLayoutArgs,
 }
 
+/// When to record with a fast live encoder and convert to the final codec afterwards.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeferredMode {
+    Auto,
+    Always,
+    Never,
+}
+
 /// Everything a session needs, opened and checked.
 pub struct Prepared {
     pub cameras: Vec<Arc<Camera>>,
@@ -118,7 +131,15 @@ pub struct Prepared {
     pub root: PathBuf,
 }
 
-pub fn encoder_settings(a: &RecordArgs, width: u32, height: u32, cameras: u32) -> Result<EncoderSettings> {
+/// The chosen (final) encoder and, when a probe measured it, whether it keeps up live with
+/// `cameras` streams (`can_keep_up` with [`crate::encoders::HEADROOM`]).
+pub fn encoder_settings(
+    a: &RecordArgs,
+    width: u32,
+    height: u32,
+    cameras: u32,
+) -> Result<(EncoderSettings, Option<bool>)> {
+    let mut keeps_up = None;
     let mut s = if a.vcodec == "auto" {
         let req = crate::encoders::request(width, height, a.fps, &["av1".into(), "hevc".into(), "h264".into()]);
         let cache = reel_media::encoders::default_cache_path();
@@ -129,10 +150,20 @@ pub fn encoder_settings(a: &RecordArgs, width: u32, height: u32, cameras: u32) -
                 reel_media::encoders::Verdict::Works { fps } => Some((c.name.clone(), fps)),
                 _ => None,
             })
-            .ok_or_else(|| anyhow::anyhow!("--vcodec auto: no encoder opens on this machine (see `reel encoders`)"))?;
-        let keeps = reel_media::encoders::can_keep_up(best.1, cameras, a.fps, crate::encoders::HEADROOM);
-        tracing::info!("--vcodec auto: {} ({:.0} frames/s measured at {width}x{height})", best.0, best.1);
-        if !keeps && cameras > 0 {
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--vcodec auto: no encoder opens on this machine (see `reel encoders`)"
+                )
+            })?;
+        let keeps =
+            reel_media::encoders::can_keep_up(best.1, cameras, a.fps, crate::encoders::HEADROOM);
+        tracing::info!(
+            "--vcodec auto: {} ({:.0} frames/s measured at {width}x{height})",
+            best.0,
+            best.1
+        );
+        keeps_up = Some(keeps);
+        if !keeps && cameras > 0 && a.deferred == DeferredMode::Never {
             tracing::warn!(
                 "{} measured {:.0} frames/s here; {cameras} camera(s) at {} Hz need {:.0} with headroom: frames will queue and spill to disk, the loop is unaffected, and finishing waits for the backlog (--vcodec libx264 keeps up)",
                 best.0,
@@ -143,7 +174,11 @@ pub fn encoder_settings(a: &RecordArgs, width: u32, height: u32, cameras: u32) -
         }
         EncoderSettings::lerobot_default().with_codec(&best.0)
     } else {
-        EncoderSettings::lerobot_default().with_codec(&a.vcodec)
+        let s = EncoderSettings::lerobot_default().with_codec(&a.vcodec);
+        if a.deferred == DeferredMode::Auto && cameras > 0 {
+            keeps_up = measured_keeps_up(&s, width, height, a.fps, cameras);
+        }
+        s
     };
     if let Some(c) = a.crf {
         s.crf = Some(c);
@@ -161,7 +196,87 @@ pub fn encoder_settings(a: &RecordArgs, width: u32, height: u32, cameras: u32) -
     if let Some(f) = &a.inject_fault {
         s.fault = Some(reel_media::Fault::parse(f).with_context(|| format!("--inject-fault {f}"))?);
     }
-    Ok(s)
+    Ok((s, keeps_up))
+}
+
+/// The probe's (cached) measurement of an explicitly named encoder: does it keep up?
+fn measured_keeps_up(
+    s: &EncoderSettings,
+    width: u32,
+    height: u32,
+    fps: u32,
+    cameras: u32,
+) -> Option<bool> {
+    let family = s.codec_family().ok()?;
+    let req = crate::encoders::request(width, height, fps, &[family]);
+    let list = reel_media::encoders::probe(
+        &req,
+        Duration::from_secs(2),
+        Some(&reel_media::encoders::default_cache_path()),
+    );
+    list.iter()
+        .find(|c| c.name == s.vcodec)
+        .and_then(|c| match c.verdict {
+            reel_media::encoders::Verdict::Works { fps: measured } => {
+                tracing::info!(
+                    "{}: {measured:.0} frames/s measured at {width}x{height}",
+                    s.vcodec
+                );
+                Some(reel_media::encoders::can_keep_up(
+                    measured,
+                    cameras,
+                    fps,
+                    crate::encoders::HEADROOM,
+                ))
+            }
+            _ => None,
+        })
+}
+
+/// The live encoder and the deferred final one (None: record in the final codec directly).
+pub fn plan_encoders(
+    a: &RecordArgs,
+    width: u32,
+    height: u32,
+    cameras: u32,
+) -> Result<(EncoderSettings, Option<EncoderSettings>)> {
+    let (fin, keeps_up) = encoder_settings(a, width, height, cameras)?;
+    let need = (cameras * a.fps) as f64 * (1.0 + crate::encoders::HEADROOM);
+    let defer = match a.deferred {
+        DeferredMode::Never => false,
+        DeferredMode::Always => {
+            tracing::info!("--deferred always: recording live with libx264, converting to {} in the background", fin.vcodec);
+            true
+        }
+        DeferredMode::Auto => match keeps_up {
+            Some(false) if cameras > 0 => {
+                tracing::info!(
+                    "--deferred auto: {} cannot keep up with {cameras} camera(s) at {} Hz ({need:.0} frames/s with headroom): recording live with libx264 (ultrafast, crf 18) and converting to {} in the background at idle priority",
+                    fin.vcodec,
+                    a.fps,
+                    fin.vcodec
+                );
+                true
+            }
+            Some(true) => {
+                tracing::info!("--deferred auto: {} keeps up with {cameras} camera(s) at {} Hz: recording in it directly", fin.vcodec, a.fps);
+                false
+            }
+            _ => false,
+        },
+    };
+    if !defer || cameras == 0 {
+        return Ok((fin, None));
+    }
+    let mut live = EncoderSettings::lerobot_default().with_codec("libx264");
+    live.crf = Some(18.0);
+    live.preset = Some("ultrafast".into());
+    live.g = fin.g;
+    live.pix_fmt = fin.pix_fmt.clone();
+    let mut fin = fin;
+    live.fault = fin.fault.take(); // injected faults are for the live encoders
+    live.validate().context("live encoder libx264")?;
+    Ok((live, Some(fin)))
 }
 
 pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
@@ -183,8 +298,12 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     } else {
         a.cameras.iter().map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}"))).collect::<Result<_>>()?
     };
-    let (w, h) = specs.iter().map(|s| (s.width, s.height)).max_by_key(|(w, h)| w * h).unwrap_or((a.width, a.height));
-    let encoder = encoder_settings(a, w, h, specs.len() as u32)?;
+    let (w, h) = specs
+        .iter()
+        .map(|s| (s.width, s.height))
+        .max_by_key(|(w, h)| w * h)
+        .unwrap_or((a.width, a.height));
+    let (encoder, deferred) = plan_encoders(a, w, h, specs.len() as u32)?;
     let mut cameras = Vec::new();
     for spec in &specs {
         let cam = Camera::open(spec, Duration::from_secs(5)).with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
@@ -195,11 +314,12 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     let mut cfg = WriterConfig::new(&root, a.fps, features);
     cfg.robot_type = Some(robot.name().to_string());
     cfg.encoder = encoder;
+    cfg.deferred = deferred;
     cfg.data_files_size_mb = a.data_files_size_mb;
     cfg.video_files_size_mb = a.video_files_size_mb;
     cfg.queue = QueueLimits { max_frames_in_memory: a.max_queue_frames, ..QueueLimits::default() };
     cfg.durable = !a.no_fsync;
-    if !(a.encoder_timeout_s > 0.0) {
+    if a.encoder_timeout_s.is_nan() || a.encoder_timeout_s <= 0.0 {
         bail!("--encoder-timeout-s must be positive");
     }
     let t = Duration::from_secs_f64(a.encoder_timeout_s);
@@ -268,7 +388,21 @@ pub fn run(a: RecordArgs) -> Result<()> {
         report.saved.len(),
         frames,
         root.display(),
-        if report.finalize_wait_s > 0.5 { format!(" (finalize waited {:.1} s for the encoder backlog)", report.finalize_wait_s) } else { String::new() }
+        if report.finalize_wait_s > 0.5 {
+            if report.deferred_wait_s > 0.0 {
+                format!(
+                    " (finalize waited {:.1} s for the encoder backlog, of which {:.1} s for the conversion to the final codec)",
+                    report.finalize_wait_s, report.deferred_wait_s
+                )
+            } else {
+                format!(
+                    " (finalize waited {:.1} s for the encoder backlog)",
+                    report.finalize_wait_s
+                )
+            }
+        } else {
+            String::new()
+        }
     );
     if report.interrupted {
         println!("stopped by signal; every saved episode is complete");
