@@ -258,8 +258,8 @@ impl Transcoder for HangAtCrf31 {
         dst: &Path,
         fps: u32,
         s: &EncoderSettings,
-        p: &AtomicU64,
-        c: &AtomicBool,
+        p: &Arc<AtomicU64>,
+        c: &Arc<AtomicBool>,
     ) -> Result<u64> {
         if s.crf == Some(31.0) {
             p.fetch_add(3, Ordering::Relaxed);
@@ -391,8 +391,8 @@ impl Transcoder for Slow {
         dst: &Path,
         fps: u32,
         s: &EncoderSettings,
-        p: &AtomicU64,
-        c: &AtomicBool,
+        p: &Arc<AtomicU64>,
+        c: &Arc<AtomicBool>,
     ) -> Result<u64> {
         std::thread::sleep(Duration::from_millis(150));
         FfmpegTranscoder.transcode(src, dst, fps, s, p, c)
