@@ -43,7 +43,11 @@ pub enum Error {
 impl Error {
     /// Wraps an `io::Error` with the operation and path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { op, path: path.into(), source }
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(msg: impl Into<String>) -> Self {
@@ -51,16 +55,25 @@ impl Error {
     }
     /// Shorthand for [`Error::Media`].
     pub fn media(context: impl Into<String>, msg: impl std::fmt::Display) -> Self {
-        Error::Media { context: context.into(), msg: msg.to_string() }
+        Error::Media {
+            context: context.into(),
+            msg: msg.to_string(),
+        }
     }
     /// Shorthand for [`Error::Corrupt`].
     pub fn corrupt(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
-        Error::Corrupt { path: path.into(), msg: msg.into() }
+        Error::Corrupt {
+            path: path.into(),
+            msg: msg.into(),
+        }
     }
     /// True when the underlying cause is a full disk (ENOSPC) or a file-size limit (EFBIG).
     pub fn is_disk_full(&self) -> bool {
         match self {
-            Error::Io { source, .. } => matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EFBIG)),
+            Error::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EFBIG)
+            ),
             _ => false,
         }
     }

@@ -41,7 +41,10 @@ impl Dtype {
     }
     /// True for numeric dtypes (those with statistics computed from the data column).
     pub fn is_numeric(self) -> bool {
-        matches!(self, Dtype::Float32 | Dtype::Float64 | Dtype::Int64 | Dtype::Bool)
+        matches!(
+            self,
+            Dtype::Float32 | Dtype::Float64 | Dtype::Int64 | Dtype::Bool
+        )
     }
 }
 
@@ -57,7 +60,11 @@ pub struct Feature {
 impl Feature {
     /// A float32 vector feature with named dimensions (`action`, `observation.state`).
     pub fn vector_f32(names: &[&str]) -> Self {
-        Feature { dtype: Dtype::Float32, shape: vec![names.len()], names: Some(names.iter().map(|s| s.to_string()).collect()) }
+        Feature {
+            dtype: Dtype::Float32,
+            shape: vec![names.len()],
+            names: Some(names.iter().map(|s| s.to_string()).collect()),
+        }
     }
     /// A camera feature of `height x width` RGB.
     pub fn video(height: u32, width: u32) -> Self {
@@ -73,7 +80,8 @@ impl Feature {
     }
     /// (height, width) of a video feature.
     pub fn video_hw(&self) -> Option<(u32, u32)> {
-        (self.dtype == Dtype::Video && self.shape.len() == 3).then(|| (self.shape[0] as u32, self.shape[1] as u32))
+        (self.dtype == Dtype::Video && self.shape.len() == 3)
+            .then(|| (self.shape[0] as u32, self.shape[1] as u32))
     }
 }
 
@@ -100,23 +108,37 @@ impl Features {
     pub fn push(&mut self, name: impl Into<String>, feature: Feature) -> Result<()> {
         let name = name.into();
         if name.is_empty() || name.contains('/') {
-            return Err(Error::invalid(format!("feature name '{name}' must be non-empty and must not contain '/'")));
+            return Err(Error::invalid(format!(
+                "feature name '{name}' must be non-empty and must not contain '/'"
+            )));
         }
         if DEFAULT_FEATURES.iter().any(|(d, _)| *d == name) {
-            return Err(Error::invalid(format!("feature name '{name}' is reserved by LeRobot")));
+            return Err(Error::invalid(format!(
+                "feature name '{name}' is reserved by LeRobot"
+            )));
         }
         if self.get(&name).is_some() {
             return Err(Error::invalid(format!("feature '{name}' declared twice")));
         }
         if feature.shape.is_empty() || feature.shape.contains(&0) {
-            return Err(Error::invalid(format!("feature '{name}': shape {:?} must be non-empty positive", feature.shape)));
+            return Err(Error::invalid(format!(
+                "feature '{name}': shape {:?} must be non-empty positive",
+                feature.shape
+            )));
         }
         if feature.dtype == Dtype::Video && (feature.shape.len() != 3 || feature.shape[2] != 3) {
-            return Err(Error::invalid(format!("camera '{name}': shape {:?} must be [height, width, 3]", feature.shape)));
+            return Err(Error::invalid(format!(
+                "camera '{name}': shape {:?} must be [height, width, 3]",
+                feature.shape
+            )));
         }
         if let Some(n) = &feature.names {
             if feature.shape.len() == 1 && n.len() != feature.shape[0] {
-                return Err(Error::invalid(format!("feature '{name}': {} names for shape {:?}", n.len(), feature.shape)));
+                return Err(Error::invalid(format!(
+                    "feature '{name}': {} names for shape {:?}",
+                    n.len(),
+                    feature.shape
+                )));
             }
         }
         self.items.push((name, feature));
@@ -141,11 +163,17 @@ impl Features {
     }
     /// Names of the video features, in order.
     pub fn video_keys(&self) -> Vec<String> {
-        self.iter().filter(|(_, f)| f.dtype == Dtype::Video).map(|(n, _)| n.to_string()).collect()
+        self.iter()
+            .filter(|(_, f)| f.dtype == Dtype::Video)
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
     /// Names of the non-video features, in order (the data parquet columns before the defaults).
     pub fn data_keys(&self) -> Vec<String> {
-        self.iter().filter(|(_, f)| f.dtype != Dtype::Video).map(|(n, _)| n.to_string()).collect()
+        self.iter()
+            .filter(|(_, f)| f.dtype != Dtype::Video)
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 }
 
@@ -195,17 +223,30 @@ impl Value {
                 if fr.width == w && fr.height == h {
                     Ok(())
                 } else {
-                    fail(format!("frame is {}x{}, the feature declares {}x{}", fr.width, fr.height, w, h))
+                    fail(format!(
+                        "frame is {}x{}, the feature declares {}x{}",
+                        fr.width, fr.height, w, h
+                    ))
                 }
             }
             (v, d) if d.is_numeric() && v.kind() == d.as_str() => {
                 if v.len() == f.numel() {
                     Ok(())
                 } else {
-                    fail(format!("{} values, shape {:?} needs {}", v.len(), f.shape, f.numel()))
+                    fail(format!(
+                        "{} values, shape {:?} needs {}",
+                        v.len(),
+                        f.shape,
+                        f.numel()
+                    ))
                 }
             }
-            _ => fail(format!("got {}, declared {} {:?}", self.kind(), f.dtype.as_str(), f.shape)),
+            _ => fail(format!(
+                "got {}, declared {} {:?}",
+                self.kind(),
+                f.dtype.as_str(),
+                f.shape
+            )),
         }
     }
 }
@@ -219,7 +260,10 @@ pub struct RowValues {
 
 impl RowValues {
     pub fn new(task: impl Into<String>) -> Self {
-        RowValues { task: task.into(), values: Vec::new() }
+        RowValues {
+            task: task.into(),
+            values: Vec::new(),
+        }
     }
     pub fn set(&mut self, name: impl Into<String>, v: Value) -> &mut Self {
         self.values.push((name.into(), v));
@@ -245,11 +289,20 @@ impl RowValues {
             }
         }
         if !missing.is_empty() {
-            return Err(Error::invalid(format!("frame is missing features {missing:?}")));
+            return Err(Error::invalid(format!(
+                "frame is missing features {missing:?}"
+            )));
         }
-        let extra: Vec<&str> = self.values.iter().map(|(n, _)| n.as_str()).filter(|n| schema.get(n).is_none()).collect();
+        let extra: Vec<&str> = self
+            .values
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| schema.get(n).is_none())
+            .collect();
         if !extra.is_empty() {
-            return Err(Error::invalid(format!("frame has features not in the dataset: {extra:?}")));
+            return Err(Error::invalid(format!(
+                "frame has features not in the dataset: {extra:?}"
+            )));
         }
         Ok(())
     }

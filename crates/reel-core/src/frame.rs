@@ -30,7 +30,13 @@ impl VideoFrame {
                 data.len()
             )));
         }
-        Ok(VideoFrame { width, height, data, captured_ns: monotonic_ns(), seq: 0 })
+        Ok(VideoFrame {
+            width,
+            height,
+            data,
+            captured_ns: monotonic_ns(),
+            seq: 0,
+        })
     }
 
     /// A frame filled with one colour (tests, placeholders).
@@ -39,7 +45,13 @@ impl VideoFrame {
         for _ in 0..(width as usize * height as usize) {
             data.extend_from_slice(&rgb);
         }
-        VideoFrame { width, height, data, captured_ns: monotonic_ns(), seq: 0 }
+        VideoFrame {
+            width,
+            height,
+            data,
+            captured_ns: monotonic_ns(),
+            seq: 0,
+        }
     }
 
     /// Size in bytes of the pixel data.
@@ -51,7 +63,10 @@ impl VideoFrame {
 /// Nanoseconds on the process-wide monotonic clock (CLOCK_MONOTONIC). Comparable across
 /// threads; never jumps.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -59,5 +74,8 @@ pub fn monotonic_ns() -> u64 {
 
 /// Nanoseconds since the Unix epoch (wall clock; may jump).
 pub fn wall_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }

@@ -97,20 +97,37 @@ impl Journal {
             .write(true)
             .create_new(true)
             .open(path)
-            .map_err(|e| Error::io("create journal (an unrecovered transaction may exist)", path, e))?;
-        file.write_all(MAGIC).map_err(|e| Error::io("write journal", path, e))?;
-        let j = Journal { path: path.to_path_buf(), root: root.to_path_buf(), file, durable, touched: Vec::new() };
+            .map_err(|e| {
+                Error::io(
+                    "create journal (an unrecovered transaction may exist)",
+                    path,
+                    e,
+                )
+            })?;
+        file.write_all(MAGIC)
+            .map_err(|e| Error::io("write journal", path, e))?;
+        let j = Journal {
+            path: path.to_path_buf(),
+            root: root.to_path_buf(),
+            file,
+            durable,
+            touched: Vec::new(),
+        };
         j.sync()?;
         Ok(j)
     }
 
     fn rel(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(&self.root).map(Path::to_path_buf).unwrap_or_else(|_| path.to_path_buf())
+        path.strip_prefix(&self.root)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| path.to_path_buf())
     }
 
     fn sync(&self) -> Result<()> {
         if self.durable {
-            self.file.sync_data().map_err(|e| Error::io("fsync journal", &self.path, e))?;
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io("fsync journal", &self.path, e))?;
         }
         Ok(())
     }
@@ -126,7 +143,9 @@ impl Journal {
         rec.extend_from_slice(data);
         let sum = fnv1a(&rec, 0xcbf29ce484222325);
         rec.extend_from_slice(&sum.to_le_bytes());
-        self.file.write_all(&rec).map_err(|e| Error::io("write journal", &self.path, e))?;
+        self.file
+            .write_all(&rec)
+            .map_err(|e| Error::io("write journal", &self.path, e))?;
         self.sync()
     }
 
@@ -136,11 +155,16 @@ impl Journal {
         let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
         let len = f.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         if keep > len {
-            return Err(Error::invalid(format!("journal: keep offset {keep} beyond end {len} of {}", path.display())));
+            return Err(Error::invalid(format!(
+                "journal: keep offset {keep} beyond end {len} of {}",
+                path.display()
+            )));
         }
         let mut tail = Vec::with_capacity((len - keep) as usize);
-        f.seek(SeekFrom::Start(keep)).map_err(|e| Error::io("seek", path, e))?;
-        f.read_to_end(&mut tail).map_err(|e| Error::io("read", path, e))?;
+        f.seek(SeekFrom::Start(keep))
+            .map_err(|e| Error::io("seek", path, e))?;
+        f.read_to_end(&mut tail)
+            .map_err(|e| Error::io("read", path, e))?;
         let mut data = len.to_le_bytes().to_vec();
         data.extend_from_slice(&tail);
         let rel = self.rel(path);
@@ -152,7 +176,10 @@ impl Journal {
     /// Records that `path` is about to be created (it must not exist yet).
     pub fn record_create(&mut self, path: &Path) -> Result<()> {
         if path.exists() {
-            return Err(Error::invalid(format!("journal: {} already exists", path.display())));
+            return Err(Error::invalid(format!(
+                "journal: {} already exists",
+                path.display()
+            )));
         }
         let rel = self.rel(path);
         self.append(KIND_CREATE, &rel, 0, &[])?;
@@ -165,7 +192,9 @@ impl Journal {
         let rel = self.rel(path);
         match fs::read(path) {
             Ok(old) => self.append(KIND_REPLACE, &rel, 0, &old)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.append(KIND_REPLACE_ABSENT, &rel, 0, &[])?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.append(KIND_REPLACE_ABSENT, &rel, 0, &[])?
+            }
             Err(e) => return Err(Error::io("read", path, e)),
         }
         self.touched.push(path.to_path_buf());
@@ -268,7 +297,10 @@ fn parse(buf: &[u8]) -> Vec<Record> {
                 tail: data[8..].to_vec(),
             },
             KIND_CREATE => Record::Create { rel },
-            KIND_REPLACE => Record::Replace { rel, old: Some(data.to_vec()) },
+            KIND_REPLACE => Record::Replace {
+                rel,
+                old: Some(data.to_vec()),
+            },
             KIND_REPLACE_ABSENT => Record::Replace { rel, old: None },
             KIND_RENAME => Record::Rename {
                 from: rel,
@@ -297,12 +329,22 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
     let recs = parse(&buf);
     for rec in recs.iter().rev() {
         match rec {
-            Record::Tail { rel, keep, len, tail } => {
+            Record::Tail {
+                rel,
+                keep,
+                len,
+                tail,
+            } => {
                 let p = root.join(rel);
-                let mut f = OpenOptions::new().write(true).open(&p).map_err(|e| Error::io("open for rollback", &p, e))?;
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|e| Error::io("open for rollback", &p, e))?;
                 f.set_len(*keep).map_err(|e| Error::io("truncate", &p, e))?;
-                f.seek(SeekFrom::Start(*keep)).map_err(|e| Error::io("seek", &p, e))?;
-                f.write_all(tail).map_err(|e| Error::io("restore tail", &p, e))?;
+                f.seek(SeekFrom::Start(*keep))
+                    .map_err(|e| Error::io("seek", &p, e))?;
+                f.write_all(tail)
+                    .map_err(|e| Error::io("restore tail", &p, e))?;
                 f.set_len(*len).map_err(|e| Error::io("truncate", &p, e))?;
                 f.sync_all().map_err(|e| Error::io("fsync", &p, e))?;
             }
@@ -343,11 +385,15 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
 pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(|e| Error::io("create dir", dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.reel-tmp"));
     {
         let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
         if durable {
             f.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         }

@@ -23,10 +23,14 @@ pub fn mark_control_thread() {
 /// SCHED_OTHER at nice `nice`. Returns how many threads were demoted.
 pub fn demote_realtime_threads(nice: i32) -> usize {
     let keep = CONTROL_TID.load(Ordering::SeqCst);
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
     let mut n = 0;
     for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         if tid == keep {
             continue;
         }

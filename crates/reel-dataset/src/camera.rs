@@ -42,8 +42,23 @@ pub struct QueueLimits {
 impl Default for QueueLimits {
     fn default() -> Self {
         // 2 s of 640x480 at 30 Hz in memory (~55 MB per camera), then up to 8 GiB on disk.
-        QueueLimits { max_frames_in_memory: 60, max_spill_bytes: 8 << 30 }
+        QueueLimits {
+            max_frames_in_memory: 60,
+            max_spill_bytes: 8 << 30,
+        }
     }
+}
+
+/// How one camera's pipeline encodes.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// The primary encoder followed by its fallbacks.
+    pub chain: Vec<EncoderSettings>,
+    pub limits: QueueLimits,
+    pub watchdog: Watchdog,
 }
 
 /// What the encoder thread reports for one episode of this camera.
@@ -93,7 +108,13 @@ enum Msg {
 
 enum Entry {
     Mem(SharedFrame),
-    Disk { offset: u64, width: u32, height: u32, captured_ns: u64, seq: u64 },
+    Disk {
+        offset: u64,
+        width: u32,
+        height: u32,
+        captured_ns: u64,
+        seq: u64,
+    },
     End(u64),
     Discard,
     Shutdown,
@@ -127,9 +148,19 @@ pub struct CameraPipeline {
 impl CameraPipeline {
     /// Starts the threads of camera `key`; segments go to `dir`. `chain` is the primary
     /// encoder followed by its fallbacks, tried in order when one fails or hangs.
-    pub fn start(key: &str, dir: &Path, width: u32, height: u32, fps: u32, chain: Vec<EncoderSettings>, limits: QueueLimits, watchdog: Watchdog) -> Result<CameraPipeline> {
+    pub fn start(key: &str, dir: &Path, cfg: PipelineConfig) -> Result<CameraPipeline> {
+        let PipelineConfig {
+            width,
+            height,
+            fps,
+            chain,
+            limits,
+            watchdog,
+        } = cfg;
         if chain.is_empty() {
-            return Err(Error::invalid(format!("camera {key}: no encoder configured")));
+            return Err(Error::invalid(format!(
+                "camera {key}: no encoder configured"
+            )));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io("create segment dir", dir, e))?;
         let spill_path = dir.join("spill.raw");
@@ -166,11 +197,30 @@ impl CameraPipeline {
                 .name(format!("encode-{key}"))
                 .spawn(move || {
                     lower_thread_priority();
-                    encoder_loop(&key, &seg_dir, &spill_path, width, height, fps, chain, watchdog, shared, counters, rtx)
+                    encoder_loop(
+                        &key,
+                        &seg_dir,
+                        &spill_path,
+                        width,
+                        height,
+                        fps,
+                        chain,
+                        watchdog,
+                        shared,
+                        counters,
+                        rtx,
+                    )
                 })
                 .map_err(|e| Error::io("spawn encoder thread", dir, e))?
         };
-        Ok(CameraPipeline { key: key.to_string(), tx, results: rrx, counters, intake: Some(intake), encoder: Some(encoder) })
+        Ok(CameraPipeline {
+            key: key.to_string(),
+            tx,
+            results: rrx,
+            counters,
+            intake: Some(intake),
+            encoder: Some(encoder),
+        })
     }
 
     /// The camera's feature key.
@@ -182,19 +232,26 @@ impl CameraPipeline {
     /// intake thread, which decides between memory and disk.
     pub fn push(&self, frame: SharedFrame) -> Result<()> {
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        self.tx
-            .send(Msg::Frame(frame))
-            .map_err(|_| Error::Encoder { camera: self.key.clone(), msg: "encoder pipeline stopped".into() })
+        self.tx.send(Msg::Frame(frame)).map_err(|_| Error::Encoder {
+            camera: self.key.clone(),
+            msg: "encoder pipeline stopped".into(),
+        })
     }
 
     /// Marks the end of episode `seq` (its result arrives later on [`results`](Self::results)).
     pub fn end_episode(&self, seq: u64) -> Result<()> {
-        self.tx.send(Msg::End(seq)).map_err(|_| Error::Encoder { camera: self.key.clone(), msg: "encoder pipeline stopped".into() })
+        self.tx.send(Msg::End(seq)).map_err(|_| Error::Encoder {
+            camera: self.key.clone(),
+            msg: "encoder pipeline stopped".into(),
+        })
     }
 
     /// Drops the frames of the episode in progress.
     pub fn discard_episode(&self) -> Result<()> {
-        self.tx.send(Msg::Discard).map_err(|_| Error::Encoder { camera: self.key.clone(), msg: "encoder pipeline stopped".into() })
+        self.tx.send(Msg::Discard).map_err(|_| Error::Encoder {
+            camera: self.key.clone(),
+            msg: "encoder pipeline stopped".into(),
+        })
     }
 
     /// Receiver of per-episode results, in episode order.
@@ -233,7 +290,13 @@ fn lower_thread_priority() {
     }
 }
 
-fn intake_loop(rx: Receiver<Msg>, shared: Arc<Shared>, counters: Arc<CameraCounters>, spill_path: PathBuf, limits: QueueLimits) {
+fn intake_loop(
+    rx: Receiver<Msg>,
+    shared: Arc<Shared>,
+    counters: Arc<CameraCounters>,
+    spill_path: PathBuf,
+    limits: QueueLimits,
+) {
     let mut spill: Option<File> = None;
     let mut spill_end: u64 = 0;
     for msg in rx.iter() {
@@ -252,12 +315,20 @@ fn intake_loop(rx: Receiver<Msg>, shared: Arc<Shared>, counters: Arc<CameraCount
                             spill_end = offset + f.data.len() as u64;
                             counters.spilled_now.fetch_add(1, Ordering::Relaxed);
                             counters.spilled_total.fetch_add(1, Ordering::Relaxed);
-                            Entry::Disk { offset, width: f.width, height: f.height, captured_ns: f.captured_ns, seq: f.seq }
+                            Entry::Disk {
+                                offset,
+                                width: f.width,
+                                height: f.height,
+                                captured_ns: f.captured_ns,
+                                seq: f.seq,
+                            }
                         }
                         Err(e) => {
                             // Never lose the frame: keep it in memory beyond the limit and say so.
                             counters.spill_failures.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!("cannot spill a frame to disk ({e}); keeping it in memory");
+                            tracing::warn!(
+                                "cannot spill a frame to disk ({e}); keeping it in memory"
+                            );
                             Entry::Mem(f)
                         }
                     }
@@ -295,20 +366,39 @@ fn intake_loop(rx: Receiver<Msg>, shared: Arc<Shared>, counters: Arc<CameraCount
     let _ = fs::remove_file(&spill_path);
 }
 
-fn spill_frame(spill: &mut Option<File>, path: &Path, at: u64, f: &VideoFrame, limits: QueueLimits) -> Result<u64> {
+fn spill_frame(
+    spill: &mut Option<File>,
+    path: &Path,
+    at: u64,
+    f: &VideoFrame,
+    limits: QueueLimits,
+) -> Result<u64> {
     if at + f.data.len() as u64 > limits.max_spill_bytes {
         return Err(Error::Encoder {
             camera: path.display().to_string(),
-            msg: format!("spill limit of {} MiB reached: the encoder cannot keep up", limits.max_spill_bytes >> 20),
+            msg: format!(
+                "spill limit of {} MiB reached: the encoder cannot keep up",
+                limits.max_spill_bytes >> 20
+            ),
         });
     }
     if spill.is_none() {
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(path).map_err(|e| Error::io("create spill file", path, e))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| Error::io("create spill file", path, e))?;
         *spill = Some(file);
     }
-    let file = spill.as_mut().ok_or_else(|| Error::invalid("spill file missing"))?;
-    file.seek(SeekFrom::Start(at)).map_err(|e| Error::io("seek spill file", path, e))?;
-    file.write_all(&f.data).map_err(|e| Error::io("write spill file", path, e))?;
+    let file = spill
+        .as_mut()
+        .ok_or_else(|| Error::invalid("spill file missing"))?;
+    file.seek(SeekFrom::Start(at))
+        .map_err(|e| Error::io("seek spill file", path, e))?;
+    file.write_all(&f.data)
+        .map_err(|e| Error::io("write spill file", path, e))?;
     Ok(at)
 }
 
@@ -325,7 +415,11 @@ pub struct Watchdog {
 
 impl Default for Watchdog {
     fn default() -> Self {
-        Watchdog { open: Duration::from_secs(5), stall: Duration::from_secs(5), flush: Duration::from_secs(20) }
+        Watchdog {
+            open: Duration::from_secs(5),
+            stall: Duration::from_secs(5),
+            flush: Duration::from_secs(20),
+        }
     }
 }
 
@@ -359,7 +453,14 @@ struct Worker {
     finishing: Option<Instant>,
 }
 
-fn spawn_worker(path: PathBuf, width: u32, height: u32, fps: u32, settings: EncoderSettings, base: u64) -> Worker {
+fn spawn_worker(
+    path: PathBuf,
+    width: u32,
+    height: u32,
+    fps: u32,
+    settings: EncoderSettings,
+    base: u64,
+) -> Worker {
     let (tx, wrx) = crossbeam_channel::unbounded::<ToWorker>();
     let (wtx, rx) = crossbeam_channel::unbounded::<FromWorker>();
     let name = match &settings.fault {
@@ -367,41 +468,56 @@ fn spawn_worker(path: PathBuf, width: u32, height: u32, fps: u32, settings: Enco
         None => settings.vcodec.clone(),
     };
     let p = path.clone();
-    let spawned = std::thread::Builder::new().name("encoder-worker".into()).spawn(move || {
-        lower_thread_priority();
-        let mut enc = match EpisodeEncoder::create(&p, width, height, fps, &settings) {
-            Ok(e) => e,
-            Err(e) => {
-                let _ = wtx.send(FromWorker::Failed(format!("open: {e}")));
-                return;
-            }
-        };
-        reel_core::sched::demote_realtime_threads(10);
-        let _ = wtx.send(FromWorker::Opened(enc.confirmed_frames()));
-        let mut n = 0u64;
-        for msg in wrx.iter() {
-            match msg {
-                ToWorker::Frame(f) => match enc.push(&f) {
-                    Ok(()) => {
-                        n += 1;
-                        let _ = wtx.send(FromWorker::Pushed(n));
-                    }
-                    Err(e) => {
-                        let _ = wtx.send(FromWorker::Failed(format!("frame {n}: {e}")));
-                        return;
-                    }
-                },
-                ToWorker::Finish => {
-                    let _ = wtx.send(FromWorker::Finished(enc.finish().map_err(|e| e.to_string())));
+    let spawned = std::thread::Builder::new()
+        .name("encoder-worker".into())
+        .spawn(move || {
+            lower_thread_priority();
+            let mut enc = match EpisodeEncoder::create(&p, width, height, fps, &settings) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = wtx.send(FromWorker::Failed(format!("open: {e}")));
                     return;
                 }
+            };
+            reel_core::sched::demote_realtime_threads(10);
+            let _ = wtx.send(FromWorker::Opened(enc.confirmed_frames()));
+            let mut n = 0u64;
+            for msg in wrx.iter() {
+                match msg {
+                    ToWorker::Frame(f) => match enc.push(&f) {
+                        Ok(()) => {
+                            n += 1;
+                            let _ = wtx.send(FromWorker::Pushed(n));
+                        }
+                        Err(e) => {
+                            let _ = wtx.send(FromWorker::Failed(format!("frame {n}: {e}")));
+                            return;
+                        }
+                    },
+                    ToWorker::Finish => {
+                        let _ = wtx.send(FromWorker::Finished(
+                            enc.finish().map_err(|e| e.to_string()),
+                        ));
+                        return;
+                    }
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot spawn an encoder worker: {e}");
     }
-    Worker { name, path, tx, rx, base, sent: 0, pushed: 0, confirmed: None, last_progress: Instant::now(), finishing: None }
+    Worker {
+        name,
+        path,
+        tx,
+        rx,
+        base,
+        sent: 0,
+        pushed: 0,
+        confirmed: None,
+        last_progress: Instant::now(),
+        finishing: None,
+    }
 }
 
 /// One episode of one camera, as the supervisor sees it.
@@ -442,7 +558,14 @@ impl Supervisor<'_> {
 
     fn start_worker(&mut self, ep: &mut Episode) {
         let path = self.next_path();
-        let mut w = spawn_worker(path, self.width, self.height, self.fps, self.chain[self.current].clone(), ep.part_frames);
+        let mut w = spawn_worker(
+            path,
+            self.width,
+            self.height,
+            self.fps,
+            self.chain[self.current].clone(),
+            ep.part_frames,
+        );
         for (_, f) in &ep.ring {
             let _ = w.tx.send(ToWorker::Frame(f.clone()));
             w.sent += 1;
@@ -466,7 +589,8 @@ impl Supervisor<'_> {
 
     fn add_frame(&mut self, ep: &mut Episode, f: SharedFrame) {
         if let Err(e) = ep.stats.push_rgb(f.width, f.height, &f.data) {
-            ep.error.get_or_insert(format!("image stats of {}: {e}", self.key));
+            ep.error
+                .get_or_insert(format!("image stats of {}: {e}", self.key));
         }
         let idx = ep.frames;
         ep.frames += 1;
@@ -486,7 +610,7 @@ impl Supervisor<'_> {
     /// Handles worker messages and the watchdog; returns a finished segment when the worker
     /// delivered one.
     fn poll(&mut self, ep: &mut Episode, wait: Duration) -> Option<reel_media::EncodedSegment> {
-        let Some(w) = ep.worker.as_mut() else { return None };
+        let w = ep.worker.as_mut()?;
         let msg = w.rx.recv_timeout(wait);
         let mut failure = None;
         let mut finished = None;
@@ -503,7 +627,9 @@ impl Supervisor<'_> {
             Ok(FromWorker::Finished(Ok(seg))) => finished = Some(seg),
             Ok(FromWorker::Finished(Err(e))) => failure = Some(format!("flush failed: {e}")),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => failure = Some("the encoder thread died".into()),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                failure = Some("the encoder thread died".into())
+            }
         }
         if let Some(c) = &w.confirmed {
             let confirmed_abs = w.base + c.load(Ordering::SeqCst);
@@ -514,17 +640,32 @@ impl Supervisor<'_> {
         if failure.is_none() && finished.is_none() {
             let silent = w.last_progress.elapsed();
             if w.confirmed.is_none() && silent > self.watchdog.open {
-                failure = Some(format!("did not open within {:.1} s", self.watchdog.open.as_secs_f64()));
-            } else if w.finishing.is_some_and(|t| t.elapsed() > self.watchdog.flush) {
-                failure = Some(format!("did not flush within {:.1} s", self.watchdog.flush.as_secs_f64()));
+                failure = Some(format!(
+                    "did not open within {:.1} s",
+                    self.watchdog.open.as_secs_f64()
+                ));
+            } else if w
+                .finishing
+                .is_some_and(|t| t.elapsed() > self.watchdog.flush)
+            {
+                failure = Some(format!(
+                    "did not flush within {:.1} s",
+                    self.watchdog.flush.as_secs_f64()
+                ));
             } else if w.finishing.is_none() && w.sent > w.pushed && silent > self.watchdog.stall {
-                failure = Some(format!("accepted no frame for {:.1} s", silent.as_secs_f64()));
+                failure = Some(format!(
+                    "accepted no frame for {:.1} s",
+                    silent.as_secs_f64()
+                ));
             }
         }
         if let Some(seg) = finished {
             let w = ep.worker.take()?;
             if seg.frames != w.sent {
-                ep.error.get_or_insert(format!("{}: {} frames sent, {} in its segment", w.name, w.sent, seg.frames));
+                ep.error.get_or_insert(format!(
+                    "{}: {} frames sent, {} in its segment",
+                    w.name, w.sent, seg.frames
+                ));
                 return None;
             }
             return Some(seg);
@@ -545,7 +686,11 @@ impl Supervisor<'_> {
         let kept = match reel_media::salvage(&reel_media::partial_path(&w.path), &salvaged_path) {
             Ok(n) => n,
             Err(e) => {
-                tracing::debug!("{}: nothing salvaged from {}: {e}", self.key, w.path.display());
+                tracing::debug!(
+                    "{}: nothing salvaged from {}: {e}",
+                    self.key,
+                    w.path.display()
+                );
                 0
             }
         };
@@ -567,19 +712,32 @@ impl Supervisor<'_> {
             ep.ring.pop_front();
         }
         if self.current + 1 >= self.chain.len() {
-            ep.error.get_or_insert(format!("{}: {} failed ({reason}) and no fallback encoder is left", self.key, w.name));
+            ep.error.get_or_insert(format!(
+                "{}: {} failed ({reason}) and no fallback encoder is left",
+                self.key, w.name
+            ));
             return;
         }
         self.current += 1;
         let next = self.chain[self.current].vcodec.clone();
-        let note = format!("{} {reason} at frame {failed_at}; kept {kept} encoded frames, re-sent {} to {next}", w.name, ep.ring.len());
+        let note = format!(
+            "{} {reason} at frame {failed_at}; kept {kept} encoded frames, re-sent {} to {next}",
+            w.name,
+            ep.ring.len()
+        );
         tracing::warn!("camera {}: encoder switch: {note}", self.key);
         ep.switches.push(note);
         self.start_worker(ep);
     }
 
     /// Flushes the episode (replacing encoders as needed) and joins its parts into one segment.
-    fn finish(&mut self, mut ep: Episode, seq: u64, spilled: u64, max_depth: u64) -> std::result::Result<SegmentResult, String> {
+    fn finish(
+        &mut self,
+        mut ep: Episode,
+        seq: u64,
+        spilled: u64,
+        max_depth: u64,
+    ) -> std::result::Result<SegmentResult, String> {
         if ep.frames == 0 {
             return Err(format!("camera {}: episode {seq} has no frames", self.key));
         }
@@ -606,13 +764,26 @@ impl Supervisor<'_> {
         }
         if ep.part_frames != ep.frames {
             self.abandon(&mut ep);
-            return Err(format!("camera {}: {} frames handed over but {} encoded", self.key, ep.frames, ep.part_frames));
+            return Err(format!(
+                "camera {}: {} frames handed over but {} encoded",
+                self.key, ep.frames, ep.part_frames
+            ));
         }
         let mut bytes = 0;
         for p in &ep.parts {
-            bytes += fs::metadata(p).map(|m| m.len()).map_err(|e| format!("{}: {e}", p.display()))?;
+            bytes += fs::metadata(p)
+                .map(|m| m.len())
+                .map_err(|e| format!("{}: {e}", p.display()))?;
         }
-        let stats = if ep.frames >= 2 { Some(ep.stats.finish().map_err(|e| format!("image stats of {}: {e}", self.key))?) } else { None };
+        let stats = if ep.frames >= 2 {
+            Some(
+                ep.stats
+                    .finish()
+                    .map_err(|e| format!("image stats of {}: {e}", self.key))?,
+            )
+        } else {
+            None
+        };
         let encode_seconds = ep.encode_started.elapsed().as_secs_f64();
         Ok(SegmentResult {
             seq,
@@ -654,14 +825,27 @@ fn encoder_loop(
     counters: Arc<CameraCounters>,
     results: Sender<std::result::Result<SegmentResult, String>>,
 ) {
-    let mut sup = Supervisor { key, dir, width, height, fps, chain, current: 0, watchdog, counter: 0 };
+    let mut sup = Supervisor {
+        key,
+        dir,
+        width,
+        height,
+        fps,
+        chain,
+        current: 0,
+        watchdog,
+        counter: 0,
+    };
     let mut reader: Option<File> = None;
     let mut current: Option<Episode> = None;
     loop {
         // Back-pressure: take a new entry only when the worker has room; meanwhile frames
         // wait in the memory queue or the spill, and the watchdog keeps running.
         if let Some(ep) = current.as_mut() {
-            let busy = ep.worker.as_ref().is_some_and(|w| w.sent >= w.pushed + IN_FLIGHT);
+            let busy = ep
+                .worker
+                .as_ref()
+                .is_some_and(|w| w.sent >= w.pushed + IN_FLIGHT);
             if busy {
                 let _ = sup.poll(ep, Duration::from_millis(50));
                 continue;
@@ -686,7 +870,10 @@ fn encoder_loop(
                     }
                     break Some(e);
                 }
-                let (g, t) = shared.cv.wait_timeout(q, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner());
+                let (g, t) = shared
+                    .cv
+                    .wait_timeout(q, Duration::from_millis(50))
+                    .unwrap_or_else(|p| p.into_inner());
                 q = g;
                 if t.timed_out() {
                     break None;
@@ -705,11 +892,21 @@ fn encoder_loop(
                 let ep = current.get_or_insert_with(|| sup.new_episode());
                 sup.add_frame(ep, f);
             }
-            Entry::Disk { offset, width: w, height: h, captured_ns, seq } => {
+            Entry::Disk {
+                offset,
+                width: w,
+                height: h,
+                captured_ns,
+                seq,
+            } => {
                 counters.queued.fetch_sub(1, Ordering::Relaxed);
                 counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
                 let read = read_spilled(&mut reader, spill_path, offset, w, h);
-                shared.q.lock().unwrap_or_else(|p| p.into_inner()).disk_frames -= 1;
+                shared
+                    .q
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .disk_frames -= 1;
                 let ep = current.get_or_insert_with(|| sup.new_episode());
                 match read {
                     Ok(mut f) => {
@@ -719,7 +916,8 @@ fn encoder_loop(
                     }
                     Err(e) => {
                         ep.frames += 1;
-                        ep.error.get_or_insert(format!("reading spilled frame: {e}"));
+                        ep.error
+                            .get_or_insert(format!("reading spilled frame: {e}"));
                     }
                 }
             }
@@ -736,7 +934,9 @@ fn encoder_loop(
                     None => Err(format!("camera {key}: episode {seq} has no frames")),
                 };
                 if let Ok(r) = &res {
-                    counters.encoded_total.fetch_add(r.frames, Ordering::Relaxed);
+                    counters
+                        .encoded_total
+                        .fetch_add(r.frames, Ordering::Relaxed);
                 }
                 if results.send(res).is_err() {
                     return;
@@ -746,7 +946,11 @@ fn encoder_loop(
                 if let Some(mut ep) = current.take() {
                     sup.abandon(&mut ep);
                 }
-                shared.q.lock().unwrap_or_else(|p| p.into_inner()).spilled_episode = 0;
+                shared
+                    .q
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .spilled_episode = 0;
             }
             Entry::Shutdown => {
                 if let Some(mut ep) = current.take() {
@@ -758,14 +962,24 @@ fn encoder_loop(
     }
 }
 
-fn read_spilled(reader: &mut Option<File>, path: &Path, offset: u64, w: u32, h: u32) -> Result<VideoFrame> {
+fn read_spilled(
+    reader: &mut Option<File>,
+    path: &Path,
+    offset: u64,
+    w: u32,
+    h: u32,
+) -> Result<VideoFrame> {
     if reader.is_none() {
         *reader = Some(File::open(path).map_err(|e| Error::io("open spill file", path, e))?);
     }
-    let file = reader.as_mut().ok_or_else(|| Error::invalid("spill reader missing"))?;
+    let file = reader
+        .as_mut()
+        .ok_or_else(|| Error::invalid("spill reader missing"))?;
     let mut data = vec![0u8; w as usize * h as usize * 3];
-    file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io("seek spill file", path, e))?;
-    file.read_exact(&mut data).map_err(|e| Error::io("read spill file", path, e))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io("seek spill file", path, e))?;
+    file.read_exact(&mut data)
+        .map_err(|e| Error::io("read spill file", path, e))?;
     VideoFrame::new(w, h, data)
 }
 

@@ -48,7 +48,9 @@ impl CheckReport {
 pub fn check(root: &Path, opts: CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     if !root.is_dir() {
-        report.problems.push(format!("{} is not a directory", root.display()));
+        report
+            .problems
+            .push(format!("{} is not a directory", root.display()));
         return Ok(report);
     }
     if opts.repair {
@@ -71,9 +73,15 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
     let seg = scratch.join("segments");
     if seg.exists() {
         fs::remove_dir_all(&seg).map_err(|e| Error::io("remove", &seg, e))?;
-        report.repaired.push("removed temporary episode segments".into());
+        report
+            .repaired
+            .push("removed temporary episode segments".into());
     }
-    if scratch.exists() && fs::read_dir(&scratch).map(|mut d| d.next().is_none()).unwrap_or(false) {
+    if scratch.exists()
+        && fs::read_dir(&scratch)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+    {
         let _ = fs::remove_dir(&scratch);
     }
     for dir in walk(root) {
@@ -86,8 +94,12 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
     }
     // Trim data rows and video frames that no episode references (a dataset damaged by a
     // writer without a journal, or by hand). A journaled reel dataset never needs this.
-    let Ok(info) = Info::read(root) else { return Ok(()) };
-    let Ok(eps) = episodes::read_all(root, &info.features) else { return Ok(()) };
+    let Ok(info) = Info::read(root) else {
+        return Ok(());
+    };
+    let Ok(eps) = episodes::read_all(root, &info.features) else {
+        return Ok(());
+    };
     let mut data_rows: BTreeMap<FileIndex, usize> = BTreeMap::new();
     let mut video_frames: BTreeMap<(String, FileIndex), u64> = BTreeMap::new();
     for e in &eps {
@@ -104,7 +116,11 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
                 let mut j = Journal::begin(&jp, root, true)?;
                 parquet_append::truncate_row_groups(&p, groups, &mut j)?;
                 j.commit()?;
-                report.repaired.push(format!("{}: dropped {} row group(s) no episode references", rel(root, &p), rg.len() - groups));
+                report.repaired.push(format!(
+                    "{}: dropped {} row group(s) no episode references",
+                    rel(root, &p),
+                    rg.len() - groups
+                ));
             }
         }
     }
@@ -115,7 +131,11 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
                 let mut j = Journal::begin(&jp, root, true)?;
                 reel_media::mp4::truncate_frames(&p, frames, &mut j)?;
                 j.commit()?;
-                report.repaired.push(format!("{}: dropped {} frame(s) no episode references", rel(root, &p), ix.frames - frames));
+                report.repaired.push(format!(
+                    "{}: dropped {} frame(s) no episode references",
+                    rel(root, &p),
+                    ix.frames - frames
+                ));
             }
         }
     }
@@ -162,7 +182,9 @@ fn validate(root: &Path, opts: CheckOptions, report: &mut CheckReport) {
     report.episodes = info.total_episodes;
     report.frames = info.total_frames;
     if info.total_episodes == 0 {
-        report.verified.push("info.json readable; the dataset has no episodes yet".into());
+        report
+            .verified
+            .push("info.json readable; the dataset has no episodes yet".into());
         return;
     }
     let task_list = match tasks::read(root) {
@@ -173,7 +195,11 @@ fn validate(root: &Path, opts: CheckOptions, report: &mut CheckReport) {
         }
     };
     if task_list.len() as u64 != info.total_tasks {
-        p.push(format!("tasks.parquet has {} tasks, info.json says {}", task_list.len(), info.total_tasks));
+        p.push(format!(
+            "tasks.parquet has {} tasks, info.json says {}",
+            task_list.len(),
+            info.total_tasks
+        ));
     }
     let eps = match episodes::read_all(root, &info.features) {
         Ok(e) => e,
@@ -183,14 +209,24 @@ fn validate(root: &Path, opts: CheckOptions, report: &mut CheckReport) {
         }
     };
     if eps.len() as u64 != info.total_episodes {
-        p.push(format!("meta/episodes has {} episodes, info.json says {}", eps.len(), info.total_episodes));
+        p.push(format!(
+            "meta/episodes has {} episodes, info.json says {}",
+            eps.len(),
+            info.total_episodes
+        ));
     }
     let mut next_index = 0u64;
     for (i, e) in eps.iter().enumerate() {
         if e.episode_index != i as u64 {
-            p.push(format!("meta/episodes row {i} is episode {} (must be {i})", e.episode_index));
+            p.push(format!(
+                "meta/episodes row {i} is episode {} (must be {i})",
+                e.episode_index
+            ));
         }
-        if e.dataset_from_index != next_index || e.dataset_to_index != e.dataset_from_index + e.length || e.length == 0 {
+        if e.dataset_from_index != next_index
+            || e.dataset_to_index != e.dataset_from_index + e.length
+            || e.length == 0
+        {
             p.push(format!(
                 "episode {}: frames [{}, {}) with length {} (expected to start at {next_index})",
                 e.episode_index, e.dataset_from_index, e.dataset_to_index, e.length
@@ -199,14 +235,25 @@ fn validate(root: &Path, opts: CheckOptions, report: &mut CheckReport) {
         next_index = e.dataset_to_index;
         for t in &e.tasks {
             if !task_list.contains(t) {
-                p.push(format!("episode {}: task {t:?} is not in tasks.parquet", e.episode_index));
+                p.push(format!(
+                    "episode {}: task {t:?} is not in tasks.parquet",
+                    e.episode_index
+                ));
             }
         }
     }
     if next_index != info.total_frames {
-        p.push(format!("episodes hold {next_index} frames, info.json says {}", info.total_frames));
+        p.push(format!(
+            "episodes hold {next_index} frames, info.json says {}",
+            info.total_frames
+        ));
     }
-    report.verified.push(format!("metadata: {} episodes, {} frames, {} tasks, contiguous frame ranges", eps.len(), next_index, task_list.len()));
+    report.verified.push(format!(
+        "metadata: {} episodes, {} frames, {} tasks, contiguous frame ranges",
+        eps.len(),
+        next_index,
+        task_list.len()
+    ));
     check_data(root, &info, &eps, p, &mut report.verified);
     check_videos(root, &info, &eps, opts.decode, p, &mut report.verified);
     check_stats(root, &info, p, &mut report.verified);
@@ -216,7 +263,9 @@ fn validate(root: &Path, opts: CheckOptions, report: &mut CheckReport) {
             p.push(format!("leftover temporary file {r}"));
         }
         if r.starts_with(".reel/segments") {
-            p.push(format!("leftover reel scratch file {r} (`reel check --repair` removes it)"));
+            p.push(format!(
+                "leftover reel scratch file {r} (`reel check --repair` removes it)"
+            ));
         }
     }
 }
@@ -227,7 +276,13 @@ fn read_i64(batch: &arrow_array::RecordBatch, name: &str) -> Option<Vec<i64>> {
     Some((0..a.len()).map(|i| a.value(i)).collect())
 }
 
-fn check_data(root: &Path, info: &Info, eps: &[EpisodeRecord], p: &mut Vec<String>, verified: &mut Vec<String>) {
+fn check_data(
+    root: &Path,
+    info: &Info,
+    eps: &[EpisodeRecord],
+    p: &mut Vec<String>,
+    verified: &mut Vec<String>,
+) {
     let mut files: BTreeMap<FileIndex, Vec<&EpisodeRecord>> = BTreeMap::new();
     for e in eps {
         files.entry(e.data_file).or_default().push(e);
@@ -252,7 +307,10 @@ fn check_data(root: &Path, info: &Info, eps: &[EpisodeRecord], p: &mut Vec<Strin
         };
         let schema = builder.parquet_schema();
         let wanted: Vec<usize> = (0..schema.num_columns())
-            .filter(|i| ["index", "episode_index", "frame_index", "timestamp"].contains(&schema.column(*i).name()))
+            .filter(|i| {
+                ["index", "episode_index", "frame_index", "timestamp"]
+                    .contains(&schema.column(*i).name())
+            })
             .collect();
         let mask = ProjectionMask::leaves(schema, wanted);
         let reader = match builder.with_projection(mask).build() {
@@ -271,28 +329,46 @@ fn check_data(root: &Path, info: &Info, eps: &[EpisodeRecord], p: &mut Vec<Strin
                     break;
                 }
             };
-            match (read_i64(&batch, "index"), read_i64(&batch, "episode_index"), read_i64(&batch, "frame_index")) {
+            match (
+                read_i64(&batch, "index"),
+                read_i64(&batch, "episode_index"),
+                read_i64(&batch, "frame_index"),
+            ) {
                 (Some(a), Some(b), Some(c)) => {
                     index.extend(a);
                     epi.extend(b);
                     fi.extend(c);
                 }
                 _ => {
-                    p.push(format!("{}: index/episode_index/frame_index must be int64 columns", rel(root, &path)));
+                    p.push(format!(
+                        "{}: index/episode_index/frame_index must be int64 columns",
+                        rel(root, &path)
+                    ));
                     break;
                 }
             }
-            match batch.column_by_name("timestamp").and_then(|c| c.as_any().downcast_ref::<Float32Array>().map(|a| (0..a.len()).map(|i| a.value(i)).collect::<Vec<f32>>())) {
+            match batch.column_by_name("timestamp").and_then(|c| {
+                c.as_any()
+                    .downcast_ref::<Float32Array>()
+                    .map(|a| (0..a.len()).map(|i| a.value(i)).collect::<Vec<f32>>())
+            }) {
                 Some(t) => ts.extend(t),
                 None => {
-                    p.push(format!("{}: timestamp must be a float32 column", rel(root, &path)));
+                    p.push(format!(
+                        "{}: timestamp must be a float32 column",
+                        rel(root, &path)
+                    ));
                     break;
                 }
             }
         }
         let want_rows: u64 = file_eps.iter().map(|e| e.length).sum();
         if index.len() as u64 != want_rows {
-            p.push(format!("{}: {} rows, its episodes have {want_rows}", rel(root, &path), index.len()));
+            p.push(format!(
+                "{}: {} rows, its episodes have {want_rows}",
+                rel(root, &path),
+                index.len()
+            ));
             continue;
         }
         rows_total += want_rows;
@@ -302,7 +378,11 @@ fn check_data(root: &Path, info: &Info, eps: &[EpisodeRecord], p: &mut Vec<Strin
             for k in 0..e.length as usize {
                 let r = row + k;
                 let t_expected = k as f64 / info.fps as f64;
-                if index[r] != expected_index + k as i64 || epi[r] != e.episode_index as i64 || fi[r] != k as i64 || (ts[r] as f64 - t_expected).abs() >= 1e-4 {
+                if index[r] != expected_index + k as i64
+                    || epi[r] != e.episode_index as i64
+                    || fi[r] != k as i64
+                    || (ts[r] as f64 - t_expected).abs() >= 1e-4
+                {
                     bad = Some(format!(
                         "episode {} row {k}: index {} episode_index {} frame_index {} timestamp {} (expected {}, {}, {k}, {t_expected:.6})",
                         e.episode_index,
@@ -326,15 +406,35 @@ fn check_data(root: &Path, info: &Info, eps: &[EpisodeRecord], p: &mut Vec<Strin
     verified.push(format!("data: {} file(s), {rows_total} rows; index, episode_index, frame_index and timestamp (= frame_index/fps) row by row", files.len()));
 }
 
-fn check_videos(root: &Path, info: &Info, eps: &[EpisodeRecord], decode: bool, p: &mut Vec<String>, verified: &mut Vec<String>) {
-    let keys: Vec<String> = info.features.iter().filter(|(_, f)| f.dtype == Dtype::Video).map(|(k, _)| k.to_string()).collect();
+fn check_videos(
+    root: &Path,
+    info: &Info,
+    eps: &[EpisodeRecord],
+    decode: bool,
+    p: &mut Vec<String>,
+    verified: &mut Vec<String>,
+) {
+    let keys: Vec<String> = info
+        .features
+        .iter()
+        .filter(|(_, f)| f.dtype == Dtype::Video)
+        .map(|(k, _)| k.to_string())
+        .collect();
     let mut n_files = 0;
     for key in &keys {
         let mut files: BTreeMap<FileIndex, Vec<(&EpisodeRecord, f64, f64)>> = BTreeMap::new();
         for e in eps {
             match e.videos.iter().find(|v| v.key == *key) {
-                Some(v) => files.entry(v.file).or_default().push((e, v.from_timestamp, v.to_timestamp)),
-                None => p.push(format!("episode {}: no video reference for {key}", e.episode_index)),
+                Some(v) => {
+                    files
+                        .entry(v.file)
+                        .or_default()
+                        .push((e, v.from_timestamp, v.to_timestamp))
+                }
+                None => p.push(format!(
+                    "episode {}: no video reference for {key}",
+                    e.episode_index
+                )),
             }
         }
         for (file, list) in files {
@@ -349,7 +449,11 @@ fn check_videos(root: &Path, info: &Info, eps: &[EpisodeRecord], decode: bool, p
             };
             let want: u64 = list.iter().map(|(e, _, _)| e.length).sum();
             if ix.frames != want {
-                p.push(format!("{}: {} frames, its episodes reference {want}", rel(root, &path), ix.frames));
+                p.push(format!(
+                    "{}: {} frames, its episodes reference {want}",
+                    rel(root, &path),
+                    ix.frames
+                ));
             }
             let tpf = ix.timescale as f64 / info.fps as f64;
             if (ix.duration_ticks as f64 - ix.frames as f64 * tpf).abs() > 0.5 {
@@ -362,7 +466,13 @@ fn check_videos(root: &Path, info: &Info, eps: &[EpisodeRecord], decode: bool, p
                 }
                 let dur = e.length as f64 / info.fps as f64;
                 if (to - from - dur).abs() > 1e-4 {
-                    p.push(format!("{}: episode {} lasts {:.6}s, its {} frames need {dur:.6}s", rel(root, &path), e.episode_index, to - from, e.length));
+                    p.push(format!(
+                        "{}: episode {} lasts {:.6}s, its {} frames need {dur:.6}s",
+                        rel(root, &path),
+                        e.episode_index,
+                        to - from,
+                        e.length
+                    ));
                 }
                 cursor = *to;
             }
@@ -370,7 +480,11 @@ fn check_videos(root: &Path, info: &Info, eps: &[EpisodeRecord], decode: bool, p
                 match reel_media::decode::decode_video(&path, &[]) {
                     Ok(d) => {
                         let step = tpf.round() as i64;
-                        let grid_ok = d.pts.iter().enumerate().all(|(k, pts)| *pts == k as i64 * step);
+                        let grid_ok = d
+                            .pts
+                            .iter()
+                            .enumerate()
+                            .all(|(k, pts)| *pts == k as i64 * step);
                         if d.pts.len() as u64 != want || !grid_ok {
                             p.push(format!("{}: decoded {} frames (want {want}); pts on the 1/fps grid: {grid_ok}", rel(root, &path), d.pts.len()));
                         }
@@ -397,7 +511,12 @@ fn check_stats(root: &Path, info: &Info, p: &mut Vec<String>, verified: &mut Vec
             return;
         }
     };
-    let mut expected: Vec<(String, Dtype)> = info.features.iter().filter(|(_, f)| f.dtype != Dtype::String).map(|(k, f)| (k.to_string(), f.dtype)).collect();
+    let mut expected: Vec<(String, Dtype)> = info
+        .features
+        .iter()
+        .filter(|(_, f)| f.dtype != Dtype::String)
+        .map(|(k, f)| (k.to_string(), f.dtype))
+        .collect();
     for (k, d) in reel_core::feature::DEFAULT_FEATURES {
         expected.push((k.to_string(), d));
     }
@@ -406,17 +525,29 @@ fn check_stats(root: &Path, info: &Info, p: &mut Vec<String>, verified: &mut Vec
             None => p.push(format!("stats.json has no stats for {k}")),
             Some((_, s)) => {
                 if *d == Dtype::Video {
-                    if s.min.iter().chain(&s.max).any(|v| !(-1e-6..=1.0 + 1e-6).contains(v)) {
+                    if s.min
+                        .iter()
+                        .chain(&s.max)
+                        .any(|v| !(-1e-6..=1.0 + 1e-6).contains(v))
+                    {
                         p.push(format!("stats.json {k}: image stats must be in [0, 1]"));
                     }
                 } else if s.count != info.total_frames {
-                    p.push(format!("stats.json {k}: count {} != total_frames {}", s.count, info.total_frames));
+                    p.push(format!(
+                        "stats.json {k}: count {} != total_frames {}",
+                        s.count, info.total_frames
+                    ));
                 }
-                if s.min.iter().zip(&s.max).any(|(a, b)| a > b) || s.std.iter().any(|x| *x < 0.0 || !x.is_finite()) {
+                if s.min.iter().zip(&s.max).any(|(a, b)| a > b)
+                    || s.std.iter().any(|x| *x < 0.0 || !x.is_finite())
+                {
                     p.push(format!("stats.json {k}: min > max or invalid std"));
                 }
             }
         }
     }
-    verified.push(format!("stats.json: {} features with min/max/mean/std/count", expected.len()));
+    verified.push(format!(
+        "stats.json: {} features with min/max/mean/std/count",
+        expected.len()
+    ));
 }

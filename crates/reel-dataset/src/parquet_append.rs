@@ -248,12 +248,15 @@ struct CachedFooter {
     md: ParquetMetaData,
 }
 
-static FOOTERS: std::sync::Mutex<Option<std::collections::HashMap<std::path::PathBuf, CachedFooter>>> =
-    std::sync::Mutex::new(None);
+static FOOTERS: std::sync::Mutex<
+    Option<std::collections::HashMap<std::path::PathBuf, CachedFooter>>,
+> = std::sync::Mutex::new(None);
 
 /// The footer of `path`, taken out of the cache (no copy) when it is current, else read.
 fn footer_cached(path: &Path) -> Result<(u64, ParquetMetaData)> {
-    let len = fs::metadata(path).map_err(|e| Error::io("stat", path, e))?.len();
+    let len = fs::metadata(path)
+        .map_err(|e| Error::io("stat", path, e))?
+        .len();
     {
         let mut cache = FOOTERS.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.as_mut().and_then(|m| m.remove(path)) {
@@ -268,7 +271,14 @@ fn footer_cached(path: &Path) -> Result<(u64, ParquetMetaData)> {
 
 fn remember_footer(path: &Path, len: u64, footer_start: u64, md: ParquetMetaData) {
     let mut cache = FOOTERS.lock().unwrap_or_else(|p| p.into_inner());
-    cache.get_or_insert_with(Default::default).insert(path.to_path_buf(), CachedFooter { len, footer_start, md });
+    cache.get_or_insert_with(Default::default).insert(
+        path.to_path_buf(),
+        CachedFooter {
+            len,
+            footer_start,
+            md,
+        },
+    );
 }
 
 fn forget_footer(path: &Path) {
@@ -281,7 +291,11 @@ fn forget_footer(path: &Path) {
 fn row_group_start(rg: &RowGroupMetaData) -> Option<u64> {
     rg.columns()
         .iter()
-        .map(|c| c.dictionary_page_offset().unwrap_or(c.data_page_offset()).min(c.data_page_offset()))
+        .map(|c| {
+            c.dictionary_page_offset()
+                .unwrap_or(c.data_page_offset())
+                .min(c.data_page_offset())
+        })
         .min()
         .map(|x| x.max(4) as u64)
 }
@@ -296,7 +310,10 @@ fn append_impl(
     let encoded = encode_file(path, batch, kv)?;
     if !path.exists() {
         if replace_last_rows.is_some() {
-            return Err(perr(path, "cannot merge into the last row group of a file that does not exist"));
+            return Err(perr(
+                path,
+                "cannot merge into the last row group of a file that does not exist",
+            ));
         }
         let (fs_start, md) = parse_footer_bytes(path, &encoded)?;
         if let Some(dir) = path.parent() {
@@ -335,14 +352,23 @@ fn append_impl(
             ),
         ));
     }
-    let mut groups: Vec<RowGroupMetaData> = ParquetMetaDataBuilder::new_from_metadata(target).take_row_groups();
+    let mut groups: Vec<RowGroupMetaData> =
+        ParquetMetaDataBuilder::new_from_metadata(target).take_row_groups();
     // Where the new row group's bytes go: after the old body, or over the last row group.
     let write_at = match replace_last_rows {
         None => footer_start,
         Some(rows) => {
-            let last = groups.pop().ok_or_else(|| perr(path, "no row group to merge into"))?;
+            let last = groups
+                .pop()
+                .ok_or_else(|| perr(path, "no row group to merge into"))?;
             if last.num_rows() as usize != rows {
-                return Err(perr(path, format!("last row group has {} rows, expected {rows} to merge", last.num_rows())));
+                return Err(perr(
+                    path,
+                    format!(
+                        "last row group has {} rows, expected {rows} to merge",
+                        last.num_rows()
+                    ),
+                ));
             }
             row_group_start(&last).ok_or_else(|| perr(path, "last row group has no columns"))?
         }

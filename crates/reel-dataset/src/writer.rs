@@ -19,7 +19,9 @@
 //! (idle priority), and `finalize` swaps the converted files of this session in, with
 //! info.json, in one more journaled transaction.
 
-use crate::camera::{segment_dir, CameraPipeline, QueueLimits, SegmentResult, Watchdog};
+use crate::camera::{
+    segment_dir, CameraPipeline, PipelineConfig, QueueLimits, SegmentResult, Watchdog,
+};
 use crate::data::{self, ColumnBuffers};
 use crate::deferred::{self, DeferredJob, DeferredQueue, DeferredTranscoder};
 use crate::episodes::{self, EpisodeRecord, ExtraValue, VideoRef};
@@ -196,7 +198,10 @@ pub fn recover(root: &Path) -> Result<bool> {
     let jp = journal_path(root);
     if journal::pending(&jp) {
         let n = journal::recover(&jp, root)?;
-        tracing::warn!("rolled back an unfinished episode save ({n} file changes undone) in {}", root.display());
+        tracing::warn!(
+            "rolled back an unfinished episode save ({n} file changes undone) in {}",
+            root.display()
+        );
         return Ok(true);
     }
     Ok(false)
@@ -208,7 +213,10 @@ impl DatasetWriter {
         validate_config(&cfg)?;
         let root = cfg.root.clone();
         if root.exists() {
-            let empty = fs::read_dir(&root).map_err(|e| Error::io("read", &root, e))?.next().is_none();
+            let empty = fs::read_dir(&root)
+                .map_err(|e| Error::io("read", &root, e))?
+                .next()
+                .is_none();
             if !empty {
                 return Err(Error::invalid(format!(
                     "{} already exists and is not empty: use --resume to add episodes to it, or choose another --root",
@@ -232,17 +240,26 @@ impl DatasetWriter {
         validate_config(&cfg)?;
         let root = cfg.root.clone();
         if !paths::info_file(&root).exists() {
-            return Err(Error::invalid(format!("cannot resume {}: no meta/info.json there", root.display())));
+            return Err(Error::invalid(format!(
+                "cannot resume {}: no meta/info.json there",
+                root.display()
+            )));
         }
         probe_writable(&root)?;
         recover(&root)?;
         let info = Info::read(&root)?;
         let mut problems = Vec::new();
         if info.fps != cfg.fps {
-            problems.push(format!("fps is {} in the dataset, {} requested", info.fps, cfg.fps));
+            problems.push(format!(
+                "fps is {} in the dataset, {} requested",
+                info.fps, cfg.fps
+            ));
         }
         if info.robot_type != cfg.robot_type {
-            problems.push(format!("robot_type is {:?} in the dataset, {:?} requested", info.robot_type, cfg.robot_type));
+            problems.push(format!(
+                "robot_type is {:?} in the dataset, {:?} requested",
+                info.robot_type, cfg.robot_type
+            ));
         }
         for (name, f) in cfg.features.iter() {
             match info.features.get(name) {
@@ -254,15 +271,18 @@ impl DatasetWriter {
                     f.dtype.as_str(),
                     f.shape
                 )),
-                Some(g) if g.names != f.names && f.names.is_some() => {
-                    problems.push(format!("feature '{name}' has names {:?} in the dataset, {:?} requested", g.names, f.names))
-                }
+                Some(g) if g.names != f.names && f.names.is_some() => problems.push(format!(
+                    "feature '{name}' has names {:?} in the dataset, {:?} requested",
+                    g.names, f.names
+                )),
                 _ => {}
             }
         }
         for (name, _) in info.features.iter() {
             if cfg.features.get(name).is_none() {
-                problems.push(format!("the dataset has feature '{name}', which this session does not record"));
+                problems.push(format!(
+                    "the dataset has feature '{name}', which this session does not record"
+                ));
             }
         }
         let mut codecs_before = Vec::new();
@@ -288,13 +308,31 @@ impl DatasetWriter {
             }
         }
         if !problems.is_empty() {
-            return Err(Error::Mismatch(format!("cannot resume {}: {}", root.display(), problems.join("; "))));
+            return Err(Error::Mismatch(format!(
+                "cannot resume {}: {}",
+                root.display(),
+                problems.join("; ")
+            )));
         }
-        let task_list = tasks::read(&root).or_else(|e| if info.total_tasks == 0 { Ok(Vec::new()) } else { Err(e) })?;
-        let records = if info.total_episodes > 0 { episodes::read_all(&root, &info.features)? } else { Vec::new() };
+        let task_list = tasks::read(&root).or_else(|e| {
+            if info.total_tasks == 0 {
+                Ok(Vec::new())
+            } else {
+                Err(e)
+            }
+        })?;
+        let records = if info.total_episodes > 0 {
+            episodes::read_all(&root, &info.features)?
+        } else {
+            Vec::new()
+        };
         let total: u64 = records.iter().map(|r| r.length).sum();
-        let contiguous = records.iter().enumerate().all(|(i, r)| r.episode_index == i as u64);
-        if records.len() as u64 != info.total_episodes || total != info.total_frames || !contiguous {
+        let contiguous = records
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.episode_index == i as u64);
+        if records.len() as u64 != info.total_episodes || total != info.total_frames || !contiguous
+        {
             return Err(Error::corrupt(
                 paths::info_file(&root),
                 format!(
@@ -308,14 +346,22 @@ impl DatasetWriter {
                 ),
             ));
         }
-        let stats = if info.total_episodes > 0 { Some(read_stats_with_flags(&root, &info.features)?) } else { None };
+        let stats = if info.total_episodes > 0 {
+            Some(read_stats_with_flags(&root, &info.features)?)
+        } else {
+            None
+        };
         let state = CommitState::resumed(&cfg, info, task_list.len(), records.last(), stats);
         let mut w = Self::start(cfg, state, task_list)?;
         w.codecs_before = codecs_before;
         Ok(w)
     }
 
-    fn start(cfg: WriterConfig, state: CommitState, task_list: Vec<String>) -> Result<DatasetWriter> {
+    fn start(
+        cfg: WriterConfig,
+        state: CommitState,
+        task_list: Vec<String>,
+    ) -> Result<DatasetWriter> {
         reel_media::init();
         let root = cfg.root.clone();
         // The journal was recovered by now (resume), so a leftover conversion can go.
@@ -334,13 +380,34 @@ impl DatasetWriter {
                 if dir.exists() {
                     let _ = fs::remove_dir_all(&dir); // leftovers of a crashed session: never part of the dataset
                 }
-                cameras.push(CameraPipeline::start(key, &dir, w, h, cfg.fps, encoder_chain(&cfg), cfg.queue, cfg.watchdog)?);
+                cameras.push(CameraPipeline::start(
+                    key,
+                    &dir,
+                    PipelineConfig {
+                        width: w,
+                        height: h,
+                        fps: cfg.fps,
+                        chain: encoder_chain(&cfg),
+                        limits: cfg.queue,
+                        watchdog: cfg.watchdog,
+                    },
+                )?);
             }
         }
-        let status = Arc::new((Mutex::new(Status { total_episodes: state.info.total_episodes, total_frames: state.info.total_frames, ..Default::default() }), Condvar::new()));
+        let status = Arc::new((
+            Mutex::new(Status {
+                total_episodes: state.info.total_episodes,
+                total_frames: state.info.total_frames,
+                ..Default::default()
+            }),
+            Condvar::new(),
+        ));
         let (tx, rx) = crossbeam_channel::unbounded::<Job>();
         let receivers: Vec<(String, Receiver<std::result::Result<SegmentResult, String>>)> =
-            cameras.iter().map(|c| (c.key().to_string(), c.results().clone())).collect();
+            cameras
+                .iter()
+                .map(|c| (c.key().to_string(), c.results().clone()))
+                .collect();
         let committer = {
             let status = status.clone();
             std::thread::Builder::new()
@@ -420,7 +487,9 @@ impl DatasetWriter {
     pub fn save_episode(&mut self, extra: Vec<(String, ExtraValue)>) -> Result<u64> {
         self.check_failed()?;
         if self.frames_in_episode == 0 {
-            return Err(Error::invalid("cannot save an empty episode: add frames first"));
+            return Err(Error::invalid(
+                "cannot save an empty episode: add frames first",
+            ));
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -437,7 +506,11 @@ impl DatasetWriter {
             extra,
             queued_at: Instant::now(),
         };
-        self.status.0.lock().unwrap_or_else(|p| p.into_inner()).pending += 1;
+        self.status
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pending += 1;
         self.jobs
             .as_ref()
             .ok_or_else(|| Error::invalid("writer already finalized"))?
@@ -462,7 +535,14 @@ impl DatasetWriter {
 
     /// Episodes committed since the last call (non-blocking).
     pub fn poll_saved(&self) -> Vec<EpisodeSaved> {
-        std::mem::take(&mut self.status.0.lock().unwrap_or_else(|p| p.into_inner()).committed)
+        std::mem::take(
+            &mut self
+                .status
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .committed,
+        )
     }
 
     /// Waits until every queued save is committed; returns them, or the first save error.
@@ -479,10 +559,15 @@ impl DatasetWriter {
     }
 
     /// Saves the episode in progress and waits for its commit.
-    pub fn save_episode_and_wait(&mut self, extra: Vec<(String, ExtraValue)>) -> Result<EpisodeSaved> {
+    pub fn save_episode_and_wait(
+        &mut self,
+        extra: Vec<(String, ExtraValue)>,
+    ) -> Result<EpisodeSaved> {
         self.save_episode(extra)?;
         let mut saved = self.wait_saved()?;
-        saved.pop().ok_or_else(|| Error::invalid("episode save produced no result"))
+        saved
+            .pop()
+            .ok_or_else(|| Error::invalid("episode save produced no result"))
     }
 
     /// Queues, spill and pending saves right now.
@@ -490,8 +575,10 @@ impl DatasetWriter {
         let mut b = Backlog::default();
         for c in &self.cameras {
             let k = c.counters();
-            b.queued.push((c.key().to_string(), k.queued.load(Ordering::Relaxed)));
-            b.spilled_now.push((c.key().to_string(), k.spilled_now.load(Ordering::Relaxed)));
+            b.queued
+                .push((c.key().to_string(), k.queued.load(Ordering::Relaxed)));
+            b.spilled_now
+                .push((c.key().to_string(), k.spilled_now.load(Ordering::Relaxed)));
             b.spilled_total += k.spilled_total.load(Ordering::Relaxed);
         }
         b.pending_saves = self
@@ -515,7 +602,9 @@ impl DatasetWriter {
     fn check_failed(&self) -> Result<()> {
         let st = self.status.0.lock().unwrap_or_else(|p| p.into_inner());
         match st.errors.first() {
-            Some(e) => Err(Error::invalid(format!("an earlier episode save failed: {e}"))),
+            Some(e) => Err(Error::invalid(format!(
+                "an earlier episode save failed: {e}"
+            ))),
             None => Ok(()),
         }
     }
@@ -763,7 +852,9 @@ fn validate_config(cfg: &WriterConfig) -> Result<()> {
         return Err(Error::invalid("fps must be positive"));
     }
     if !(cfg.data_files_size_mb > 0.0 && cfg.video_files_size_mb > 0.0) || cfg.chunks_size == 0 {
-        return Err(Error::invalid("file size limits and chunks_size must be positive"));
+        return Err(Error::invalid(
+            "file size limits and chunks_size must be positive",
+        ));
     }
     if cfg.features.is_empty() {
         return Err(Error::invalid("a dataset needs at least one feature"));
@@ -795,7 +886,10 @@ fn validate_config(cfg: &WriterConfig) -> Result<()> {
 /// Opens (and closes) the encoder once at a camera's size, so that a size or option the
 /// encoder refuses is reported now, naming the camera, rather than at the first save.
 fn trial_open(key: &str, w: u32, h: u32, fps: u32, settings: &EncoderSettings) -> Result<()> {
-    let path = std::env::temp_dir().join(format!("reel-trial-open-{}-{w}x{h}.mp4", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "reel-trial-open-{}-{w}x{h}.mp4",
+        std::process::id()
+    ));
     let res = reel_media::EpisodeEncoder::create(&path, w, h, fps, settings);
     let out = match res {
         Ok(enc) => {
@@ -803,8 +897,15 @@ fn trial_open(key: &str, w: u32, h: u32, fps: u32, settings: &EncoderSettings) -
             Ok(())
         }
         Err(e) => {
-            let hint = if settings.vcodec == "libsvtav1" && (w < 64 || h < 64) { "; SVT-AV1 needs at least 64x64" } else { "" };
-            Err(Error::invalid(format!("camera '{key}' ({w}x{h} at {fps} fps): the {} encoder cannot open ({e}){hint}", settings.vcodec)))
+            let hint = if settings.vcodec == "libsvtav1" && (w < 64 || h < 64) {
+                "; SVT-AV1 needs at least 64x64"
+            } else {
+                ""
+            };
+            Err(Error::invalid(format!(
+                "camera '{key}' ({w}x{h} at {fps} fps): the {} encoder cannot open ({e}){hint}",
+                settings.vcodec
+            )))
         }
     };
     let _ = fs::remove_file(&path);
@@ -818,7 +919,10 @@ fn probe_writable(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn read_stats_with_flags(root: &Path, features: &Features) -> Result<Vec<(String, FeatureStats, bool)>> {
+fn read_stats_with_flags(
+    root: &Path,
+    features: &Features,
+) -> Result<Vec<(String, FeatureStats, bool)>> {
     Ok(stats_json::read(root)?
         .into_iter()
         .map(|(k, s)| {
@@ -874,7 +978,12 @@ impl CommitState {
             chunks_size: cfg.chunks_size,
             data: None,
             next_data: FileIndex::default(),
-            videos: cfg.features.video_keys().into_iter().map(|k| (k, None, FileIndex::default())).collect(),
+            videos: cfg
+                .features
+                .video_keys()
+                .into_iter()
+                .map(|k| (k, None, FileIndex::default()))
+                .collect(),
             meta: None,
             next_meta: FileIndex::default(),
             meta_tail: None,
@@ -886,7 +995,13 @@ impl CommitState {
     }
 
     /// A resumed session always starts new files (as LeRobot does), after the last episode's.
-    fn resumed(cfg: &WriterConfig, mut info: Info, tasks_written: usize, last: Option<&EpisodeRecord>, stats: Option<Vec<(String, FeatureStats, bool)>>) -> CommitState {
+    fn resumed(
+        cfg: &WriterConfig,
+        mut info: Info,
+        tasks_written: usize,
+        last: Option<&EpisodeRecord>,
+        stats: Option<Vec<(String, FeatureStats, bool)>>,
+    ) -> CommitState {
         info.chunks_size = cfg.chunks_size;
         info.data_files_size_in_mb = cfg.data_files_size_mb;
         info.video_files_size_in_mb = cfg.video_files_size_mb;
@@ -923,13 +1038,23 @@ fn committer_loop(
         for (key, rx) in &cams {
             match rx.recv() {
                 Ok(Ok(r)) if r.seq == seq => segments.push(r),
-                Ok(Ok(r)) => failure = Some(format!("camera {key}: got the segment of save {} while saving {seq}", r.seq)),
+                Ok(Ok(r)) => {
+                    failure = Some(format!(
+                        "camera {key}: got the segment of save {} while saving {seq}",
+                        r.seq
+                    ))
+                }
                 Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(_) => failure = failure.or(Some(format!("camera {key}: encoder thread is gone"))),
+                Err(_) => {
+                    failure = failure.or(Some(format!("camera {key}: encoder thread is gone")))
+                }
             }
         }
         let outcome = match failure {
-            Some(e) => Err(Error::Encoder { camera: "episode".into(), msg: e }),
+            Some(e) => Err(Error::Encoder {
+                camera: "episode".into(),
+                msg: e,
+            }),
             None => commit_episode(&mut state, job, &segments),
         };
         if let (Some(q), Ok(saved)) = (&deferred, &outcome) {
@@ -1010,11 +1135,17 @@ fn commit_episode(
     let features = state.info.features.clone();
     let len = job.frames;
     if job.columns.len() as u64 != len {
-        return Err(Error::invalid(format!("episode has {} rows but {len} frames were added", job.columns.len())));
+        return Err(Error::invalid(format!(
+            "episode has {} rows but {len} frames were added",
+            job.columns.len()
+        )));
     }
     for s in segments {
         if s.frames != len {
-            return Err(Error::Encoder { camera: format!("{:?}", s.parts), msg: format!("video has {} frames, the episode has {len} rows", s.frames) });
+            return Err(Error::Encoder {
+                camera: format!("{:?}", s.parts),
+                msg: format!("video has {} frames, the episode has {len} rows", s.frames),
+            });
         }
     }
     let episode_index = state.info.total_episodes;
@@ -1022,7 +1153,15 @@ fn commit_episode(
     let mut j = Journal::begin(&journal_path(&root), &root, state.durable)?;
     // After a failure the files are rolled back; the writer then refuses further work
     // (the session reports the error), so the in-memory state need not be restored.
-    match write_episode(state, &mut j, &job, segments, episode_index, first_index, &features) {
+    match write_episode(
+        state,
+        &mut j,
+        &job,
+        segments,
+        episode_index,
+        first_index,
+        &features,
+    ) {
         Ok(mut saved) => match j.commit() {
             Ok(()) => {
                 saved.commit_s = t0.elapsed().as_secs_f64();
@@ -1056,13 +1195,19 @@ fn write_episode(
 
     let mut marks: Vec<(&str, Instant)> = vec![("start", Instant::now())];
     // 1. data rows
-    let batch = job.columns.to_batch(features, episode_index as i64, first_index as i64, fps)?;
+    let batch = job
+        .columns
+        .to_batch(features, episode_index as i64, first_index as i64, fps)?;
     let (data_file, data_start) = match state.data {
         Some((file, start)) => {
             let path = paths::data_file(&root, file);
             let size = paths::size_mb(fs::metadata(&path).map(|m| m.len()).unwrap_or(0));
             let in_file = first_index - start;
-            let avg = if in_file > 0 { size / in_file as f64 } else { 0.0 };
+            let avg = if in_file > 0 {
+                size / in_file as f64
+            } else {
+                0.0
+            };
             if size + avg * len as f64 >= state.data_limit_mb {
                 (file.next(state.chunks_size), first_index)
             } else {
@@ -1108,17 +1253,37 @@ fn write_episode(
             duration_s += a.duration_s();
             appended = Some(a);
         }
-        let appended = appended.ok_or_else(|| Error::invalid(format!("camera {key}: the episode has no video segment")))?;
+        let appended = appended.ok_or_else(|| {
+            Error::invalid(format!("camera {key}: the episode has no video segment"))
+        })?;
         if appended.frames_total != frames_before + len {
-            return Err(Error::corrupt(&target, format!("{} frames after appending {len} to {frames_before}", appended.frames_total)));
+            return Err(Error::corrupt(
+                &target,
+                format!(
+                    "{} frames after appending {len} to {frames_before}",
+                    appended.frames_total
+                ),
+            ));
         }
-        videos.push((VideoRef { key: key.clone(), file, from_timestamp: from, to_timestamp: from + duration_s }, appended.frames_total));
+        videos.push((
+            VideoRef {
+                key: key.clone(),
+                file,
+                from_timestamp: from,
+                to_timestamp: from + duration_s,
+            },
+            appended.frames_total,
+        ));
     }
 
     marks.push(("videos", Instant::now()));
     // 3. statistics
-    let mut ep_stats: Vec<(String, FeatureStats, bool)> =
-        job.columns.stats(features, episode_index as i64, first_index as i64, fps)?.into_iter().map(|(k, s)| (k, s, false)).collect();
+    let mut ep_stats: Vec<(String, FeatureStats, bool)> = job
+        .columns
+        .stats(features, episode_index as i64, first_index as i64, fps)?
+        .into_iter()
+        .map(|(k, s)| (k, s, false))
+        .collect();
     for ((key, _, _), seg) in state.videos.iter().zip(segments) {
         match &seg.stats {
             Some(s) => ep_stats.push((key.clone(), s.clone(), true)),
@@ -1156,12 +1321,28 @@ fn write_episode(
     if state.extras_allowed {
         extra = job.extra.clone();
         for ((key, _, _), seg) in state.videos.iter().zip(segments) {
-            extra.push((format!("videos/{key}/spilled_frames"), ExtraValue::I64(seg.spilled_frames as i64)));
-            extra.push((format!("videos/{key}/max_queue_depth"), ExtraValue::I64(seg.max_queue_depth as i64)));
-            let fps_enc = if seg.encode_seconds > 0.0 { seg.frames as f64 / seg.encode_seconds } else { 0.0 };
+            extra.push((
+                format!("videos/{key}/spilled_frames"),
+                ExtraValue::I64(seg.spilled_frames as i64),
+            ));
+            extra.push((
+                format!("videos/{key}/max_queue_depth"),
+                ExtraValue::I64(seg.max_queue_depth as i64),
+            ));
+            let fps_enc = if seg.encode_seconds > 0.0 {
+                seg.frames as f64 / seg.encode_seconds
+            } else {
+                0.0
+            };
             extra.push((format!("videos/{key}/encode_fps"), ExtraValue::F64(fps_enc)));
-            extra.push((format!("videos/{key}/encoder"), ExtraValue::Str(seg.encoder.clone())));
-            extra.push((format!("videos/{key}/encoder_switches"), ExtraValue::Str(seg.switches.clone())));
+            extra.push((
+                format!("videos/{key}/encoder"),
+                ExtraValue::Str(seg.encoder.clone()),
+            ));
+            extra.push((
+                format!("videos/{key}/encoder_switches"),
+                ExtraValue::Str(seg.switches.clone()),
+            ));
         }
     }
     let rec = EpisodeRecord {
@@ -1182,7 +1363,8 @@ fn write_episode(
     let new_tail = match (&state.meta_tail, same_file) {
         (Some(tail), true) if tail.num_rows() < EPISODES_PER_ROW_GROUP => {
             parquet_append::append_batch_merging_last(&meta_path, tail, &row, &[], j)?;
-            arrow_select::concat::concat_batches(&row.schema(), [tail, &row]).map_err(|e| Error::invalid(e.to_string()))?
+            arrow_select::concat::concat_batches(&row.schema(), [tail, &row])
+                .map_err(|e| Error::invalid(e.to_string()))?
         }
         _ => {
             parquet_append::append_batch(&meta_path, &row, &[], j)?;
@@ -1198,9 +1380,13 @@ fn write_episode(
     let mut info = state.info.clone();
     if info.video_info.is_empty() && !state.videos.is_empty() {
         for (key, _, _) in &state.videos {
-            let (v, _) = videos.iter().find(|(v, _)| v.key == *key).ok_or_else(|| Error::invalid("video missing"))?;
+            let (v, _) = videos
+                .iter()
+                .find(|(v, _)| v.key == *key)
+                .ok_or_else(|| Error::invalid("video missing"))?;
             let probe = reel_media::probe::probe_video(&paths::video_file(&root, key, v.file))?;
-            info.video_info.push((key.clone(), video_info_block(&probe, &state.encoder_fields)));
+            info.video_info
+                .push((key.clone(), video_info_block(&probe, &state.encoder_fields)));
         }
     }
     info.total_episodes += 1;
@@ -1210,14 +1396,21 @@ fn write_episode(
     stats_json::write(&root, &aggregated, j)?;
 
     marks.push(("meta", Instant::now()));
-    let steps: Vec<String> = marks.windows(2).map(|w| format!("{} {:.2} ms", w[1].0, (w[1].1 - w[0].1).as_secs_f64() * 1e3)).collect();
+    let steps: Vec<String> = marks
+        .windows(2)
+        .map(|w| format!("{} {:.2} ms", w[1].0, (w[1].1 - w[0].1).as_secs_f64() * 1e3))
+        .collect();
     tracing::debug!("episode {episode_index} transaction: {}", steps.join(", "));
     // Only now update the in-memory view (the journal commit follows).
     state.info = info;
     state.tasks_written = job.tasks.len();
     state.data = Some((data_file, data_start));
     for ((_, cursor, _), (v, frames)) in state.videos.iter_mut().zip(&videos) {
-        *cursor = Some(VideoCursor { file: v.file, to_timestamp: v.to_timestamp, frames: *frames });
+        *cursor = Some(VideoCursor {
+            file: v.file,
+            to_timestamp: v.to_timestamp,
+            frames: *frames,
+        });
     }
     let in_meta = match state.meta {
         Some((f, n)) if f == meta_file => n + 1,
@@ -1231,21 +1424,48 @@ fn write_episode(
         frames: len,
         data_file,
         videos: videos.into_iter().map(|(v, _)| v).collect(),
-        spilled: state.videos.iter().zip(segments).map(|((k, _, _), s)| (k.clone(), s.spilled_frames)).collect(),
-        max_queue_depth: state.videos.iter().zip(segments).map(|((k, _, _), s)| (k.clone(), s.max_queue_depth)).collect(),
-        switches: state.videos.iter().zip(segments).map(|((k, _, _), s)| (k.clone(), s.switches.clone())).collect(),
+        spilled: state
+            .videos
+            .iter()
+            .zip(segments)
+            .map(|((k, _, _), s)| (k.clone(), s.spilled_frames))
+            .collect(),
+        max_queue_depth: state
+            .videos
+            .iter()
+            .zip(segments)
+            .map(|((k, _, _), s)| (k.clone(), s.max_queue_depth))
+            .collect(),
+        switches: state
+            .videos
+            .iter()
+            .zip(segments)
+            .map(|((k, _, _), s)| (k.clone(), s.switches.clone()))
+            .collect(),
         encode_fps: state
             .videos
             .iter()
             .zip(segments)
-            .map(|((k, _, _), s)| (k.clone(), if s.encode_seconds > 0.0 { s.frames as f64 / s.encode_seconds } else { 0.0 }))
+            .map(|((k, _, _), s)| {
+                (
+                    k.clone(),
+                    if s.encode_seconds > 0.0 {
+                        s.frames as f64 / s.encode_seconds
+                    } else {
+                        0.0
+                    },
+                )
+            })
             .collect(),
         latency_s: 0.0,
         commit_s: 0.0,
     })
 }
 
-fn video_info_block(p: &reel_media::probe::StreamInfo, encoder_fields: &[(String, serde_json::Value)]) -> VideoInfo {
+fn video_info_block(
+    p: &reel_media::probe::StreamInfo,
+    encoder_fields: &[(String, serde_json::Value)],
+) -> VideoInfo {
     let mut fields: Vec<(String, serde_json::Value)> = vec![
         ("is_depth_map".into(), false.into()),
         ("video.height".into(), p.height.into()),

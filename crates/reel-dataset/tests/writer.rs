@@ -12,8 +12,10 @@ const H: u32 = 64;
 fn features() -> Features {
     let mut f = Features::new();
     f.push("action", Feature::vector_f32(&["a", "b"])).unwrap();
-    f.push("observation.state", Feature::vector_f32(&["a", "b"])).unwrap();
-    f.push("observation.images.cam", Feature::video(H, W)).unwrap();
+    f.push("observation.state", Feature::vector_f32(&["a", "b"]))
+        .unwrap();
+    f.push("observation.images.cam", Feature::video(H, W))
+        .unwrap();
     f
 }
 
@@ -59,12 +61,28 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
     let saved = w.save_episode_and_wait(Vec::new()).unwrap();
     assert_eq!(saved.episode_index, 0);
     assert_eq!(saved.frames, 10);
-    assert!(w.save_episode(Vec::new()).is_err(), "an empty episode cannot be saved");
+    assert!(
+        w.save_episode(Vec::new()).is_err(),
+        "an empty episode cannot be saved"
+    );
     w.finalize().unwrap();
-    assert_eq!(reel_dataset::tasks::read(&root).unwrap(), vec!["kept task".to_string()]);
+    assert_eq!(
+        reel_dataset::tasks::read(&root).unwrap(),
+        vec!["kept task".to_string()]
+    );
     let info = reel_dataset::info::Info::read(&root).unwrap();
-    assert_eq!((info.total_episodes, info.total_frames, info.total_tasks), (1, 10, 1));
-    let r = reel_dataset::check::check(&root, reel_dataset::check::CheckOptions { decode: true, ..Default::default() }).unwrap();
+    assert_eq!(
+        (info.total_episodes, info.total_frames, info.total_tasks),
+        (1, 10, 1)
+    );
+    let r = reel_dataset::check::check(
+        &root,
+        reel_dataset::check::CheckOptions {
+            decode: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(r.ok(), "{:?}", r.problems);
     lerobot_loads(&root);
 }
@@ -74,19 +92,34 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
 fn lerobot_loads(root: &std::path::Path) {
     let conf = std::env::var_os("REEL_CONFORMANCE_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     let venv = std::env::var_os("LEROBOT_VENV")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot"));
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot")
+        });
     let (py, script) = (venv.join("bin/python"), conf.join("lerobot_check.py"));
     if !py.is_file() || !script.is_file() {
-        assert!(std::env::var("REEL_REQUIRE_ORACLE").is_err(), "REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing");
+        assert!(
+            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
+            "REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing"
+        );
         eprintln!("note: LeRobot venv not found; skipping lerobot_check.py");
         return;
     }
-    let out = std::process::Command::new(py).arg(script).arg(root).args(["--strict", "--color", "never"]).output().unwrap();
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .arg(root)
+        .args(["--strict", "--color", "never"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("RESULT: PASS"), "{text}");
+    assert!(
+        out.status.success() && text.contains("RESULT: PASS"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -96,7 +129,10 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
     let mut cfg = WriterConfig::new(&root, 30, features());
     cfg.durable = false;
     // Two frames in memory, the rest must go through the disk spill.
-    cfg.queue = QueueLimits { max_frames_in_memory: 2, max_spill_bytes: 1 << 30 };
+    cfg.queue = QueueLimits {
+        max_frames_in_memory: 2,
+        max_spill_bytes: 1 << 30,
+    };
     let mut w = DatasetWriter::create(cfg).unwrap();
     let n = 90;
     for k in 0..n {
@@ -113,7 +149,14 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
     assert_eq!(dec.pts.len(), n as usize, "one video frame per row");
     for (k, f) in &dec.rgb {
         let expect = (20 + 10 * (*k as u32 % 20)) as f64 + 7.5;
-        assert!((mean(f) - expect).abs() < 4.0, "frame {k}: mean {} expected {expect} (order kept through the spill)", mean(f));
+        assert!(
+            (mean(f) - expect).abs() < 4.0,
+            "frame {k}: mean {} expected {expect} (order kept through the spill)",
+            mean(f)
+        );
     }
-    assert!(!root.join(".reel").exists(), "spill and segments removed at finalize");
+    assert!(
+        !root.join(".reel").exists(),
+        "spill and segments removed at finalize"
+    );
 }

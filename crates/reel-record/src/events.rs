@@ -98,7 +98,11 @@ impl KeyListener {
         if saved.is_some() {
             tracing::info!("keys: → next phase, ← re-record the episode, Esc stop (saves the episode), Ctrl-C stop (discards it)");
         }
-        KeyListener { stop, thread, saved }
+        KeyListener {
+            stop,
+            thread,
+            saved,
+        }
     }
 }
 
@@ -116,7 +120,11 @@ impl Drop for KeyListener {
 }
 
 fn read_byte(timeout_ms: i32) -> Option<u8> {
-    let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: poll and read on fd 0 into a local buffer.
     unsafe {
         if libc::poll(&mut pfd, 1, timeout_ms) <= 0 {

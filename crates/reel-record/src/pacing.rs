@@ -28,7 +28,8 @@ pub fn raise_priority(realtime: bool) -> String {
     if realtime {
         let param = libc::sched_param { sched_priority: 10 };
         // SAFETY: sets the scheduling policy of the calling thread.
-        let rc = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+        let rc =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
         if rc == 0 {
             return "SCHED_FIFO priority 10".into();
         }

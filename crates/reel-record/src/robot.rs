@@ -24,7 +24,14 @@ pub trait Teleop: Send {
 }
 
 /// The joints of an SO-100/101 follower, the most common LeRobot arm.
-pub const SO_JOINTS: [&str; 6] = ["shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos", "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"];
+pub const SO_JOINTS: [&str; 6] = [
+    "shoulder_pan.pos",
+    "shoulder_lift.pos",
+    "elbow_flex.pos",
+    "wrist_flex.pos",
+    "wrist_roll.pos",
+    "gripper.pos",
+];
 
 /// A simulated 6-joint arm: each joint follows its target with a first-order lag and a
 /// velocity limit, within joint limits, so motion is smooth whatever the target does.
@@ -48,7 +55,11 @@ impl SimRobot {
     }
     fn integrate(&mut self) {
         let now = std::time::Instant::now();
-        let dt = self.last_t.map(|t| now.duration_since(t).as_secs_f32()).unwrap_or(0.0).min(0.2);
+        let dt = self
+            .last_t
+            .map(|t| now.duration_since(t).as_secs_f32())
+            .unwrap_or(0.0)
+            .min(0.2);
         self.last_t = Some(now);
         let alpha = 1.0 - (-dt / 0.08).exp(); // 80 ms time constant
         let vmax = 200.0 * dt; // units per second
@@ -78,10 +89,17 @@ impl Robot for SimRobot {
     }
     fn send_action(&mut self, action: &[f32]) -> Result<Vec<f32>> {
         if action.len() != self.names.len() {
-            return Err(Error::invalid(format!("action has {} values, the robot has {} joints", action.len(), self.names.len())));
+            return Err(Error::invalid(format!(
+                "action has {} values, the robot has {} joints",
+                action.len(),
+                self.names.len()
+            )));
         }
         let (lo, hi) = self.limits;
-        self.target = action.iter().map(|a| if a.is_finite() { a.clamp(lo, hi) } else { 0.0 }).collect();
+        self.target = action
+            .iter()
+            .map(|a| if a.is_finite() { a.clamp(lo, hi) } else { 0.0 })
+            .collect();
         Ok(self.target.clone())
     }
 }
@@ -102,7 +120,8 @@ impl Teleop for SimTeleop {
         Ok((0..observation.len())
             .map(|i| {
                 let f = 0.15 + 0.07 * i as f64;
-                (self.amplitude as f64 * (2.0 * std::f64::consts::PI * f * t + i as f64).sin()) as f32
+                (self.amplitude as f64 * (2.0 * std::f64::consts::PI * f * t + i as f64).sin())
+                    as f32
             })
             .collect())
     }
@@ -129,7 +148,10 @@ mod tests {
             }
             last = now;
         }
-        assert!(last.iter().any(|x| x.abs() > 1.0), "the arm moved: {last:?}");
+        assert!(
+            last.iter().any(|x| x.abs() > 1.0),
+            "the arm moved: {last:?}"
+        );
         assert!(max_step < 10.0, "motion is smooth, max step {max_step}");
         assert!(r.send_action(&[0.0; 3]).is_err());
     }

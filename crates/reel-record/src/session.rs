@@ -118,9 +118,15 @@ pub struct Session<'a> {
 impl<'a> Session<'a> {
     /// Runs every episode, then finalizes the writer (waiting for the encoder backlog).
     pub fn run(mut self, observer: &mut dyn Observer) -> Result<SessionReport> {
-        let mut report = SessionReport { priority: raise_priority(self.cfg.realtime), ..Default::default() };
+        let mut report = SessionReport {
+            priority: raise_priority(self.cfg.realtime),
+            ..Default::default()
+        };
         tracing::info!("control loop at {} Hz, {}", self.cfg.fps, report.priority);
-        let _keys = self.cfg.interactive.then(|| events::KeyListener::start(self.events.clone()));
+        let _keys = self
+            .cfg
+            .interactive
+            .then(|| events::KeyListener::start(self.events.clone()));
         let names: Vec<String> = self.cameras.iter().map(|c| c.name().to_string()).collect();
         let t0 = monotonic_ns();
         let mut recorded = 0u32;
@@ -196,7 +202,11 @@ impl<'a> Session<'a> {
         }
         let backlog = self.writer.backlog();
         if backlog.pending_saves > 0 {
-            tracing::info!("waiting for {} episode(s) still being encoded ({:?} frames queued)", backlog.pending_saves, backlog.queued);
+            tracing::info!(
+                "waiting for {} episode(s) still being encoded ({:?} frames queued)",
+                backlog.pending_saves,
+                backlog.queued
+            );
         }
         let w0 = std::time::Instant::now();
         if backlog.deferred_episodes > 0 {
@@ -230,7 +240,13 @@ impl<'a> Session<'a> {
     }
 
     /// One phase: ticks at the fixed rate for `seconds` (or until an event).
-    fn phase(&mut self, record: bool, seconds: f64, t0: u64, timer: &mut TickTimer) -> Result<PhaseEnd> {
+    fn phase(
+        &mut self,
+        record: bool,
+        seconds: f64,
+        t0: u64,
+        timer: &mut TickTimer,
+    ) -> Result<PhaseEnd> {
         let period = 1_000_000_000 / self.cfg.fps as u64;
         let ticks = (seconds * self.cfg.fps as f64).round() as u64;
         let mut anchor = monotonic_ns();
@@ -254,7 +270,11 @@ impl<'a> Session<'a> {
             if !self.cfg.flat_out {
                 sleep_until(scheduled);
             }
-            let mut tick = timer.begin(if self.cfg.flat_out { monotonic_ns() } else { scheduled });
+            let mut tick = timer.begin(if self.cfg.flat_out {
+                monotonic_ns()
+            } else {
+                scheduled
+            });
             let state = self.robot.observe()?;
             let mut frames = Vec::with_capacity(self.cameras.len());
             for (i, cam) in self.cameras.iter().enumerate() {
@@ -265,7 +285,10 @@ impl<'a> Session<'a> {
                     }
                     None => {
                         let why = cam.error().unwrap_or_else(|| "no frame yet".into());
-                        return Err(Error::Source { name: cam.name().to_string(), msg: format!("camera stopped delivering frames: {why}") });
+                        return Err(Error::Source {
+                            name: cam.name().to_string(),
+                            msg: format!("camera stopped delivering frames: {why}"),
+                        });
                     }
                 }
             }
@@ -286,7 +309,10 @@ impl<'a> Session<'a> {
             } else {
                 for cam in &self.cameras {
                     if let Some(e) = cam.error() {
-                        return Err(Error::Source { name: cam.name().to_string(), msg: e });
+                        return Err(Error::Source {
+                            name: cam.name().to_string(),
+                            msg: e,
+                        });
                     }
                 }
             }

@@ -11,7 +11,8 @@ pub const SECTIONS: [&str; 4] = ["observe", "action", "send", "record"];
 
 fn hist() -> Histogram<u64> {
     // 1 µs .. 60 s, 3 significant digits: constant, valid bounds, so this cannot fail.
-    Histogram::new_with_bounds(1_000, 60_000_000_000, 3).expect("constant histogram bounds are valid")
+    Histogram::new_with_bounds(1_000, 60_000_000_000, 3)
+        .expect("constant histogram bounds are valid")
 }
 
 fn rec(h: &mut Histogram<u64>, ns: u64) {
@@ -108,7 +109,12 @@ impl TickTimer {
     pub fn begin(&mut self, scheduled_ns: u64) -> Tick {
         let now = monotonic_ns();
         self.first_ns.get_or_insert(now);
-        Tick { scheduled_ns, start_ns: now, marks: [now; 4], next: 0 }
+        Tick {
+            scheduled_ns,
+            start_ns: now,
+            marks: [now; 4],
+            next: 0,
+        }
     }
 
     /// Records the frame a camera delivered this tick (its age and whether it is a repeat).
@@ -116,7 +122,10 @@ impl TickTimer {
         if cam >= self.cam_names.len() {
             return;
         }
-        rec(&mut self.cam_age[cam], monotonic_ns().saturating_sub(captured_ns));
+        rec(
+            &mut self.cam_age[cam],
+            monotonic_ns().saturating_sub(captured_ns),
+        );
         if self.cam_last_seq[cam] == Some(seq) {
             self.cam_stale[cam] += 1;
         }
@@ -148,7 +157,12 @@ impl TickTimer {
             self.missed += 1;
             if end.saturating_sub(self.last_warn_ns) > 1_000_000_000 {
                 self.last_warn_ns = end;
-                let (i, worst) = sections_ns.iter().enumerate().max_by_key(|(_, v)| **v).map(|(i, v)| (i, *v)).unwrap_or((0, 0));
+                let (i, worst) = sections_ns
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, v)| **v)
+                    .map(|(i, v)| (i, *v))
+                    .unwrap_or((0, 0));
                 tracing::warn!(
                     "slow tick: {:.1} ms of work, started {:.1} ms late (budget {:.1} ms); slowest section: {} {:.1} ms",
                     ms(work_ns),
@@ -159,34 +173,74 @@ impl TickTimer {
                 );
             }
         }
-        TickReport { work_ns, late_start_ns, missed, sections_ns }
+        TickReport {
+            work_ns,
+            late_start_ns,
+            missed,
+            sections_ns,
+        }
     }
 
     /// Figures so far.
     pub fn summary(&self) -> Summary {
-        let q = |h: &Histogram<u64>, p: f64| if h.is_empty() { 0.0 } else { ms(h.value_at_quantile(p)) };
-        let seconds = self.first_ns.map(|f| (self.last_ns.saturating_sub(f)) as f64 / 1e9).unwrap_or(0.0);
+        let q = |h: &Histogram<u64>, p: f64| {
+            if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(p))
+            }
+        };
+        let seconds = self
+            .first_ns
+            .map(|f| (self.last_ns.saturating_sub(f)) as f64 / 1e9)
+            .unwrap_or(0.0);
         Summary {
             ticks: self.ticks,
             seconds,
-            rate_hz: if seconds > 0.0 && self.ticks > 1 { (self.ticks - 1) as f64 / seconds } else { 0.0 },
+            rate_hz: if seconds > 0.0 && self.ticks > 1 {
+                (self.ticks - 1) as f64 / seconds
+            } else {
+                0.0
+            },
             p50_ms: q(&self.work, 0.5),
             p90_ms: q(&self.work, 0.9),
             p99_ms: q(&self.work, 0.99),
-            max_ms: if self.work.is_empty() { 0.0 } else { ms(self.work.max()) },
+            max_ms: if self.work.is_empty() {
+                0.0
+            } else {
+                ms(self.work.max())
+            },
             missed: self.missed,
             late_start_p99_ms: q(&self.late, 0.99),
-            late_start_max_ms: if self.late.is_empty() { 0.0 } else { ms(self.late.max()) },
+            late_start_max_ms: if self.late.is_empty() {
+                0.0
+            } else {
+                ms(self.late.max())
+            },
             sections: SECTIONS
                 .iter()
                 .zip(&self.sections)
-                .map(|(n, h)| (n.to_string(), q(h, 0.5), q(h, 0.99), if h.is_empty() { 0.0 } else { ms(h.max()) }))
+                .map(|(n, h)| {
+                    (
+                        n.to_string(),
+                        q(h, 0.5),
+                        q(h, 0.99),
+                        if h.is_empty() { 0.0 } else { ms(h.max()) },
+                    )
+                })
                 .collect(),
             cameras: self
                 .cam_names
                 .iter()
                 .zip(self.cam_age.iter().zip(&self.cam_stale))
-                .map(|(n, (h, s))| (n.clone(), q(h, 0.5), if h.is_empty() { 0.0 } else { ms(h.max()) }, *s))
+                .map(|(n, (h, s))| {
+                    (
+                        n.clone(),
+                        q(h, 0.5),
+                        if h.is_empty() { 0.0 } else { ms(h.max()) },
+                        *s,
+                    )
+                })
                 .collect(),
         }
     }
@@ -195,8 +249,19 @@ impl TickTimer {
 impl Summary {
     /// The one line printed at the end of an episode.
     pub fn line(&self) -> String {
-        let slowest = self.sections.iter().max_by(|a, b| a.2.total_cmp(&b.2)).map(|s| format!("{} p99 {:.2} ms", s.0, s.2)).unwrap_or_default();
-        let cams: Vec<String> = self.cameras.iter().map(|(n, p50, max, stale)| format!("{n} age p50 {p50:.1}/max {max:.1} ms, {stale} repeats")).collect();
+        let slowest = self
+            .sections
+            .iter()
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|s| format!("{} p99 {:.2} ms", s.0, s.2))
+            .unwrap_or_default();
+        let cams: Vec<String> = self
+            .cameras
+            .iter()
+            .map(|(n, p50, max, stale)| {
+                format!("{n} age p50 {p50:.1}/max {max:.1} ms, {stale} repeats")
+            })
+            .collect();
         format!(
             "{:.2} Hz over {} ticks · tick p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} ms · {} missed deadlines · start lateness p99 {:.2} ms · slowest {}{}{}",
             self.rate_hz,
@@ -221,8 +286,14 @@ impl Summary {
             ("tick_p90_ms".to_string(), ExtraValue::F64(self.p90_ms)),
             ("tick_p99_ms".to_string(), ExtraValue::F64(self.p99_ms)),
             ("tick_max_ms".to_string(), ExtraValue::F64(self.max_ms)),
-            ("missed_deadlines".to_string(), ExtraValue::I64(self.missed as i64)),
-            ("late_start_p99_ms".to_string(), ExtraValue::F64(self.late_start_p99_ms)),
+            (
+                "missed_deadlines".to_string(),
+                ExtraValue::I64(self.missed as i64),
+            ),
+            (
+                "late_start_p99_ms".to_string(),
+                ExtraValue::F64(self.late_start_p99_ms),
+            ),
         ];
         for (n, p50, _p99, max) in &self.sections {
             v.push((format!("section/{n}/p50_ms"), ExtraValue::F64(*p50)));
@@ -231,7 +302,10 @@ impl Summary {
         for (n, p50, max, stale) in &self.cameras {
             v.push((format!("camera/{n}/age_p50_ms"), ExtraValue::F64(*p50)));
             v.push((format!("camera/{n}/age_max_ms"), ExtraValue::F64(*max)));
-            v.push((format!("camera/{n}/repeated_frames"), ExtraValue::I64(*stale as i64)));
+            v.push((
+                format!("camera/{n}/repeated_frames"),
+                ExtraValue::I64(*stale as i64),
+            ));
         }
         v
     }

@@ -51,7 +51,10 @@ impl Transcoder for FfmpegTranscoder {
             )));
         }
         drop(reader);
-        let opts = TranscodeOptions { progress: Some(progress.clone()), cancel: Some(cancel.clone()) };
+        let opts = TranscodeOptions {
+            progress: Some(progress.clone()),
+            cancel: Some(cancel.clone()),
+        };
         Ok(transcode_file(src, dst, settings, &opts)?.frames)
     }
 }

@@ -58,7 +58,11 @@ pub struct BenchRecordArgs {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -119,11 +123,19 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let report = record::run_session(p, &mut robot, false)?;
     let wall = t0.elapsed().as_secs_f64();
     let record_section = |i: usize| -> (f64, f64, f64) {
-        report.episodes.iter().fold((0.0f64, 0.0f64, 0.0f64), |acc, (_, s)| {
-            let sec = s.sections.iter().find(|x| x.0 == "record").map(|x| (x.1, x.2, x.3)).unwrap_or_default();
-            let _ = i;
-            (acc.0.max(sec.0), acc.1.max(sec.1), acc.2.max(sec.2))
-        })
+        report
+            .episodes
+            .iter()
+            .fold((0.0f64, 0.0f64, 0.0f64), |acc, (_, s)| {
+                let sec = s
+                    .sections
+                    .iter()
+                    .find(|x| x.0 == "record")
+                    .map(|x| (x.1, x.2, x.3))
+                    .unwrap_or_default();
+                let _ = i;
+                (acc.0.max(sec.0), acc.1.max(sec.1), acc.2.max(sec.2))
+            })
     };
     let (af_p50, af_p99, af_max) = record_section(0);
     let missed: u64 = report.episodes.iter().map(|(_, s)| s.missed).sum();
@@ -131,7 +143,11 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let frames: u64 = report.saved.iter().map(|s| s.frames).sum();
     let save_latency: Vec<f64> = report.saved.iter().map(|s| s.latency_s * 1e3).collect();
     let commit_ms: Vec<f64> = report.saved.iter().map(|s| s.commit_s * 1e3).collect();
-    let spilled: u64 = report.saved.iter().flat_map(|s| s.spilled.iter().map(|(_, n)| *n)).sum();
+    let spilled: u64 = report
+        .saved
+        .iter()
+        .flat_map(|s| s.spilled.iter().map(|(_, n)| *n))
+        .sum();
     let mut enc: Vec<(String, f64)> = Vec::new();
     for s in &report.saved {
         for (k, f) in &s.encode_fps {
@@ -141,10 +157,23 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
             }
         }
     }
-    let max_depth: u64 = report.saved.iter().flat_map(|s| s.max_queue_depth.iter().map(|(_, n)| *n)).max().unwrap_or(0);
+    let max_depth: u64 = report
+        .saved
+        .iter()
+        .flat_map(|s| s.max_queue_depth.iter().map(|(_, n)| *n))
+        .max()
+        .unwrap_or(0);
     let rss = peak_rss_mb();
-    let rate = report.episodes.iter().map(|(_, s)| s.rate_hz).fold(f64::INFINITY, f64::min);
-    let late_p99 = report.episodes.iter().map(|(_, s)| s.late_start_p99_ms).fold(0.0, f64::max);
+    let rate = report
+        .episodes
+        .iter()
+        .map(|(_, s)| s.rate_hz)
+        .fold(f64::INFINITY, f64::min);
+    let late_p99 = report
+        .episodes
+        .iter()
+        .map(|(_, s)| s.late_start_p99_ms)
+        .fold(0.0, f64::max);
     let out = json!({
         "cameras": b.cameras, "width": b.width, "height": b.height, "fps": b.fps, "seconds": b.seconds,
         "episodes": b.episodes, "vcodec": b.vcodec, "flat_out": b.flat_out,
@@ -163,15 +192,53 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     if b.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("reel bench record: {} camera(s) {}x{} @ {} Hz, {} x {:.0} s, {}{}", b.cameras, b.width, b.height, b.fps, b.episodes, b.seconds, b.vcodec, if b.flat_out { ", flat out" } else { "" });
+        println!(
+            "reel bench record: {} camera(s) {}x{} @ {} Hz, {} x {:.0} s, {}{}",
+            b.cameras,
+            b.width,
+            b.height,
+            b.fps,
+            b.episodes,
+            b.seconds,
+            b.vcodec,
+            if b.flat_out { ", flat out" } else { "" }
+        );
         println!("  ticks / frames saved      {ticks} / {frames}");
         println!("  add_frame p50/p99/max     {af_p50:.3} / {af_p99:.3} / {af_max:.3} ms");
         println!("  missed deadlines          {missed}");
         println!("  tick start lateness p99   {late_p99:.3} ms");
-        println!("  save_episode call         {}", report.save_call_ms.iter().map(|x| format!("{x:.3} ms")).collect::<Vec<_>>().join(", "));
-        println!("  save latency (to commit)  {}", save_latency.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
-        println!("  commit transaction        {}", commit_ms.iter().map(|x| format!("{x:.1} ms")).collect::<Vec<_>>().join(", "));
-        println!("  encoder frames/wall s     {}", enc.iter().map(|(k, f)| format!("{k}: {f:.1}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "  save_episode call         {}",
+            report
+                .save_call_ms
+                .iter()
+                .map(|x| format!("{x:.3} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  save latency (to commit)  {}",
+            save_latency
+                .iter()
+                .map(|x| format!("{x:.1} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  commit transaction        {}",
+            commit_ms
+                .iter()
+                .map(|x| format!("{x:.1} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "  encoder frames/wall s     {}",
+            enc.iter()
+                .map(|(k, f)| format!("{k}: {f:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         println!("  max queue depth / spilled {max_depth} / {spilled}");
         println!(
             "  finalize waited           {:.2} s (deferred conversion {:.2} s)",

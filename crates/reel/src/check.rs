@@ -22,7 +22,13 @@ pub struct CheckArgs {
 
 /// Returns Ok(true) when the dataset is valid.
 pub fn run(a: CheckArgs) -> Result<bool> {
-    let r = check(&a.dataset, CheckOptions { repair: a.repair, decode: a.decode })?;
+    let r = check(
+        &a.dataset,
+        CheckOptions {
+            repair: a.repair,
+            decode: a.decode,
+        },
+    )?;
     if a.json {
         println!(
             "{}",
@@ -42,7 +48,12 @@ pub fn run(a: CheckArgs) -> Result<bool> {
             println!("PROBLEM: {x}");
         }
         if r.ok() {
-            println!("{}: valid LeRobot v3.0 dataset ({} episodes, {} frames)", a.dataset.display(), r.episodes, r.frames);
+            println!(
+                "{}: valid LeRobot v3.0 dataset ({} episodes, {} frames)",
+                a.dataset.display(),
+                r.episodes,
+                r.frames
+            );
         } else {
             println!("{}: {} problem(s)", a.dataset.display(), r.problems.len());
         }

@@ -58,13 +58,26 @@ pub struct DemoArgs {
 }
 
 /// Builds the recorder configuration.
-pub fn config(output: PathBuf, fps: u32, audio: Option<String>, l: &DemoLayoutArgs, cameras: usize) -> Result<DemoConfig> {
+pub fn config(
+    output: PathBuf,
+    fps: u32,
+    audio: Option<String>,
+    l: &DemoLayoutArgs,
+    cameras: usize,
+) -> Result<DemoConfig> {
     let mut cfg = DemoConfig::new(output);
-    let (w, h) = l.size.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?))).with_context(|| format!("--size {}: expected WxH", l.size))?;
+    let (w, h) = l
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .with_context(|| format!("--size {}: expected WxH", l.size))?;
     cfg.width = w;
     cfg.height = h;
     cfg.fps = fps;
-    cfg.layout = l.layout.parse::<Layout>().map_err(|e| anyhow::anyhow!("--layout {}: {e}", l.layout))?;
+    cfg.layout = l
+        .layout
+        .parse::<Layout>()
+        .map_err(|e| anyhow::anyhow!("--layout {}: {e}", l.layout))?;
     cfg.main_camera = l.main_camera;
     cfg.inset_camera = match l.inset_camera {
         Some(i) => Some(i),
@@ -78,13 +91,21 @@ pub fn config(output: PathBuf, fps: u32, audio: Option<String>, l: &DemoLayoutAr
 }
 
 pub fn start(cameras: &[Arc<Camera>], cfg: DemoConfig) -> Result<DemoRecorder> {
-    let sources: Vec<Arc<dyn FrameSource>> = cameras.iter().map(|c| c.clone() as Arc<dyn FrameSource>).collect();
+    let sources: Vec<Arc<dyn FrameSource>> = cameras
+        .iter()
+        .map(|c| c.clone() as Arc<dyn FrameSource>)
+        .collect();
     let out = cfg.output.clone();
-    DemoRecorder::start(sources, cfg).with_context(|| format!("starting the demo video {}", out.display()))
+    DemoRecorder::start(sources, cfg)
+        .with_context(|| format!("starting the demo video {}", out.display()))
 }
 
 pub fn report(stats: &reel_demo::DemoStats, output: &std::path::Path) {
-    let repeats: Vec<String> = stats.cameras.iter().map(|c| format!("{} repeated {}", c.name, c.repeated_frames)).collect();
+    let repeats: Vec<String> = stats
+        .cameras
+        .iter()
+        .map(|c| format!("{} repeated {}", c.name, c.repeated_frames))
+        .collect();
     println!(
         "demo video {}: {} frames, video {:.2} s, audio {:.2} s, wall {:.2} s; {}",
         output.display(),
@@ -100,16 +121,25 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let mut cams = Vec::new();
     for s in &a.cameras {
         let spec = CameraSpec::parse(s).with_context(|| format!("--camera {s}"))?;
-        cams.push(Arc::new(Camera::open(&spec, Duration::from_secs(5)).with_context(|| format!("camera '{}'", spec.name))?));
+        cams.push(Arc::new(
+            Camera::open(&spec, Duration::from_secs(5))
+                .with_context(|| format!("camera '{}'", spec.name))?,
+        ));
     }
     let audio = if a.no_audio { None } else { a.audio.clone() };
     let cfg = config(a.output.clone(), a.fps, audio, &a.layout, cams.len())?;
     let rec = start(&cams, cfg)?;
-    tracing::info!("recording {} (Ctrl-C or SIGTERM stops it)", a.output.display());
+    tracing::info!(
+        "recording {} (Ctrl-C or SIGTERM stops it)",
+        a.output.display()
+    );
     let t0 = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(20));
-        if reel_record::events::interrupted() || a.duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d) || rec.failed().is_some() {
+        if reel_record::events::interrupted()
+            || a.duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d)
+            || rec.failed().is_some()
+        {
             break;
         }
     }

@@ -34,7 +34,13 @@ pub struct EncodersArgs {
 pub const HEADROOM: f64 = 0.3;
 
 pub fn request(width: u32, height: u32, fps: u32, families: &[String]) -> ProbeRequest {
-    ProbeRequest { width, height, fps, pix_fmt: "yuv420p".into(), families: families.to_vec() }
+    ProbeRequest {
+        width,
+        height,
+        fps,
+        pix_fmt: "yuv420p".into(),
+        families: families.to_vec(),
+    }
 }
 
 pub fn run(a: EncodersArgs) -> Result<()> {
@@ -67,14 +73,30 @@ pub fn run(a: EncodersArgs) -> Result<()> {
         let cached = if c.cached { " (cached)" } else { "" };
         match &c.verdict {
             Verdict::Works { fps } => {
-                let live = if can_keep_up(*fps, a.cameras, a.fps, HEADROOM) { "keeps up live" } else { "cannot keep up live: frames will queue/spill" };
-                println!("  {:<16} {:<5} {kind}  works, {fps:.0} frames/s one stream; {live}{cached}", c.name, c.family);
+                let live = if can_keep_up(*fps, a.cameras, a.fps, HEADROOM) {
+                    "keeps up live"
+                } else {
+                    "cannot keep up live: frames will queue/spill"
+                };
+                println!(
+                    "  {:<16} {:<5} {kind}  works, {fps:.0} frames/s one stream; {live}{cached}",
+                    c.name, c.family
+                );
             }
-            Verdict::NotCompiled => println!("  {:<16} {:<5} {kind}  not compiled into this FFmpeg", c.name, c.family),
-            Verdict::Rejected(why) => println!("  {:<16} {:<5} {kind}  rejected: {why}{cached}", c.name, c.family),
+            Verdict::NotCompiled => println!(
+                "  {:<16} {:<5} {kind}  not compiled into this FFmpeg",
+                c.name, c.family
+            ),
+            Verdict::Rejected(why) => println!(
+                "  {:<16} {:<5} {kind}  rejected: {why}{cached}",
+                c.name, c.family
+            ),
         }
     }
-    if let Some(best) = list.iter().find(|c| matches!(c.verdict, Verdict::Works { .. })) {
+    if let Some(best) = list
+        .iter()
+        .find(|c| matches!(c.verdict, Verdict::Works { .. }))
+    {
         println!("--vcodec auto picks {}", best.name);
     } else {
         println!("no encoder works here");

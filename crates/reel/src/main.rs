@@ -11,7 +11,11 @@ mod reencode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "reel", version, about = "Record LeRobot v3.0 robot-learning datasets: never blocks the loop, never loses a frame, survives crashes.")]
+#[command(
+    name = "reel",
+    version,
+    about = "Record LeRobot v3.0 robot-learning datasets: never blocks the loop, never loses a frame, survives crashes."
+)]
 struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -23,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Record episodes into a LeRobot v3.0 dataset.
-    Record(record::RecordArgs),
+    Record(Box<record::RecordArgs>),
     /// Validate a dataset (exit 1 with a list of problems); --repair fixes what a crash left.
     Check(check::CheckArgs),
     /// Record a demo video: cameras picture-in-picture with audio, locked to the wall clock.
@@ -46,12 +50,17 @@ fn main() {
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     reel_record::events::install_signal_handlers();
     reel_media::init();
     let result = match cli.cmd {
-        Cmd::Record(a) => record::run(a),
+        Cmd::Record(a) => record::run(*a),
         Cmd::Bench { what } => bench::run(what),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Encoders(a) => encoders::run(a),

@@ -8,7 +8,9 @@ use reel_dataset::writer::{DatasetWriter, WriterConfig};
 use reel_media::EncoderSettings;
 use reel_record::events::Events;
 use reel_record::robot::{Robot, SimRobot, SimTeleop};
-use reel_record::session::{camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport};
+use reel_record::session::{
+    camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,7 +143,12 @@ pub fn encoder_settings(
 ) -> Result<(EncoderSettings, Option<bool>)> {
     let mut keeps_up = None;
     let mut s = if a.vcodec == "auto" {
-        let req = crate::encoders::request(width, height, a.fps, &["av1".into(), "hevc".into(), "h264".into()]);
+        let req = crate::encoders::request(
+            width,
+            height,
+            a.fps,
+            &["av1".into(), "hevc".into(), "h264".into()],
+        );
         let cache = reel_media::encoders::default_cache_path();
         let list = reel_media::encoders::probe(&req, Duration::from_secs(2), Some(&cache));
         let best = list
@@ -192,7 +199,8 @@ pub fn encoder_settings(
         }
         s.g = Some(g);
     }
-    s.validate().with_context(|| format!("--vcodec {}", a.vcodec))?;
+    s.validate()
+        .with_context(|| format!("--vcodec {}", a.vcodec))?;
     if let Some(f) = &a.inject_fault {
         s.fault = Some(reel_media::Fault::parse(f).with_context(|| format!("--inject-fault {f}"))?);
     }
@@ -294,9 +302,22 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     let specs: Vec<CameraSpec> = if a.cameras.is_empty() {
         let n = a.num_cameras.unwrap_or(if a.sim { 2 } else { 0 });
         let names = ["front", "wrist", "side", "top", "left", "right"];
-        (0..n).map(|i| CameraSpec::synthetic(names.get(i).copied().unwrap_or("cam"), i, a.width, a.height, a.fps)).collect()
+        (0..n)
+            .map(|i| {
+                CameraSpec::synthetic(
+                    names.get(i).copied().unwrap_or("cam"),
+                    i,
+                    a.width,
+                    a.height,
+                    a.fps,
+                )
+            })
+            .collect()
     } else {
-        a.cameras.iter().map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}"))).collect::<Result<_>>()?
+        a.cameras
+            .iter()
+            .map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}")))
+            .collect::<Result<_>>()?
     };
     let (w, h) = specs
         .iter()
@@ -306,10 +327,14 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     let (encoder, deferred) = plan_encoders(a, w, h, specs.len() as u32)?;
     let mut cameras = Vec::new();
     for spec in &specs {
-        let cam = Camera::open(spec, Duration::from_secs(5)).with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
+        let cam = Camera::open(spec, Duration::from_secs(5))
+            .with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
         cameras.push(Arc::new(cam));
     }
-    let dims: Vec<(String, u32, u32)> = specs.iter().map(|s| (s.name.clone(), s.width, s.height)).collect();
+    let dims: Vec<(String, u32, u32)> = specs
+        .iter()
+        .map(|s| (s.name.clone(), s.width, s.height))
+        .collect();
     let features = features_for(robot.joint_names(), &dims)?;
     let mut cfg = WriterConfig::new(&root, a.fps, features);
     cfg.robot_type = Some(robot.name().to_string());
@@ -317,13 +342,20 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     cfg.deferred = deferred;
     cfg.data_files_size_mb = a.data_files_size_mb;
     cfg.video_files_size_mb = a.video_files_size_mb;
-    cfg.queue = QueueLimits { max_frames_in_memory: a.max_queue_frames, ..QueueLimits::default() };
+    cfg.queue = QueueLimits {
+        max_frames_in_memory: a.max_queue_frames,
+        ..QueueLimits::default()
+    };
     cfg.durable = !a.no_fsync;
     if a.encoder_timeout_s.is_nan() || a.encoder_timeout_s <= 0.0 {
         bail!("--encoder-timeout-s must be positive");
     }
     let t = Duration::from_secs_f64(a.encoder_timeout_s);
-    cfg.watchdog = reel_dataset::camera::Watchdog { open: t, stall: t, flush: t * 4 };
+    cfg.watchdog = reel_dataset::camera::Watchdog {
+        open: t,
+        stall: t,
+        flush: t * 4,
+    };
     let writer = if a.resume {
         DatasetWriter::resume(cfg).with_context(|| format!("resuming {}", root.display()))?
     } else {
@@ -339,7 +371,12 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
         realtime: !a.no_realtime,
         flat_out: false,
     };
-    Ok(Prepared { cameras, writer, session, root })
+    Ok(Prepared {
+        cameras,
+        writer,
+        session,
+        root,
+    })
 }
 
 /// Speaks phase announcements without blocking the loop (`reel_demo::say` spawns and returns).
@@ -352,15 +389,32 @@ impl Observer for Announcer {
 
 pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<SessionReport> {
     let mut teleop = SimTeleop::default();
-    let sources: Vec<Arc<dyn FrameSource>> = p.cameras.iter().map(|c| c.clone() as Arc<dyn FrameSource>).collect();
-    let session = Session { robot, teleop: &mut teleop, cameras: sources, writer: p.writer, cfg: p.session, events: Events::new() };
-    let report = if say { session.run(&mut Announcer)? } else { session.run(&mut Quiet)? };
+    let sources: Vec<Arc<dyn FrameSource>> = p
+        .cameras
+        .iter()
+        .map(|c| c.clone() as Arc<dyn FrameSource>)
+        .collect();
+    let session = Session {
+        robot,
+        teleop: &mut teleop,
+        cameras: sources,
+        writer: p.writer,
+        cfg: p.session,
+        events: Events::new(),
+    };
+    let report = if say {
+        session.run(&mut Announcer)?
+    } else {
+        session.run(&mut Quiet)?
+    };
     Ok(report)
 }
 
 pub fn run(a: RecordArgs) -> Result<()> {
     if !a.sim && a.cameras.is_empty() && a.num_cameras.is_none() {
-        tracing::info!("no --camera given and no --sim: recording the simulated robot without cameras");
+        tracing::info!(
+            "no --camera given and no --sim: recording the simulated robot without cameras"
+        );
     }
     let mut robot = SimRobot::new();
     let p = prepare(&a, &robot)?;
@@ -369,7 +423,13 @@ pub fn run(a: RecordArgs) -> Result<()> {
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
     let demo = match &a.demo_video {
         Some(out) => {
-            let cfg = crate::demo::config(out.clone(), a.fps, a.demo_audio.clone(), &a.demo_layout, p.cameras.len())?;
+            let cfg = crate::demo::config(
+                out.clone(),
+                a.fps,
+                a.demo_audio.clone(),
+                &a.demo_layout,
+                p.cameras.len(),
+            )?;
             Some((crate::demo::start(&p.cameras, cfg)?, out.clone()))
         }
         None => None,

@@ -18,9 +18,15 @@ fn saved_episodes(log: &str) -> usize {
 fn kill_9_at_five_random_moments_loses_no_saved_episode() {
     let d = tempfile::tempdir().unwrap();
     // A small deterministic generator, seeded from the clock and printed, so a failure can be replayed.
-    let seed = std::env::var("REEL_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed = std::env::var("REEL_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("crash test seed {seed} (set REEL_CRASH_SEED to replay)");
     let mut x = seed | 1;
     let mut next = move || {
@@ -33,11 +39,20 @@ fn kill_9_at_five_random_moments_loses_no_saved_episode() {
         let root = d.path().join(format!("crash{round}"));
         let delay = Duration::from_millis(700 + next() % 3500);
         let mut cmd = sim(&root, 2, 40, 0.4);
-        cmd.env("REEL_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env("REEL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         // Durable commits here: the journal path with fsync is what runs in production.
-        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).filter(|a| a != "--no-fsync").collect();
+        let args: Vec<_> = cmd
+            .get_args()
+            .map(|a| a.to_owned())
+            .filter(|a| a != "--no-fsync")
+            .collect();
         let mut cmd2 = reel();
-        cmd2.args(&args).env("REEL_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd2.args(&args)
+            .env("REEL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd2.spawn().unwrap();
         let t0 = Instant::now();
         while t0.elapsed() < delay {
@@ -50,7 +65,12 @@ fn kill_9_at_five_random_moments_loses_no_saved_episode() {
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let _ = child.wait();
         let mut log = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
         let saved = saved_episodes(&log);
         eprintln!("round {round}: killed after {delay:?}, {saved} episode(s) reported saved");
         if !root.join("meta/info.json").exists() {
@@ -59,8 +79,14 @@ fn kill_9_at_five_random_moments_loses_no_saved_episode() {
         }
         run_ok(reel().args(["check", "--repair"]).arg(&root));
         let total = info(&root)["total_episodes"].as_u64().unwrap() as usize;
-        assert!(total >= saved, "round {round}: {saved} episodes were reported saved but only {total} survived");
-        assert!(total <= saved + 1, "round {round}: at most the episode being committed can appear unreported");
+        assert!(
+            total >= saved,
+            "round {round}: {saved} episodes were reported saved but only {total} survived"
+        );
+        assert!(
+            total <= saved + 1,
+            "round {round}: at most the episode being committed can appear unreported"
+        );
         if total > 0 {
             assert_lerobot_loads(&root);
         }
@@ -68,7 +94,10 @@ fn kill_9_at_five_random_moments_loses_no_saved_episode() {
         let mut resume = sim(&root, 2, 1, 0.3);
         resume.arg("--resume");
         run_ok(&mut resume);
-        assert_eq!(info(&root)["total_episodes"].as_u64().unwrap() as usize, total + 1);
+        assert_eq!(
+            info(&root)["total_episodes"].as_u64().unwrap() as usize,
+            total + 1
+        );
     }
 }
 
@@ -81,7 +110,10 @@ fn full_disk_fails_loudly_and_keeps_saved_episodes() {
     // No file may grow beyond 300 KB: the episodes table or a video file hits it after a few episodes.
     unsafe {
         cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 300 * 1024, rlim_max: 300 * 1024 };
+            let lim = libc::rlimit {
+                rlim_cur: 300 * 1024,
+                rlim_max: 300 * 1024,
+            };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -90,12 +122,21 @@ fn full_disk_fails_loudly_and_keeps_saved_episodes() {
     }
     let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "recording must fail when the disk is full");
-    assert!(err.contains("File too large"), "error names the problem: {err}");
+    assert!(
+        !out.status.success(),
+        "recording must fail when the disk is full"
+    );
+    assert!(
+        err.contains("File too large"),
+        "error names the problem: {err}"
+    );
     let saved = saved_episodes(&err);
     assert!(saved >= 1, "some episodes fit before the limit: {err}");
     let total = info(&root)["total_episodes"].as_u64().unwrap() as usize;
-    assert_eq!(total, saved, "every episode reported saved is in the dataset, the failed one is not");
+    assert_eq!(
+        total, saved,
+        "every episode reported saved is in the dataset, the failed one is not"
+    );
     assert_reel_check(&root);
     assert_lerobot_loads(&root);
 }
@@ -105,7 +146,9 @@ fn ctrl_c_finishes_cleanly_and_keeps_saved_episodes() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("sigint");
     let mut cmd = sim(&root, 2, 30, 0.5);
-    cmd.env("REEL_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env("REEL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(2500));
     // SAFETY: signalling our own child.
@@ -116,11 +159,17 @@ fn ctrl_c_finishes_cleanly_and_keeps_saved_episodes() {
     let err = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "Ctrl-C is a clean stop: {err}");
-    assert!(err.contains("discarded the unfinished episode") || err.contains("interrupted"), "{err}");
+    assert!(
+        err.contains("discarded the unfinished episode") || err.contains("interrupted"),
+        "{err}"
+    );
     assert!(stdout.contains("stopped by signal"), "{stdout}");
     let saved = saved_episodes(&err);
     assert!(saved >= 1);
-    assert_eq!(info(&root)["total_episodes"].as_u64().unwrap() as usize, saved);
+    assert_eq!(
+        info(&root)["total_episodes"].as_u64().unwrap() as usize,
+        saved
+    );
     assert!(!root.join(".reel").exists(), "finalized: no scratch left");
     assert_reel_check(&root);
     assert_lerobot_loads(&root);

@@ -31,7 +31,10 @@ fn run_fault(fault: &str, expect: &str) {
     assert_eq!(info["total_episodes"], 2, "{fault}");
     assert_eq!(info["total_frames"], 90, "{fault}: no frame lost");
     let sw = switches(&root);
-    assert!(sw.iter().any(|s| s.contains(expect)), "{fault}: switch recorded in the metadata: {sw:?}");
+    assert!(
+        sw.iter().any(|s| s.contains(expect)),
+        "{fault}: switch recorded in the metadata: {sw:?}"
+    );
     run_ok(reel().args(["check", "--decode"]).arg(&root));
     assert_lerobot_loads(&root);
 }

@@ -23,7 +23,11 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 
 pub fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn reel");
-    assert!(!out.status.success(), "command should fail: {cmd:?}\nstdout:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "command should fail: {cmd:?}\nstdout:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -33,7 +37,14 @@ pub fn sim(root: &Path, cameras: usize, episodes: u32, seconds: f64) -> Command 
 }
 
 /// Like [`sim`] with a camera size.
-pub fn sim_sized(root: &Path, cameras: usize, episodes: u32, seconds: f64, width: u32, height: u32) -> Command {
+pub fn sim_sized(
+    root: &Path,
+    cameras: usize,
+    episodes: u32,
+    seconds: f64,
+    width: u32,
+    height: u32,
+) -> Command {
     let mut c = reel();
     c.args(["record", "--sim", "--no-keys", "--no-fsync"])
         .arg("--root")
@@ -41,17 +52,28 @@ pub fn sim_sized(root: &Path, cameras: usize, episodes: u32, seconds: f64, width
         .args(["--num-cameras", &cameras.to_string()])
         .args(["--num-episodes", &episodes.to_string()])
         .args(["--episode-time-s", &seconds.to_string()])
-        .args(["--reset-time-s", "0", "--width", &width.to_string(), "--height", &height.to_string()]);
+        .args([
+            "--reset-time-s",
+            "0",
+            "--width",
+            &width.to_string(),
+            "--height",
+            &height.to_string(),
+        ]);
     c
 }
 
 fn oracle_paths() -> Option<(PathBuf, PathBuf)> {
     let conf = std::env::var_os("REEL_CONFORMANCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+        });
     let venv = std::env::var_os("LEROBOT_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot")
+        });
     let script = conf.join("lerobot_check.py");
     let py = venv.join("bin/python");
     (script.is_file() && py.is_file()).then_some((py, script))
@@ -61,13 +83,30 @@ fn oracle_paths() -> Option<(PathBuf, PathBuf)> {
 /// Without the venv the check is skipped with a note, unless REEL_REQUIRE_ORACLE=1 (CI).
 pub fn assert_lerobot_loads(root: &Path) {
     let Some((py, script)) = oracle_paths() else {
-        assert!(std::env::var("REEL_REQUIRE_ORACLE").is_err(), "REEL_REQUIRE_ORACLE is set but the LeRobot venv / lerobot_check.py is missing");
-        eprintln!("note: LeRobot conformance venv not found; skipping lerobot_check.py for {}", root.display());
+        assert!(
+            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
+            "REEL_REQUIRE_ORACLE is set but the LeRobot venv / lerobot_check.py is missing"
+        );
+        eprintln!(
+            "note: LeRobot conformance venv not found; skipping lerobot_check.py for {}",
+            root.display()
+        );
         return;
     };
-    let out = Command::new(py).arg(script).arg(root).args(["--strict", "--color", "never"]).output().expect("run lerobot_check.py");
+    let out = Command::new(py)
+        .arg(script)
+        .arg(root)
+        .args(["--strict", "--color", "never"])
+        .output()
+        .expect("run lerobot_check.py");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "lerobot_check.py --strict failed on {}:\n{}\n{}", root.display(), text, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lerobot_check.py --strict failed on {}:\n{}\n{}",
+        root.display(),
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("RESULT: PASS"), "{text}");
 }
 
@@ -77,5 +116,6 @@ pub fn assert_reel_check(root: &Path) {
 }
 
 pub fn info(root: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(root.join("meta/info.json")).expect("info.json")).expect("json")
+    serde_json::from_str(&std::fs::read_to_string(root.join("meta/info.json")).expect("info.json"))
+        .expect("json")
 }
