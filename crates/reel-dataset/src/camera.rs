@@ -479,7 +479,6 @@ fn spawn_worker(
                     return;
                 }
             };
-            reel_core::sched::demote_realtime_threads(10);
             let _ = wtx.send(FromWorker::Opened(enc.confirmed_frames()));
             let mut n = 0u64;
             for msg in wrx.iter() {

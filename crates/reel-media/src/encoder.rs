@@ -188,6 +188,9 @@ impl EpisodeEncoder {
                 (res, ff::Dictionary::own(opts))
             }
         };
+        // SVT-AV1 1.4.1 run as root starts its ~85 worker threads with SCHED_FIFO 99; they
+        // would preempt the control loop. Demote them now, before any frame reaches them.
+        reel_core::sched::demote_realtime_threads(10);
         if res < 0 {
             return Err(Error::media(
                 format!("open {} encoder ({})", settings.vcodec, path.display()),
