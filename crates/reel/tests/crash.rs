@@ -106,7 +106,10 @@ fn full_disk_fails_loudly_and_keeps_saved_episodes() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("full");
     let mut cmd = sim(&root, 2, 60, 0.5);
-    cmd.env("REEL_LOG", "info");
+    // An explicit encoder and no deferred decision: nothing is probed (and cached) while
+    // the file-size limit is in force.
+    cmd.args(["--vcodec", "libsvtav1", "--deferred", "never"])
+        .env("REEL_LOG", "info");
     // No file may grow beyond 300 KB: the episodes table or a video file hits it after a few episodes.
     unsafe {
         cmd.pre_exec(|| {
@@ -149,14 +152,45 @@ fn ctrl_c_finishes_cleanly_and_keeps_saved_episodes() {
     cmd.env("REEL_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    let mut child = cmd.spawn().unwrap();
+    // Interrupt once the first episode is saved (startup includes an encoder probe on a
+    // fresh machine, so a fixed delay would be flaky).
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    all.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    let _ = tx.send(all.clone());
+                }
+            }
+        }
+        all
+    });
+    let t_wait = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(log) if log.contains(" saved: ") => break,
+            Ok(_) => {}
+            Err(_) => panic!("no episode saved within 60 s"),
+        }
+        assert!(
+            t_wait.elapsed() < Duration::from_secs(60),
+            "no episode saved within 60 s"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let t0 = Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(t0.elapsed() < Duration::from_secs(10), "stops promptly");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err_text = reader.join().unwrap();
+    let err = err_text.as_str();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "Ctrl-C is a clean stop: {err}");
     assert!(
