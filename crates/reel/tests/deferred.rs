@@ -55,18 +55,7 @@ fn frames_and_codecs(root: &Path) -> (Vec<(String, u64)>, Vec<String>) {
 /// "codec h264 (LeRobot's default is av1)", so this runs without it and also asserts that
 /// the codec warning is the only one.
 fn assert_lerobot_loads_h264(root: &Path) {
-    let conf = std::env::var_os("REEL_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
-    let venv = std::env::var_os("LEROBOT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot")
-        });
-    let (script, py) = (conf.join("lerobot_check.py"), venv.join("bin/python"));
-    if !(script.is_file() && py.is_file()) {
+    let Some((py, script)) = oracle_paths() else {
         assert!(
             std::env::var("REEL_REQUIRE_ORACLE").is_err(),
             "REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing"
@@ -76,7 +65,7 @@ fn assert_lerobot_loads_h264(root: &Path) {
             root.display()
         );
         return;
-    }
+    };
     let out = std::process::Command::new(py)
         .arg(script)
         .arg(root)

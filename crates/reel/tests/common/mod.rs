@@ -63,7 +63,7 @@ pub fn sim_sized(
     c
 }
 
-fn oracle_paths() -> Option<(PathBuf, PathBuf)> {
+pub fn oracle_paths() -> Option<(PathBuf, PathBuf)> {
     let conf = std::env::var_os("REEL_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
