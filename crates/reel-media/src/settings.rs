@@ -92,6 +92,28 @@ impl EncoderSettings {
         self.resolved()
     }
 
+    /// Applies a user's overrides of LeRobot's defaults (`--crf`, `--preset`, `--gop`).
+    pub fn with_overrides(
+        mut self,
+        crf: Option<f64>,
+        preset: Option<&str>,
+        g: Option<u32>,
+    ) -> Result<Self> {
+        if g == Some(0) {
+            return Err(Error::invalid("the GOP (--gop) must be at least 1"));
+        }
+        if let Some(c) = crf {
+            self.crf = Some(c);
+        }
+        if let Some(p) = preset {
+            self.preset = Some(p.to_string());
+        }
+        if let Some(g) = g {
+            self.g = Some(g);
+        }
+        Ok(self)
+    }
+
     /// Resolves the codec alias and LeRobot's preset default (None → "12" for libsvtav1).
     pub fn resolved(mut self) -> Self {
         self.vcodec = resolve_alias(&self.vcodec).to_string();

@@ -187,18 +187,7 @@ pub fn encoder_settings(
         }
         s
     };
-    if let Some(c) = a.crf {
-        s.crf = Some(c);
-    }
-    if let Some(p) = &a.preset {
-        s.preset = Some(p.clone());
-    }
-    if let Some(g) = a.gop {
-        if g == 0 {
-            bail!("--gop must be at least 1");
-        }
-        s.g = Some(g);
-    }
+    s = s.with_overrides(a.crf, a.preset.as_deref(), a.gop)?;
     s.validate()
         .with_context(|| format!("--vcodec {}", a.vcodec))?;
     if let Some(f) = &a.inject_fault {

@@ -103,22 +103,15 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
-fn settings_for(vcodec: &str, a: &ReencodeArgs) -> EncoderSettings {
-    let mut s = EncoderSettings::lerobot_default().with_codec(vcodec);
-    if let Some(c) = a.crf {
-        s.crf = Some(c);
-    }
-    if let Some(p) = &a.preset {
-        s.preset = Some(p.clone());
-    }
-    if let Some(g) = a.gop {
-        s.g = Some(g);
-    }
-    s.resolved()
+fn settings_for(vcodec: &str, a: &ReencodeArgs) -> Result<EncoderSettings> {
+    Ok(EncoderSettings::lerobot_default()
+        .with_codec(vcodec)
+        .with_overrides(a.crf, a.preset.as_deref(), a.gop)?
+        .resolved())
 }
 
 pub fn run(a: ReencodeArgs) -> Result<()> {
-    let settings = settings_for(&a.vcodec, &a);
+    let settings = settings_for(&a.vcodec, &a)?;
     if !a.commit {
         if let Err(e) = settings.validate() {
             eprintln!("warning: {e}; the fallback encoders will be used");
@@ -131,14 +124,14 @@ pub fn run(a: ReencodeArgs) -> Result<()> {
         .filter(|s| !s.is_empty())
         .map(|name| {
             // A fallback of another codec keeps crf/g but not a codec-specific preset.
-            let mut s = settings_for(name, &a);
+            let mut s = settings_for(name, &a)?;
             if name != a.vcodec {
                 s.preset = None;
                 s = s.resolved();
             }
-            s
+            Ok(s)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if !a.timeout_s.is_finite() || a.timeout_s <= 0.0 {
         bail!("--timeout-s must be a positive number of seconds");
     }
