@@ -1,8 +1,10 @@
 //! Thread priorities: the control loop is the only thread of a reel process that may run
 //! real-time. Libraries do not always agree: SVT-AV1 1.4.1, run as root, creates every one of
 //! its ~85 worker threads per encoder with SCHED_FIFO priority 99, which starves the loop
-//! (ticks started 35–40 ms late in a 3-camera recording). [`demote_realtime_threads`] puts
-//! such threads back to normal scheduling.
+//! (ticks started 35–40 ms late in a 3-camera recording), and makes the opening thread
+//! real-time too. [`demote_realtime_threads`] gives such threads the scheduling the opening
+//! thread had before the open ([`current_policy`]): nice 10 for a live encoder worker,
+//! SCHED_IDLE for the deferred transcoder.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -19,9 +21,33 @@ pub fn mark_control_thread() {
     CONTROL_TID.store(current_tid(), Ordering::SeqCst);
 }
 
+/// A thread's non-real-time scheduling: SCHED_IDLE, or SCHED_OTHER at a nice value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Idle,
+    Normal { nice: i32 },
+}
+
+/// The calling thread's scheduling, to hand to [`demote_realtime_threads`] after a library
+/// call that may change it (SVT-AV1's init makes even the opening thread real-time).
+/// A real-time caller counts as `Normal { nice: 0 }`.
+pub fn current_policy() -> Policy {
+    // SAFETY: querying the calling thread's own policy and nice value.
+    unsafe {
+        if libc::sched_getscheduler(0) == libc::SCHED_IDLE {
+            Policy::Idle
+        } else {
+            Policy::Normal {
+                nice: libc::getpriority(libc::PRIO_PROCESS, 0),
+            }
+        }
+    }
+}
+
 /// Moves every SCHED_FIFO / SCHED_RR thread of this process, except the control loop's, to
-/// SCHED_OTHER at nice `nice`. Returns how many threads were demoted.
-pub fn demote_realtime_threads(nice: i32) -> usize {
+/// `to` (normally the [`current_policy`] of the thread that opened the encoder, taken before
+/// the open). Returns how many threads were demoted.
+pub fn demote_realtime_threads(to: Policy) -> usize {
     let keep = CONTROL_TID.load(Ordering::SeqCst);
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0;
@@ -39,8 +65,14 @@ pub fn demote_realtime_threads(nice: i32) -> usize {
             let policy = libc::sched_getscheduler(tid);
             if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
                 let p = libc::sched_param { sched_priority: 0 };
-                if libc::sched_setscheduler(tid, libc::SCHED_OTHER, &p) == 0 {
-                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice);
+                let done = match to {
+                    Policy::Idle => libc::sched_setscheduler(tid, libc::SCHED_IDLE, &p) == 0,
+                    Policy::Normal { nice } => {
+                        libc::sched_setscheduler(tid, libc::SCHED_OTHER, &p) == 0
+                            && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) == 0
+                    }
+                };
+                if done {
                     n += 1;
                 }
             }
@@ -68,7 +100,7 @@ mod tests {
             done_rx.recv().unwrap();
         });
         let (tid, was_rt) = rx.recv().unwrap();
-        let n = demote_realtime_threads(10);
+        let n = demote_realtime_threads(Policy::Normal { nice: 10 });
         // SAFETY: querying a live thread of this process.
         let policy = unsafe { libc::sched_getscheduler(tid) };
         done_tx.send(()).unwrap();

@@ -9,8 +9,8 @@
 //! and then swaps the converted files into the dataset in one journaled transaction.
 //!
 //! Libraries may give their own worker threads another priority (SVT-AV1 run as root makes
-//! them SCHED_FIFO 99): a small watcher thread puts every thread created by the transcoder
-//! (they inherit its name) back to SCHED_IDLE while a job runs.
+//! them SCHED_FIFO 99): every encoder open gives them the opening thread's scheduling
+//! (`reel_core::sched::demote_realtime_threads`), here SCHED_IDLE.
 
 use crate::paths;
 use crossbeam_channel::{Receiver, Sender};
@@ -97,7 +97,6 @@ struct Progress {
     frames_waiting: u64,
     /// (camera key, episode, error) of every job that failed.
     failed: Vec<(String, u64, String)>,
-    running: bool,
     done: bool,
 }
 
@@ -156,13 +155,12 @@ pub struct DeferredOutcome {
     pub failed: Vec<(String, u64, String)>,
 }
 
-/// The background transcoder (a worker thread at idle priority and its priority watcher).
+/// The background transcoder (a worker thread at idle priority).
 pub struct DeferredTranscoder {
     queue: Option<DeferredQueue>,
     shared: Arc<Shared>,
     cancel: Arc<AtomicBool>,
     worker: Option<JoinHandle<()>>,
-    watcher: Option<JoinHandle<()>>,
 }
 
 impl DeferredTranscoder {
@@ -181,13 +179,6 @@ impl DeferredTranscoder {
                 .spawn(move || worker_loop(rx, settings, shared, cancel))
                 .map_err(|e| Error::io("spawn the deferred transcoder", root, e))?
         };
-        let watcher = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("deferred-prio".into())
-                .spawn(move || watcher_loop(shared))
-                .map_err(|e| Error::io("spawn the deferred priority watcher", root, e))?
-        };
         Ok(DeferredTranscoder {
             queue: Some(DeferredQueue {
                 tx,
@@ -196,7 +187,6 @@ impl DeferredTranscoder {
             shared,
             cancel,
             worker: Some(worker),
-            watcher: Some(watcher),
         })
     }
 
@@ -257,9 +247,6 @@ impl DeferredTranscoder {
             p.done = true;
         }
         self.shared.cv.notify_all();
-        if let Some(h) = self.watcher.take() {
-            let _ = h.join();
-        }
     }
 }
 
@@ -290,10 +277,8 @@ fn worker_loop(
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        shared.lock().running = true;
         let res = convert(&job, &settings, &opts);
         let mut p = shared.lock();
-        p.running = false;
         release(&mut p, job.episode_index, job.frames);
         if let Err(e) = res {
             tracing::warn!("deferred conversion of episode {} ({}) failed, that camera keeps its live codec: {e}", job.episode_index, job.key);
@@ -348,44 +333,6 @@ fn lower_to_idle(tid: i32) -> &'static str {
         }
     }
     "the default priority (SCHED_IDLE and nice 19 refused)"
-}
-
-/// While a job runs, moves the transcoder's threads (named after it) to SCHED_IDLE.
-fn watcher_loop(shared: Arc<Shared>) {
-    loop {
-        let running = {
-            let p = shared.lock();
-            if p.done {
-                return;
-            }
-            let (p, _) = shared
-                .cv
-                .wait_timeout(p, Duration::from_millis(200))
-                .unwrap_or_else(|e| e.into_inner());
-            if p.done {
-                return;
-            }
-            p.running
-        };
-        if running {
-            idle_named_threads();
-        }
-    }
-}
-
-fn idle_named_threads() {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == WORKER_NAME {
-            lower_to_idle(tid);
-        }
-    }
 }
 
 #[cfg(test)]

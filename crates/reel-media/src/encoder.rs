@@ -180,6 +180,7 @@ impl EpisodeEncoder {
         // dictionary pointer's contents and hands back the leftovers, which we re-own.
         // Opening is serialized process-wide: SVT-AV1 1.4.1's handle initialisation touches
         // global state and crashes when two cameras open their encoders at the same moment.
+        let policy = reel_core::sched::current_policy();
         let (res, leftover) = {
             let _open_guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
             unsafe {
@@ -189,8 +190,10 @@ impl EpisodeEncoder {
             }
         };
         // SVT-AV1 1.4.1 run as root starts its ~85 worker threads with SCHED_FIFO 99; they
-        // would preempt the control loop. Demote them now, before any frame reaches them.
-        reel_core::sched::demote_realtime_threads(10);
+        // would preempt the control loop (it makes this opening thread real-time as well).
+        // Give them all this thread's scheduling from before the open, before any frame
+        // reaches them.
+        reel_core::sched::demote_realtime_threads(policy);
         if res < 0 {
             return Err(Error::media(
                 format!("open {} encoder ({})", settings.vcodec, path.display()),

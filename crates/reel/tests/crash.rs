@@ -198,7 +198,7 @@ fn ctrl_c_finishes_cleanly_and_keeps_saved_episodes() {
         "{err}"
     );
     assert!(stdout.contains("stopped by signal"), "{stdout}");
-    let saved = saved_episodes(&err);
+    let saved = saved_episodes(err);
     assert!(saved >= 1);
     assert_eq!(
         info(&root)["total_episodes"].as_u64().unwrap() as usize,
