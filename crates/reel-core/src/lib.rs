@@ -8,11 +8,14 @@
 //! This crate must stay small and dependency-light: no FFmpeg, no Arrow.
 
 pub mod error;
+pub mod faultpoint;
 pub mod feature;
 pub mod frame;
 pub mod journal;
 pub mod sched;
+pub mod stop;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, ResultExt};
 pub use feature::{Dtype, Feature, Features, RowValues, Value};
 pub use frame::{monotonic_ns, wall_ns, SharedFrame, VideoFrame};
+pub use stop::{StopMark, StopToken};

@@ -1,5 +1,8 @@
-//! Thread priorities: the control loop is the only thread of a reel process that may run
-//! real-time. Libraries do not always agree: SVT-AV1 1.4.1, run as root, creates every one of
+//! Thread priorities, in one place: the control loop is the only thread of a reel process that
+//! may run real-time ([`raise_control_thread`]); live encoders and re-encode workers run at
+//! [`ENCODER`] (nice 10), background conversion at [`Policy::Idle`] ([`set_current`]).
+//!
+//! Libraries do not always agree that the loop is the only real-time thread. Libraries do not always agree: SVT-AV1 1.4.1, run as root, creates every one of
 //! its ~85 worker threads per encoder with SCHED_FIFO priority 99, which starves the loop
 //! (ticks started 35–40 ms late in a 3-camera recording), and makes the opening thread
 //! real-time too. [`demote_realtime_threads`] gives such threads the scheduling the opening
@@ -26,6 +29,71 @@ pub fn mark_control_thread() {
 pub enum Policy {
     Idle,
     Normal { nice: i32 },
+}
+
+/// Live encoders and re-encode workers: below the control loop, above idle work.
+pub const ENCODER: Policy = Policy::Normal { nice: 10 };
+
+/// Puts thread `tid` (0: the caller) at `policy`; returns a description of what it got
+/// (SCHED_IDLE may fall back to nice 19; a refused change leaves the thread as it was).
+pub fn set_thread(tid: i32, policy: Policy) -> String {
+    let p = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain scheduling syscalls on a thread id of this process (0 = the caller).
+    unsafe {
+        match policy {
+            Policy::Idle => {
+                if libc::sched_getscheduler(tid) == libc::SCHED_IDLE
+                    || libc::sched_setscheduler(tid, libc::SCHED_IDLE, &p) == 0
+                {
+                    return "SCHED_IDLE".into();
+                }
+                if (libc::sched_getscheduler(tid) == libc::SCHED_OTHER
+                    || libc::sched_setscheduler(tid, libc::SCHED_OTHER, &p) == 0)
+                    && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19) == 0
+                {
+                    return "nice 19 (SCHED_IDLE refused)".into();
+                }
+                "the default priority (SCHED_IDLE and nice 19 refused)".into()
+            }
+            Policy::Normal { nice } => {
+                let other = libc::sched_getscheduler(tid) == libc::SCHED_OTHER
+                    || libc::sched_setscheduler(tid, libc::SCHED_OTHER, &p) == 0;
+                if other && libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) == 0 {
+                    format!("nice {nice}")
+                } else {
+                    format!("the default priority (nice {nice} refused)")
+                }
+            }
+        }
+    }
+}
+
+/// Puts the calling thread at `policy` (see [`set_thread`]).
+pub fn set_current(policy: Policy) -> String {
+    set_thread(0, policy)
+}
+
+/// Makes the calling thread the control loop: SCHED_FIFO priority 10 when `realtime` (falls
+/// back to nice −10, then to the default priority), and marks it so that
+/// [`demote_realtime_threads`] keeps it real-time. Returns what it got.
+pub fn raise_control_thread(realtime: bool) -> String {
+    mark_control_thread();
+    if realtime {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: sets the scheduling policy of the calling thread.
+        let rc =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+        if rc == 0 {
+            return "SCHED_FIFO priority 10".into();
+        }
+    }
+    // SAFETY: setpriority on the calling thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
+    if rc == 0 {
+        "nice -10".into()
+    } else {
+        "default priority (raising it needs CAP_SYS_NICE)".into()
+    }
 }
 
 /// The calling thread's scheduling, to hand to [`demote_realtime_threads`] after a library

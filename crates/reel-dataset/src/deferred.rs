@@ -14,7 +14,7 @@
 
 use crate::paths;
 use crossbeam_channel::{Receiver, Sender};
-use reel_core::{Error, Result};
+use reel_core::{Error, Result, StopMark, StopToken};
 use reel_media::transcode::{transcode_file, TranscodeOptions};
 use reel_media::EncoderSettings;
 use std::collections::BTreeMap;
@@ -201,15 +201,30 @@ impl DeferredTranscoder {
         (p.episodes.len(), p.frames_waiting)
     }
 
+    /// Stops the conversion now (the part being converted is abandoned) and joins the thread.
+    pub fn cancel(&mut self) {
+        self.queue = None;
+        self.cancel.store(true, Ordering::Relaxed);
+        self.join();
+    }
+
     /// Waits until every queued job is done (the queue's sender must be dropped), logging the
-    /// progress every 2 s, and joins the threads.
-    pub fn finish(&mut self) -> Result<DeferredOutcome> {
+    /// progress every 2 s, and joins the threads. A request on `stop` after `mark` cancels the
+    /// conversion and returns [`Error::Interrupted`] within a fraction of a second.
+    pub fn finish(&mut self, stop: &StopToken, mark: StopMark) -> Result<DeferredOutcome> {
         self.queue = None;
         let t0 = Instant::now();
         let mut last_log = Instant::now();
         {
             let mut p = self.shared.lock();
             while !p.done {
+                if stop.requested_since(mark) {
+                    drop(p);
+                    self.cancel();
+                    return Err(Error::Interrupted(
+                        "the conversion to the final codec was stopped".into(),
+                    ));
+                }
                 let (g, _) = self
                     .shared
                     .cv
@@ -219,7 +234,7 @@ impl DeferredTranscoder {
                 if !p.done && last_log.elapsed() >= Duration::from_secs(2) {
                     last_log = Instant::now();
                     tracing::info!(
-                        "finishing the deferred conversion: {} episode(s), {} frame(s) left ({:.0} s so far)",
+                        "finishing the deferred conversion: {} episode(s), {} frame(s) left ({:.0} s so far); Ctrl-C to stop now (the dataset keeps its live codec)",
                         p.episodes.len(),
                         p.frames_waiting,
                         t0.elapsed().as_secs_f64()
@@ -267,7 +282,7 @@ fn worker_loop(
     shared: Arc<Shared>,
     cancel: Arc<AtomicBool>,
 ) {
-    let got = lower_to_idle(0);
+    let got = reel_core::sched::set_current(reel_core::sched::Policy::Idle);
     tracing::debug!("deferred transcoder runs at {got}");
     let opts = TranscodeOptions {
         progress: None,
@@ -304,6 +319,7 @@ fn convert(job: &DeferredJob, settings: &EncoderSettings, opts: &TranscodeOption
         let seg = transcode_file(part, &dst, settings, opts)?;
         frames += seg.frames;
         std::fs::remove_file(part).map_err(|e| Error::io("remove converted part", part, e))?;
+        reel_core::faultpoint::hit("deferred.converted");
     }
     if frames != job.frames {
         return Err(Error::invalid(format!(
@@ -312,27 +328,6 @@ fn convert(job: &DeferredJob, settings: &EncoderSettings, opts: &TranscodeOption
         )));
     }
     Ok(())
-}
-
-/// Puts thread `tid` (0: the caller) at SCHED_IDLE, else nice 19. Says what it got.
-fn lower_to_idle(tid: i32) -> &'static str {
-    let p = libc::sched_param { sched_priority: 0 };
-    // SAFETY: scheduling syscalls on a thread id of this process (or the caller), plain integers.
-    unsafe {
-        if libc::sched_getscheduler(tid) == libc::SCHED_IDLE {
-            return "SCHED_IDLE";
-        }
-        if libc::sched_setscheduler(tid, libc::SCHED_IDLE, &p) == 0 {
-            return "SCHED_IDLE";
-        }
-        if libc::sched_setscheduler(tid, libc::SCHED_OTHER, &p) == 0
-            || libc::sched_getscheduler(tid) == libc::SCHED_OTHER
-        {
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-            return "nice 19";
-        }
-    }
-    "the default priority (SCHED_IDLE and nice 19 refused)"
 }
 
 #[cfg(test)]
@@ -374,7 +369,8 @@ mod tests {
         })
         .unwrap();
         drop(q);
-        let out = t.finish().unwrap();
+        let stop = StopToken::new();
+        let out = t.finish(&stop, stop.mark()).unwrap();
         assert_eq!(t.backlog(), (0, 0));
         assert_eq!(out.failed.len(), 1);
         assert_eq!(out.failed[0].0, "cam");

@@ -27,6 +27,23 @@ pub struct ProbeRequest {
     pub families: Vec<String>,
 }
 
+impl ProbeRequest {
+    /// A request for `families` (preference order) at `width`x`height`, `fps`, yuv420p.
+    pub fn new(width: u32, height: u32, fps: u32, families: &[&str]) -> ProbeRequest {
+        ProbeRequest {
+            width,
+            height,
+            fps,
+            pix_fmt: "yuv420p".into(),
+            families: families.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
+/// Share of an encoder's measured speed kept free for the control loop and capture when
+/// deciding whether it keeps up live (see [`can_keep_up`]).
+pub const HEADROOM: f64 = 0.3;
+
 /// The outcome of probing one encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Verdict {

@@ -1,21 +1,36 @@
 //! What can end a phase early: keys (→ next phase, ← re-record, Esc stop) read from the
-//! terminal in raw mode, and SIGINT/SIGTERM (finish cleanly). The loop polls [`Events`]
-//! once per tick; nothing here ever blocks it.
+//! terminal in raw mode, and stop requests (signals, installed by the front end on the
+//! [`StopToken`]: finish cleanly). The loop polls [`Events`] once per tick; nothing here ever
+//! blocks it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use reel_core::StopToken;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Flags shared between the key reader, the signal handler and the loop.
+/// Flags shared between the key reader, the front end's stop token and the loop.
 #[derive(Debug, Default)]
 pub struct Events {
     pub exit_early: AtomicBool,
     pub rerecord: AtomicBool,
     pub stop: AtomicBool,
+    /// Stop requests (signals): the loop discards the unfinished episode and ends.
+    pub signals: StopToken,
 }
 
 impl Events {
     pub fn new() -> Arc<Events> {
         Arc::new(Events::default())
+    }
+    /// Events whose stop requests come from `stop` (e.g. the front end's signal handlers).
+    pub fn with_stop(stop: StopToken) -> Arc<Events> {
+        Arc::new(Events {
+            signals: stop,
+            ..Events::default()
+        })
+    }
+    /// True once a stop request (a signal) arrived.
+    pub fn interrupted(&self) -> bool {
+        self.signals.requested()
     }
     /// → / n: end the current phase.
     pub fn next_phase(&self) {
@@ -35,33 +50,6 @@ impl Events {
     pub fn take_exit_early(&self) -> bool {
         self.exit_early.swap(false, Ordering::SeqCst)
     }
-}
-
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
-extern "C" fn on_signal(_sig: libc::c_int) {
-    let n = SIGNALS.fetch_add(1, Ordering::SeqCst);
-    if n >= 2 {
-        // Third Ctrl-C: the user insists. Saved episodes are safe on disk already.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-/// Installs SIGINT/SIGTERM handlers that only set a flag, and ignores SIGXFSZ so that a
-/// file-size limit surfaces as an EFBIG error with a message instead of killing the process.
-pub fn install_signal_handlers() {
-    // SAFETY: installing plain handlers that touch only an atomic.
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
-}
-
-/// True once SIGINT or SIGTERM arrived.
-pub fn interrupted() -> bool {
-    SIGNALS.load(Ordering::SeqCst) > 0
 }
 
 /// Reads keys from the terminal (raw mode) until dropped. Does nothing when stdin is not a TTY.

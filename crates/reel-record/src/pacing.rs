@@ -22,25 +22,10 @@ pub fn sleep_until(deadline_ns: u64) {
     }
 }
 
-/// What the loop thread got when it asked for priority.
+/// What the loop thread got when it asked for priority (see
+/// [`reel_core::sched::raise_control_thread`]).
 pub fn raise_priority(realtime: bool) -> String {
-    reel_core::sched::mark_control_thread();
-    if realtime {
-        let param = libc::sched_param { sched_priority: 10 };
-        // SAFETY: sets the scheduling policy of the calling thread.
-        let rc =
-            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-        if rc == 0 {
-            return "SCHED_FIFO priority 10".into();
-        }
-    }
-    // SAFETY: setpriority on the calling thread.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -10) };
-    if rc == 0 {
-        "nice -10".into()
-    } else {
-        "default priority (raising it needs CAP_SYS_NICE)".into()
-    }
+    reel_core::sched::raise_control_thread(realtime)
 }
 
 #[cfg(test)]

@@ -70,6 +70,53 @@ pub struct SessionConfig {
     pub flat_out: bool,
 }
 
+/// Longest episode or reset reel accepts (seconds): a day.
+pub const MAX_PHASE_S: f64 = 86_400.0;
+
+impl SessionConfig {
+    /// Every option in range, before anything is opened; errors name the option.
+    pub fn validate(&self) -> Result<()> {
+        if self.fps == 0 || self.fps > reel_dataset::plan::MAX_FPS {
+            return Err(Error::invalid(format!(
+                "fps {} is out of range: it must be between 1 and {}",
+                self.fps,
+                reel_dataset::plan::MAX_FPS
+            )));
+        }
+        let e = self.episode_time_s;
+        if !(e.is_finite() && e > 0.0 && e <= MAX_PHASE_S) {
+            return Err(Error::invalid(format!(
+                "episode time {e} s is out of range: it must be a positive number of seconds up to {MAX_PHASE_S}"
+            )));
+        }
+        if (e * self.fps as f64).round() < 2.0 {
+            return Err(Error::invalid(format!(
+                "episode time {e} s holds fewer than 2 frames at {} Hz (LeRobot needs at least 2 per episode)",
+                self.fps
+            )));
+        }
+        let r = self.reset_time_s;
+        if !(r.is_finite() && (0.0..=MAX_PHASE_S).contains(&r)) {
+            return Err(Error::invalid(format!(
+                "reset time {r} s is out of range: it must be between 0 and {MAX_PHASE_S} seconds"
+            )));
+        }
+        if self.num_episodes == 0 {
+            return Err(Error::invalid("the number of episodes must be at least 1"));
+        }
+        if self.task.trim().is_empty() {
+            return Err(Error::invalid(
+                "the task (--single-task) is empty: LeRobot stores a task with every frame",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Episodes in a row that may end with fewer than 2 frames (discarded) before the session
+/// gives up: the loop cannot deliver frames, and recording again would never end.
+const MAX_SHORT_EPISODES_IN_A_ROW: u32 = 3;
+
 /// How a phase ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PhaseEnd {
@@ -130,6 +177,7 @@ impl<'a> Session<'a> {
         let names: Vec<String> = self.cameras.iter().map(|c| c.name().to_string()).collect();
         let t0 = monotonic_ns();
         let mut recorded = 0u32;
+        let mut short_in_a_row = 0u32;
         let mut outcome: Result<()> = Ok(());
         while recorded < self.cfg.num_episodes {
             let (ep_total, _) = self.writer.totals();
@@ -170,9 +218,20 @@ impl<'a> Session<'a> {
                         tracing::info!("episode {index}: {}", summary.line());
                         report.episodes.push((index, summary));
                         recorded += 1;
+                        short_in_a_row = 0;
                     } else {
                         self.writer.discard_episode()?;
                         tracing::warn!("episode {index} has fewer than 2 frames: discarded");
+                        if end == PhaseEnd::Elapsed {
+                            short_in_a_row += 1;
+                            if short_in_a_row >= MAX_SHORT_EPISODES_IN_A_ROW {
+                                outcome = Err(Error::invalid(format!(
+                                    "{short_in_a_row} episodes in a row ended with fewer than 2 frames: the loop cannot deliver frames at {} Hz; stopping",
+                                    self.cfg.fps
+                                )));
+                                break;
+                            }
+                        }
                     }
                     observer.phase("Episode ended");
                 }
@@ -254,7 +313,7 @@ impl<'a> Session<'a> {
         let mut done: u64 = 0;
         let mut last_backlog_log = anchor;
         while done < ticks {
-            if events::interrupted() {
+            if self.events.interrupted() {
                 return Ok(PhaseEnd::Interrupted);
             }
             if self.events.take_exit_early() {

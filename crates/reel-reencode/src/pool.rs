@@ -55,12 +55,9 @@ pub struct Finished {
     pub failed_attempts: Vec<String>,
 }
 
-/// Lowers the calling thread's scheduling priority to nice 10 (Linux: per thread).
+/// Re-encode workers run at the encoders' priority, below any control loop on the machine.
 pub fn lower_priority() {
-    // SAFETY: setpriority only reads its integer arguments; who = 0 is the calling thread.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
+    reel_core::sched::set_current(reel_core::sched::ENCODER);
 }
 
 /// How the pool runs.

@@ -116,11 +116,13 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
             demo_crf: 23,
         },
     };
+    let stop = reel_core::StopToken::new();
+    let _signals = reel_core::stop::on_signals(&stop)?;
     let mut robot = SimRobot::new();
-    let mut p = record::prepare(&args, &robot)?;
+    let mut p = record::prepare(&args, &robot, &stop)?;
     p.session.flat_out = b.flat_out;
     let t0 = std::time::Instant::now();
-    let report = record::run_session(p, &mut robot, false)?;
+    let report = record::run_session(p, &mut robot, false, &stop)?;
     let wall = t0.elapsed().as_secs_f64();
     let record_section = |i: usize| -> (f64, f64, f64) {
         report

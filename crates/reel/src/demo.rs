@@ -128,6 +128,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
     let audio = if a.no_audio { None } else { a.audio.clone() };
     let cfg = config(a.output.clone(), a.fps, audio, &a.layout, cams.len())?;
+    let stop = reel_core::StopToken::new();
+    let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
     let rec = start(&cams, cfg)?;
     tracing::info!(
         "recording {} (Ctrl-C or SIGTERM stops it)",
@@ -136,7 +138,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let t0 = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(20));
-        if reel_record::events::interrupted()
+        if stop.requested()
             || a.duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d)
             || rec.failed().is_some()
         {

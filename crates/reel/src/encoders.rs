@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 use clap::Args;
-use reel_media::encoders::{can_keep_up, default_cache_path, probe, ProbeRequest, Verdict};
+use reel_media::encoders::{
+    can_keep_up, default_cache_path, probe, ProbeRequest, Verdict, HEADROOM,
+};
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -30,21 +32,9 @@ pub struct EncodersArgs {
     pub json: bool,
 }
 
-/// Headroom left for the control loop when deciding whether an encoder keeps up.
-pub const HEADROOM: f64 = 0.3;
-
-pub fn request(width: u32, height: u32, fps: u32, families: &[String]) -> ProbeRequest {
-    ProbeRequest {
-        width,
-        height,
-        fps,
-        pix_fmt: "yuv420p".into(),
-        families: families.to_vec(),
-    }
-}
-
 pub fn run(a: EncodersArgs) -> Result<()> {
-    let req = request(a.width, a.height, a.fps, &a.families);
+    let families: Vec<&str> = a.families.iter().map(String::as_str).collect();
+    let req = ProbeRequest::new(a.width, a.height, a.fps, &families);
     let cache = default_cache_path();
     if a.refresh {
         let _ = std::fs::remove_file(&cache);

@@ -57,7 +57,12 @@ fn main() {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    reel_record::events::install_signal_handlers();
+    // A file-size limit (RLIMIT_FSIZE) must surface as an EFBIG error naming the file, not
+    // kill the process. Stop signals are installed by each subcommand that handles them.
+    // SAFETY: setting SIGXFSZ's disposition to SIG_IGN installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     reel_media::init();
     let result = match cli.cmd {
         Cmd::Record(a) => record::run(*a),

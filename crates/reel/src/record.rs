@@ -3,9 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use reel_capture::{Camera, CameraSpec};
+use reel_core::StopToken;
 use reel_dataset::camera::QueueLimits;
-use reel_dataset::writer::{DatasetWriter, WriterConfig};
-use reel_media::EncoderSettings;
+use reel_dataset::plan::{self, EncoderRequest};
+use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::events::Events;
 use reel_record::robot::{Robot, SimRobot, SimTeleop};
 use reel_record::session::{
@@ -44,8 +45,9 @@ pub struct RecordArgs {
     /// Add episodes to an existing dataset (checks fps, features and cameras match).
     #[arg(long)]
     pub resume: bool,
-    /// Delete an existing dataset at --root first (only if it is a LeRobot dataset).
-    #[arg(long)]
+    /// Delete an existing dataset at --root first (only a LeRobot dataset, and only after every
+    /// option, camera and encoder has been checked).
+    #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
     /// A camera: NAME=INPUT[@WxH[@FPS]], INPUT = lavfi:testsrc2 | /dev/videoN | file.mp4. Repeatable.
     #[arg(long = "camera")]
@@ -117,12 +119,22 @@ pub struct RecordArgs {
     pub demo_layout: crate::demo::DemoLayoutArgs,
 }
 
-/// When to record with a fast live encoder and convert to the final codec afterwards.
+/// `--deferred` values (the library's [`reel_dataset::plan::DeferredMode`]).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferredMode {
     Auto,
     Always,
     Never,
+}
+
+impl From<DeferredMode> for plan::DeferredMode {
+    fn from(m: DeferredMode) -> Self {
+        match m {
+            DeferredMode::Auto => plan::DeferredMode::Auto,
+            DeferredMode::Always => plan::DeferredMode::Always,
+            DeferredMode::Never => plan::DeferredMode::Never,
+        }
+    }
 }
 
 /// Everything a session needs, opened and checked.
@@ -133,224 +145,22 @@ pub struct Prepared {
     pub root: PathBuf,
 }
 
-/// The chosen (final) encoder and, when a probe measured it, whether it keeps up live with
-/// `cameras` streams (`can_keep_up` with [`crate::encoders::HEADROOM`]).
-pub fn encoder_settings(
-    a: &RecordArgs,
-    width: u32,
-    height: u32,
-    cameras: u32,
-) -> Result<(EncoderSettings, Option<bool>)> {
-    let mut keeps_up = None;
-    let mut s = if a.vcodec == "auto" {
-        let req = crate::encoders::request(
-            width,
-            height,
-            a.fps,
-            &["av1".into(), "hevc".into(), "h264".into()],
-        );
-        let cache = reel_media::encoders::default_cache_path();
-        let list = reel_media::encoders::probe(&req, Duration::from_secs(2), Some(&cache));
-        let best = list
-            .iter()
-            .find_map(|c| match c.verdict {
-                reel_media::encoders::Verdict::Works { fps } => Some((c.name.clone(), fps)),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--vcodec auto: no encoder opens on this machine (see `reel encoders`)"
-                )
-            })?;
-        let keeps =
-            reel_media::encoders::can_keep_up(best.1, cameras, a.fps, crate::encoders::HEADROOM);
-        tracing::info!(
-            "--vcodec auto: {} ({:.0} frames/s measured at {width}x{height})",
-            best.0,
-            best.1
-        );
-        keeps_up = Some(keeps);
-        if !keeps && cameras > 0 && a.deferred == DeferredMode::Never {
-            tracing::warn!(
-                "{} measured {:.0} frames/s here; {cameras} camera(s) at {} Hz need {:.0} with headroom: frames will queue and spill to disk, the loop is unaffected, and finishing waits for the backlog (--vcodec libx264 keeps up)",
-                best.0,
-                best.1,
-                a.fps,
-                (cameras * a.fps) as f64 * (1.0 + crate::encoders::HEADROOM)
-            );
-        }
-        EncoderSettings::lerobot_default().with_codec(&best.0)
-    } else {
-        let s = EncoderSettings::lerobot_default().with_codec(&a.vcodec);
-        if a.deferred == DeferredMode::Auto && cameras > 0 {
-            keeps_up = measured_keeps_up(&s, width, height, a.fps, cameras);
-        }
-        s
-    };
-    s = s.with_overrides(a.crf, a.preset.as_deref(), a.gop)?;
-    s.validate()
-        .with_context(|| format!("--vcodec {}", a.vcodec))?;
-    if let Some(f) = &a.inject_fault {
-        s.fault = Some(reel_media::Fault::parse(f).with_context(|| format!("--inject-fault {f}"))?);
-    }
-    Ok((s, keeps_up))
+/// The options' encoder request for `cameras` cameras whose largest is `width`x`height`.
+pub fn encoder_request(a: &RecordArgs, width: u32, height: u32, cameras: u32) -> EncoderRequest {
+    let mut r = EncoderRequest::new(width, height, cameras, a.fps);
+    r.vcodec = a.vcodec.clone();
+    r.crf = a.crf;
+    r.preset = a.preset.clone();
+    r.gop = a.gop;
+    r.deferred = a.deferred.into();
+    r.fault = a.inject_fault.clone();
+    r.encoder_timeout_s = a.encoder_timeout_s;
+    r
 }
 
-/// The probe's (cached) measurement of an explicitly named encoder: does it keep up?
-fn measured_keeps_up(
-    s: &EncoderSettings,
-    width: u32,
-    height: u32,
-    fps: u32,
-    cameras: u32,
-) -> Option<bool> {
-    let family = s.codec_family().ok()?;
-    let req = crate::encoders::request(width, height, fps, &[family]);
-    let list = reel_media::encoders::probe(
-        &req,
-        Duration::from_secs(2),
-        Some(&reel_media::encoders::default_cache_path()),
-    );
-    list.iter()
-        .find(|c| c.name == s.vcodec)
-        .and_then(|c| match c.verdict {
-            reel_media::encoders::Verdict::Works { fps: measured } => {
-                tracing::info!(
-                    "{}: {measured:.0} frames/s measured at {width}x{height}",
-                    s.vcodec
-                );
-                Some(reel_media::encoders::can_keep_up(
-                    measured,
-                    cameras,
-                    fps,
-                    crate::encoders::HEADROOM,
-                ))
-            }
-            _ => None,
-        })
-}
-
-/// The live encoder and the deferred final one (None: record in the final codec directly).
-pub fn plan_encoders(
-    a: &RecordArgs,
-    width: u32,
-    height: u32,
-    cameras: u32,
-) -> Result<(EncoderSettings, Option<EncoderSettings>)> {
-    let (fin, keeps_up) = encoder_settings(a, width, height, cameras)?;
-    let need = (cameras * a.fps) as f64 * (1.0 + crate::encoders::HEADROOM);
-    let defer = match a.deferred {
-        DeferredMode::Never => false,
-        DeferredMode::Always => {
-            tracing::info!("--deferred always: recording live with libx264, converting to {} in the background", fin.vcodec);
-            true
-        }
-        DeferredMode::Auto => match keeps_up {
-            Some(false) if cameras > 0 => {
-                tracing::info!(
-                    "--deferred auto: {} cannot keep up with {cameras} camera(s) at {} Hz ({need:.0} frames/s with headroom): recording live with libx264 (ultrafast, crf 18) and converting to {} in the background at idle priority",
-                    fin.vcodec,
-                    a.fps,
-                    fin.vcodec
-                );
-                true
-            }
-            Some(true) => {
-                tracing::info!("--deferred auto: {} keeps up with {cameras} camera(s) at {} Hz: recording in it directly", fin.vcodec, a.fps);
-                false
-            }
-            _ => false,
-        },
-    };
-    if !defer || cameras == 0 {
-        return Ok((fin, None));
-    }
-    let mut live = EncoderSettings::lerobot_default().with_codec("libx264");
-    live.crf = Some(18.0);
-    live.preset = Some("ultrafast".into());
-    live.g = fin.g;
-    live.pix_fmt = fin.pix_fmt.clone();
-    let mut fin = fin;
-    live.fault = fin.fault.take(); // injected faults are for the live encoders
-    live.validate().context("live encoder libx264")?;
-    Ok((live, Some(fin)))
-}
-
-pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
-    let root = match &a.root {
-        Some(r) => r.clone(),
-        None if a.sim => PathBuf::from("datasets/demo"),
-        None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
-    };
-    if a.overwrite && root.exists() && !a.resume {
-        if !root.join("meta/info.json").exists() {
-            bail!("--overwrite: {} is not a LeRobot dataset (no meta/info.json); refusing to delete it", root.display());
-        }
-        std::fs::remove_dir_all(&root).with_context(|| format!("deleting {}", root.display()))?;
-    }
-    let specs: Vec<CameraSpec> = if a.cameras.is_empty() {
-        let n = a.num_cameras.unwrap_or(if a.sim { 2 } else { 0 });
-        let names = ["front", "wrist", "side", "top", "left", "right"];
-        (0..n)
-            .map(|i| {
-                CameraSpec::synthetic(
-                    names.get(i).copied().unwrap_or("cam"),
-                    i,
-                    a.width,
-                    a.height,
-                    a.fps,
-                )
-            })
-            .collect()
-    } else {
-        a.cameras
-            .iter()
-            .map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}")))
-            .collect::<Result<_>>()?
-    };
-    let (w, h) = specs
-        .iter()
-        .map(|s| (s.width, s.height))
-        .max_by_key(|(w, h)| w * h)
-        .unwrap_or((a.width, a.height));
-    let (encoder, deferred) = plan_encoders(a, w, h, specs.len() as u32)?;
-    let mut cameras = Vec::new();
-    for spec in &specs {
-        let cam = Camera::open(spec, Duration::from_secs(5))
-            .with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
-        cameras.push(Arc::new(cam));
-    }
-    let dims: Vec<(String, u32, u32)> = specs
-        .iter()
-        .map(|s| (s.name.clone(), s.width, s.height))
-        .collect();
-    let features = features_for(robot.joint_names(), &dims)?;
-    let mut cfg = WriterConfig::new(&root, a.fps, features);
-    cfg.robot_type = Some(robot.name().to_string());
-    cfg.encoder = encoder;
-    cfg.deferred = deferred;
-    cfg.data_files_size_mb = a.data_files_size_mb;
-    cfg.video_files_size_mb = a.video_files_size_mb;
-    cfg.queue = QueueLimits {
-        max_frames_in_memory: a.max_queue_frames,
-        ..QueueLimits::default()
-    };
-    cfg.durable = !a.no_fsync;
-    if a.encoder_timeout_s.is_nan() || a.encoder_timeout_s <= 0.0 {
-        bail!("--encoder-timeout-s must be positive");
-    }
-    let t = Duration::from_secs_f64(a.encoder_timeout_s);
-    cfg.watchdog = reel_dataset::camera::Watchdog {
-        open: t,
-        stall: t,
-        flush: t * 4,
-    };
-    let writer = if a.resume {
-        DatasetWriter::resume(cfg).with_context(|| format!("resuming {}", root.display()))?
-    } else {
-        DatasetWriter::create(cfg).with_context(|| format!("creating {}", root.display()))?
-    };
-    let session = SessionConfig {
+/// The options' session (episodes, times, task, keys, priority), validated.
+pub fn session_config(a: &RecordArgs) -> Result<SessionConfig> {
+    let cfg = SessionConfig {
         fps: a.fps,
         num_episodes: a.num_episodes.unwrap_or(if a.sim { 2 } else { 50 }),
         episode_time_s: a.episode_time_s.unwrap_or(if a.sim { 5.0 } else { 60.0 }),
@@ -360,6 +170,78 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
         realtime: !a.no_realtime,
         flat_out: false,
     };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Validates every option, plans the encoders, opens the cameras, then creates, resumes or
+/// overwrites the dataset (the library deletes only after all of that succeeded).
+pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Prepared> {
+    let root = match &a.root {
+        Some(r) => r.clone(),
+        None if a.sim => PathBuf::from("datasets/demo"),
+        None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
+    };
+    let session = session_config(a)?;
+    let specs: Vec<CameraSpec> = if a.cameras.is_empty() {
+        let n = a.num_cameras.unwrap_or(if a.sim { 2 } else { 0 });
+        if n > SYNTHETIC_NAMES.len() {
+            bail!(
+                "--num-cameras {n}: at most {} synthetic cameras (give --camera NAME=INPUT for more)",
+                SYNTHETIC_NAMES.len()
+            );
+        }
+        (0..n)
+            .map(|i| CameraSpec::synthetic(SYNTHETIC_NAMES[i], i, a.width, a.height, a.fps))
+            .collect()
+    } else {
+        a.cameras
+            .iter()
+            .map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}")))
+            .collect::<Result<_>>()?
+    };
+    for s in &specs {
+        reel_dataset::plan::validate_size(s.width, s.height)
+            .with_context(|| format!("camera '{}'", s.name))?;
+    }
+    let (w, h) = specs
+        .iter()
+        .map(|s| (s.width, s.height))
+        .max_by_key(|(w, h)| w * h)
+        .unwrap_or((a.width, a.height));
+    let dims: Vec<(String, u32, u32)> = specs
+        .iter()
+        .map(|s| (s.name.clone(), s.width, s.height))
+        .collect();
+    let features = features_for(robot.joint_names(), &dims)?;
+    let plan = plan::plan_encoders(&encoder_request(a, w, h, specs.len() as u32))?;
+    let mut cameras = Vec::new();
+    for spec in &specs {
+        let cam = Camera::open(spec, Duration::from_secs(5))
+            .with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
+        cameras.push(Arc::new(cam));
+    }
+    let mut cfg = WriterConfig::new(&root, a.fps, features).with_plan(&plan);
+    cfg.robot_type = Some(robot.name().to_string());
+    cfg.data_files_size_mb = a.data_files_size_mb;
+    cfg.video_files_size_mb = a.video_files_size_mb;
+    cfg.queue = QueueLimits {
+        max_frames_in_memory: a.max_queue_frames,
+        ..QueueLimits::default()
+    };
+    cfg.durable = !a.no_fsync;
+    cfg.stop = stop.clone();
+    let mode = if a.resume {
+        OpenMode::Resume
+    } else if a.overwrite {
+        OpenMode::Overwrite
+    } else {
+        OpenMode::Create
+    };
+    let writer = DatasetWriter::open(cfg, mode).with_context(|| match mode {
+        OpenMode::Resume => format!("resuming {}", root.display()),
+        _ => format!("creating {}", root.display()),
+    })?;
     Ok(Prepared {
         cameras,
         writer,
@@ -367,6 +249,11 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
         root,
     })
 }
+
+/// Names of the synthetic cameras, in order.
+const SYNTHETIC_NAMES: [&str; 8] = [
+    "front", "wrist", "side", "top", "left", "right", "back", "overhead",
+];
 
 /// Speaks phase announcements without blocking the loop (`reel_demo::say` spawns and returns).
 struct Announcer;
@@ -376,7 +263,12 @@ impl Observer for Announcer {
     }
 }
 
-pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<SessionReport> {
+pub fn run_session(
+    p: Prepared,
+    robot: &mut dyn Robot,
+    say: bool,
+    stop: &StopToken,
+) -> Result<SessionReport> {
     let mut teleop = SimTeleop::default();
     let sources: Vec<Arc<dyn FrameSource>> = p
         .cameras
@@ -389,7 +281,7 @@ pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<Sess
         cameras: sources,
         writer: p.writer,
         cfg: p.session,
-        events: Events::new(),
+        events: Events::with_stop(stop.clone()),
     };
     let report = if say {
         session.run(&mut Announcer)?
@@ -405,8 +297,10 @@ pub fn run(a: RecordArgs) -> Result<()> {
             "no --camera given and no --sim: recording the simulated robot without cameras"
         );
     }
+    let stop = StopToken::new();
+    let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
     let mut robot = SimRobot::new();
-    let p = prepare(&a, &robot)?;
+    let p = prepare(&a, &robot, &stop)?;
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
@@ -423,7 +317,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
         }
         None => None,
     };
-    let report = run_session(p, &mut robot, a.say);
+    let report = run_session(p, &mut robot, a.say, &stop);
     if let Some((rec, out)) = demo {
         match rec.stop() {
             Ok(stats) => crate::demo::report(&stats, &out),

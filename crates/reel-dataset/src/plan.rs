@@ -1,0 +1,488 @@
+//! The encoder plan: one decision, made once, for every front end.
+//!
+//! Which encoder records, whether the final codec is recorded live or converted in the
+//! background (deferred), which encoders take over when one fails or hangs, and how long an
+//! encoder may stay silent: [`plan_encoders`] decides all of it from an [`EncoderRequest`]
+//! (what the user asked: codec, quality, deferral mode; what will be recorded: cameras, size,
+//! rate). `reel record`, `reel bench`, `reel doctor` and the Python module call it alike and
+//! hand the [`EncoderPlan`] to [`WriterConfig::with_plan`](crate::writer::WriterConfig::with_plan),
+//! so a user of any front end gets the same behaviour.
+//!
+//! `vcodec = "auto"` probes every candidate by really opening it
+//! ([`reel_media::encoders::probe`], cached per machine) and takes the first that works, AV1
+//! before HEVC before H.264, hardware first. With `deferred = Auto`, an encoder whose measured
+//! speed cannot keep up with `cameras × fps` plus [`HEADROOM`] records through a fast live
+//! encoder (libx264 ultrafast, crf 18) and is converted in the background.
+
+use crate::camera::Watchdog;
+use reel_core::{Error, Result};
+use reel_media::encoders::{self, can_keep_up, ProbeRequest, Verdict, HEADROOM};
+use reel_media::EncoderSettings;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// When to record with a fast live encoder and convert to the final codec afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeferredMode {
+    /// Only when the final encoder's measured speed cannot keep up live.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl FromStr for DeferredMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeferredMode::Auto),
+            "always" | "true" | "yes" => Ok(DeferredMode::Always),
+            "never" | "false" | "no" => Ok(DeferredMode::Never),
+            other => Err(Error::invalid(format!(
+                "deferred mode '{other}': expected auto, always or never"
+            ))),
+        }
+    }
+}
+
+/// Highest control-loop rate reel accepts (Hz).
+pub const MAX_FPS: u32 = 1000;
+
+/// What a front end asks for. Build it with [`EncoderRequest::new`] and set what the user gave.
+#[derive(Debug, Clone)]
+pub struct EncoderRequest {
+    /// "auto", an FFmpeg encoder name (libsvtav1, libx264, h264_nvenc, ...) or an alias
+    /// (av1, h264, hevc).
+    pub vcodec: String,
+    /// Quality (codec-specific CRF; LeRobot's default 30).
+    pub crf: Option<f64>,
+    /// Encoder preset (libsvtav1 0-13, x264 ultrafast..placebo).
+    pub preset: Option<String>,
+    /// Keyframe interval.
+    pub gop: Option<u32>,
+    /// Encoder threads (None: the codec decides).
+    pub threads: Option<u32>,
+    pub deferred: DeferredMode,
+    /// Testing aid: a fault injected into every camera's primary encoder
+    /// (`hang-open`, `hang-after=N`, `error-after=N`, `no-flush`).
+    pub fault: Option<String>,
+    /// Seconds an encoder may stay silent (opening, or with frames waiting) before the next
+    /// one of the chain replaces it; flushing may take 4× this.
+    pub encoder_timeout_s: f64,
+    /// The largest camera's size.
+    pub width: u32,
+    pub height: u32,
+    /// Number of cameras recorded.
+    pub cameras: u32,
+    /// Control-loop rate (frames per second per camera).
+    pub fps: u32,
+    /// Where probe verdicts are cached (None: [`encoders::default_cache_path`]).
+    pub probe_cache: Option<PathBuf>,
+    /// How long the probe of one candidate may take.
+    pub probe_deadline: Duration,
+}
+
+impl EncoderRequest {
+    /// LeRobot's defaults (`auto` codec, its crf/preset/gop), deferral decided by measurement,
+    /// a 5 s encoder watchdog.
+    pub fn new(width: u32, height: u32, cameras: u32, fps: u32) -> EncoderRequest {
+        EncoderRequest {
+            vcodec: "auto".into(),
+            crf: None,
+            preset: None,
+            gop: None,
+            threads: None,
+            deferred: DeferredMode::Auto,
+            fault: None,
+            encoder_timeout_s: 5.0,
+            width,
+            height,
+            cameras,
+            fps,
+            probe_cache: None,
+            probe_deadline: Duration::from_secs(2),
+        }
+    }
+
+    /// Every number in range; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        if self.fps == 0 || self.fps > MAX_FPS {
+            return Err(Error::invalid(format!(
+                "fps {} is out of range: it must be between 1 and {MAX_FPS}",
+                self.fps
+            )));
+        }
+        if !(self.encoder_timeout_s.is_finite()
+            && self.encoder_timeout_s > 0.0
+            && self.encoder_timeout_s <= 3600.0)
+        {
+            return Err(Error::invalid(format!(
+                "encoder timeout {} s is out of range: it must be a positive number of seconds up to 3600",
+                self.encoder_timeout_s
+            )));
+        }
+        if let Some(c) = self.crf {
+            if !c.is_finite() || c < 0.0 {
+                return Err(Error::invalid(format!(
+                    "crf {c} is out of range: it must be a finite number >= 0"
+                )));
+            }
+        }
+        if self.gop == Some(0) {
+            return Err(Error::invalid(
+                "the GOP (keyframe interval) must be at least 1",
+            ));
+        }
+        if self.threads == Some(0) {
+            return Err(Error::invalid("encoder threads must be at least 1"));
+        }
+        if self.cameras > 0 {
+            validate_size(self.width, self.height)?;
+        }
+        if self.vcodec.trim().is_empty() {
+            return Err(Error::invalid(
+                "vcodec is empty: give auto or an encoder name",
+            ));
+        }
+        Ok(())
+    }
+
+    fn watchdog(&self) -> Watchdog {
+        let t = Duration::from_secs_f64(self.encoder_timeout_s);
+        Watchdog {
+            open: t,
+            stall: t,
+            flush: t * 4,
+        }
+    }
+
+    fn probe_request(&self, families: &[&str]) -> ProbeRequest {
+        ProbeRequest::new(self.width, self.height, self.fps, families)
+    }
+
+    fn probe(&self, families: &[&str]) -> Vec<encoders::Candidate> {
+        let cache = self
+            .probe_cache
+            .clone()
+            .unwrap_or_else(encoders::default_cache_path);
+        encoders::probe(
+            &self.probe_request(families),
+            self.probe_deadline,
+            Some(&cache),
+        )
+    }
+}
+
+/// Camera sizes every encoder reel drives accepts: even, at least 2x2, at most 8192x8192.
+pub fn validate_size(width: u32, height: u32) -> Result<()> {
+    if width < 2 || height < 2 || width > 8192 || height > 8192 {
+        return Err(Error::invalid(format!(
+            "camera size {width}x{height} is out of range (2x2 to 8192x8192)"
+        )));
+    }
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
+        return Err(Error::invalid(format!(
+            "camera size {width}x{height}: width and height must be even (yuv420p halves them)"
+        )));
+    }
+    Ok(())
+}
+
+/// What to record with. See the module doc.
+#[derive(Debug, Clone)]
+pub struct EncoderPlan {
+    /// The encoder every camera records with (the final codec unless `final_codec` is set).
+    pub live: EncoderSettings,
+    /// With a deferred conversion: the final codec, converted to in the background.
+    pub final_codec: Option<EncoderSettings>,
+    /// Tried in order when `live` fails or hangs mid-episode (empty: a fresh instance of `live`).
+    pub fallbacks: Vec<EncoderSettings>,
+    /// When an encoder counts as hung.
+    pub watchdog: Watchdog,
+    /// The final encoder's measured speed at the recording size (frames/s, one stream), when
+    /// a probe measured it.
+    pub measured_fps: Option<f64>,
+    /// The decisions taken and why, in words (also logged at info level).
+    pub decisions: Vec<String>,
+}
+
+impl EncoderPlan {
+    /// The codec the dataset ends up in.
+    pub fn final_settings(&self) -> &EncoderSettings {
+        self.final_codec.as_ref().unwrap_or(&self.live)
+    }
+}
+
+/// The live encoder of a deferred plan: libx264 ultrafast, crf 18 (visually lossless for the
+/// interim), the final codec's GOP and pixel format.
+pub fn deferred_live_encoder(fin: &EncoderSettings) -> EncoderSettings {
+    let mut live = EncoderSettings::lerobot_default().with_codec("libx264");
+    live.crf = Some(18.0);
+    live.preset = Some("ultrafast".into());
+    live.g = fin.g;
+    live.pix_fmt = fin.pix_fmt.clone();
+    live
+}
+
+/// Decides the encoders for `req` (see the module doc). Errors name the option at fault.
+pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
+    req.validate()?;
+    let mut decisions = Vec::new();
+    let need = f64::from(req.cameras * req.fps) * (1.0 + HEADROOM);
+    let (fin, measured) = if req.vcodec.trim() == "auto" {
+        let list = req.probe(&["av1", "hevc", "h264"]);
+        let (name, fps) = list
+            .iter()
+            .find_map(|c| match c.verdict {
+                Verdict::Works { fps } => Some((c.name.clone(), fps)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                let why: Vec<String> = list
+                    .iter()
+                    .filter_map(|c| match &c.verdict {
+                        Verdict::Rejected(r) => Some(format!("{}: {r}", c.name)),
+                        _ => None,
+                    })
+                    .collect();
+                Error::invalid(format!(
+                    "vcodec auto: no encoder opens on this machine at {}x{} ({}); see `reel encoders`",
+                    req.width,
+                    req.height,
+                    if why.is_empty() { "none compiled in".into() } else { why.join("; ") }
+                ))
+            })?;
+        decisions.push(format!(
+            "vcodec auto: {name} ({fps:.0} frames/s measured at {}x{})",
+            req.width, req.height
+        ));
+        (
+            EncoderSettings::lerobot_default().with_codec(&name),
+            Some(fps),
+        )
+    } else {
+        let s = EncoderSettings::lerobot_default().with_codec(req.vcodec.trim());
+        s.validate()
+            .map_err(|e| Error::invalid(format!("vcodec {}: {e}", req.vcodec)))?;
+        let measured = if req.deferred == DeferredMode::Auto && req.cameras > 0 {
+            measured_speed(req, &s)
+        } else {
+            None
+        };
+        (s, measured)
+    };
+    let mut fin = fin.with_overrides(req.crf, req.preset.as_deref(), req.gop)?;
+    fin.threads = req.threads;
+    fin.validate()
+        .map_err(|e| Error::invalid(format!("vcodec {}: {e}", req.vcodec)))?;
+    let fault = match &req.fault {
+        Some(f) => Some(
+            reel_media::Fault::parse(f)
+                .map_err(|e| Error::invalid(format!("inject fault '{f}': {e}")))?,
+        ),
+        None => None,
+    };
+    let keeps_up = measured.map(|m| can_keep_up(m, req.cameras, req.fps, HEADROOM));
+    let defer = req.cameras > 0
+        && match req.deferred {
+            DeferredMode::Never => {
+                if keeps_up == Some(false) {
+                    decisions.push(format!(
+                        "{} measured {:.0} frames/s here; {} camera(s) at {} Hz need {need:.0} with headroom: frames will queue and spill to disk, the loop is unaffected, and finishing waits for the backlog (deferred never)",
+                        fin.vcodec,
+                        measured.unwrap_or(0.0),
+                        req.cameras,
+                        req.fps
+                    ));
+                }
+                false
+            }
+            DeferredMode::Always => {
+                decisions.push(format!(
+                    "deferred always: recording live with libx264, converting to {} in the background",
+                    fin.vcodec
+                ));
+                true
+            }
+            DeferredMode::Auto => match keeps_up {
+                Some(false) => {
+                    decisions.push(format!(
+                        "deferred auto: {} cannot keep up with {} camera(s) at {} Hz ({need:.0} frames/s with headroom): recording live with libx264 (ultrafast, crf 18) and converting to {} in the background at idle priority",
+                        fin.vcodec, req.cameras, req.fps, fin.vcodec
+                    ));
+                    true
+                }
+                Some(true) => {
+                    decisions.push(format!(
+                        "deferred auto: {} keeps up with {} camera(s) at {} Hz: recording in it directly",
+                        fin.vcodec, req.cameras, req.fps
+                    ));
+                    false
+                }
+                None => false,
+            },
+        };
+    let watchdog = req.watchdog();
+    let plan = if defer {
+        let mut live = deferred_live_encoder(&fin);
+        live.fault = fault; // injected faults are for the live encoders
+        live.validate()
+            .map_err(|e| Error::invalid(format!("live encoder libx264: {e}")))?;
+        EncoderPlan {
+            live,
+            final_codec: Some(fin),
+            fallbacks: Vec::new(),
+            watchdog,
+            measured_fps: measured,
+            decisions,
+        }
+    } else {
+        fin.fault = fault;
+        EncoderPlan {
+            live: fin,
+            final_codec: None,
+            fallbacks: Vec::new(),
+            watchdog,
+            measured_fps: measured,
+            decisions,
+        }
+    };
+    for d in &plan.decisions {
+        tracing::info!("{d}");
+    }
+    Ok(plan)
+}
+
+/// The probe's (cached) measurement of an explicitly named encoder.
+fn measured_speed(req: &EncoderRequest, s: &EncoderSettings) -> Option<f64> {
+    let family = s.codec_family().ok()?;
+    req.probe(&[family.as_str()])
+        .iter()
+        .find(|c| c.name == s.vcodec)
+        .and_then(|c| match c.verdict {
+            Verdict::Works { fps } => Some(fps),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_out_of_range_are_refused_naming_the_option() {
+        let ok = EncoderRequest::new(640, 480, 2, 30);
+        assert!(ok.validate().is_ok());
+        let cases: Vec<(EncoderRequest, &str)> = vec![
+            (
+                EncoderRequest {
+                    fps: 0,
+                    ..ok.clone()
+                },
+                "fps 0",
+            ),
+            (
+                EncoderRequest {
+                    fps: 5000,
+                    ..ok.clone()
+                },
+                "fps 5000",
+            ),
+            (
+                EncoderRequest {
+                    encoder_timeout_s: f64::NAN,
+                    ..ok.clone()
+                },
+                "encoder timeout",
+            ),
+            (
+                EncoderRequest {
+                    encoder_timeout_s: 0.0,
+                    ..ok.clone()
+                },
+                "encoder timeout",
+            ),
+            (
+                EncoderRequest {
+                    crf: Some(f64::INFINITY),
+                    ..ok.clone()
+                },
+                "crf",
+            ),
+            (
+                EncoderRequest {
+                    gop: Some(0),
+                    ..ok.clone()
+                },
+                "GOP",
+            ),
+            (
+                EncoderRequest {
+                    width: 641,
+                    ..ok.clone()
+                },
+                "even",
+            ),
+            (
+                EncoderRequest {
+                    height: 0,
+                    ..ok.clone()
+                },
+                "out of range",
+            ),
+            (
+                EncoderRequest {
+                    vcodec: " ".into(),
+                    ..ok.clone()
+                },
+                "vcodec",
+            ),
+        ];
+        for (r, want) in cases {
+            let e = r.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e} should mention {want}");
+        }
+    }
+
+    #[test]
+    fn deferred_mode_parses() {
+        assert_eq!("AUTO".parse::<DeferredMode>().unwrap(), DeferredMode::Auto);
+        assert_eq!(
+            "always".parse::<DeferredMode>().unwrap(),
+            DeferredMode::Always
+        );
+        assert_eq!(
+            "never".parse::<DeferredMode>().unwrap(),
+            DeferredMode::Never
+        );
+        assert!("sometimes".parse::<DeferredMode>().is_err());
+    }
+
+    #[test]
+    fn named_codecs_plan_without_probing_and_defer_on_request() {
+        let mut r = EncoderRequest::new(64, 64, 2, 30);
+        r.vcodec = "h264".into();
+        r.deferred = DeferredMode::Never;
+        let p = plan_encoders(&r).unwrap();
+        assert_eq!(p.live.vcodec, "libx264");
+        assert!(p.final_codec.is_none());
+        r.vcodec = "libsvtav1".into();
+        r.deferred = DeferredMode::Always;
+        r.fault = Some("error-after=3".into());
+        let p = plan_encoders(&r).unwrap();
+        assert_eq!(p.live.vcodec, "libx264");
+        assert_eq!(p.live.preset.as_deref(), Some("ultrafast"));
+        assert!(p.live.fault.is_some(), "faults go to the live encoder");
+        let fin = p.final_codec.unwrap();
+        assert_eq!(fin.vcodec, "libsvtav1");
+        assert!(fin.fault.is_none());
+        r.vcodec = "nosuchcodec".into();
+        let e = plan_encoders(&r).unwrap_err().to_string();
+        assert!(e.contains("nosuchcodec"), "{e}");
+        r.vcodec = "libx264".into();
+        r.fault = Some("explode".into());
+        let e = plan_encoders(&r).unwrap_err().to_string();
+        assert!(e.contains("explode"), "{e}");
+    }
+}

@@ -1,0 +1,735 @@
+//! The dataset writer: what a recording session talks to.
+//!
+//! [`DatasetWriter::add_frame`] runs on the control loop's thread and never waits: numeric
+//! values are appended to column buffers and each camera frame (an `Arc`) is handed to that
+//! camera's [`CameraPipeline`]. [`DatasetWriter::save_episode`] is just as quick: it marks the
+//! end of the episode in every pipeline and queues a commit job. The **committer thread**
+//! then waits for the cameras' segments and saves the episode as one journaled transaction:
+//!
+//! 1. append the episode's rows as one row group to the data parquet (in place);
+//! 2. append each camera's segment to that camera's MP4 (in place);
+//! 3. append the episode's row to the episodes parquet, rewrite tasks/info/stats;
+//! 4. commit (delete the journal).
+//!
+//! A crash at any point before 4 is rolled back on the next open; after 4 the episode is
+//! saved. Episodes are committed strictly in order.
+//!
+//! With [`WriterConfig::deferred`] the cameras record in a fast live codec; after each
+//! commit the episode's segment parts go to the [`deferred`](crate::deferred) transcoder
+//! (idle priority), and `finalize` swaps the converted files of this session in, with
+//! info.json, in one more journaled transaction.
+
+mod committer;
+mod resume;
+mod swap;
+mod validate;
+
+use crate::camera::{segment_dir, CameraPipeline, PipelineConfig, QueueLimits, Watchdog};
+use crate::data::ColumnBuffers;
+use crate::deferred::{self, DeferredTranscoder};
+use crate::episodes::{ExtraValue, VideoRef};
+use crate::info::Info;
+use crate::paths::{self, FileIndex};
+use committer::{CommitState, Job, Shared, Status};
+use crossbeam_channel::Sender;
+use reel_core::journal::{self, Journal};
+use reel_core::{Dtype, Error, Features, Result, RowValues, StopMark, Value};
+use reel_media::EncoderSettings;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use validate::{encoder_chain, probe_writable, validate_config};
+
+/// How to create or resume a dataset.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub root: PathBuf,
+    pub fps: u32,
+    pub robot_type: Option<String>,
+    /// User features (cameras as `Dtype::Video` with shape `[h, w, 3]`).
+    pub features: Features,
+    pub encoder: EncoderSettings,
+    /// The final codec when `encoder` is only a fast live one: committed episodes are
+    /// converted to it in the background and swapped in at `finalize`. None: `encoder` is final.
+    pub deferred: Option<EncoderSettings>,
+    /// Encoders tried in order when the primary fails or hangs mid-episode (the frames it
+    /// had not finished go to the next one). By default a fresh instance of the primary.
+    pub fallbacks: Vec<EncoderSettings>,
+    /// When an encoder counts as hung.
+    pub watchdog: Watchdog,
+    pub data_files_size_mb: f64,
+    pub video_files_size_mb: f64,
+    pub chunks_size: u32,
+    pub queue: QueueLimits,
+    /// fsync every commit (survives power loss). Without it a commit survives `kill -9`.
+    pub durable: bool,
+    /// Stop requests (signals, or the caller): a request that arrives while `finalize` waits
+    /// ends the wait promptly with valid files (see [`reel_core::stop`]).
+    pub stop: reel_core::StopToken,
+}
+
+/// How [`DatasetWriter::open`] treats what is at the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenMode {
+    /// A new dataset: the root must not exist or be an empty directory.
+    #[default]
+    Create,
+    /// Add episodes to the dataset at the root.
+    Resume,
+    /// Replace the LeRobot dataset at the root (only after every option and encoder has been
+    /// validated, and only if it really is a LeRobot dataset: see [`crate::overwrite`]).
+    Overwrite,
+}
+
+impl WriterConfig {
+    /// Takes the encoders, fallbacks and watchdog of an [`EncoderPlan`](crate::plan::EncoderPlan).
+    pub fn with_plan(mut self, plan: &crate::plan::EncoderPlan) -> WriterConfig {
+        self.encoder = plan.live.clone();
+        self.deferred = plan.final_codec.clone();
+        self.fallbacks = plan.fallbacks.clone();
+        self.watchdog = plan.watchdog;
+        self
+    }
+
+    /// LeRobot's defaults for everything but the root, fps and features.
+    pub fn new(root: impl Into<PathBuf>, fps: u32, features: Features) -> WriterConfig {
+        WriterConfig {
+            root: root.into(),
+            fps,
+            robot_type: None,
+            features,
+            encoder: EncoderSettings::lerobot_default(),
+            deferred: None,
+            fallbacks: Vec::new(),
+            watchdog: Watchdog::default(),
+            data_files_size_mb: paths::DEFAULT_DATA_FILE_SIZE_MB,
+            video_files_size_mb: paths::DEFAULT_VIDEO_FILE_SIZE_MB,
+            chunks_size: paths::DEFAULT_CHUNKS_SIZE,
+            queue: QueueLimits::default(),
+            durable: true,
+            stop: reel_core::StopToken::new(),
+        }
+    }
+}
+
+/// What happened to one saved episode.
+#[derive(Debug, Clone)]
+pub struct EpisodeSaved {
+    pub episode_index: u64,
+    pub frames: u64,
+    pub data_file: FileIndex,
+    pub videos: Vec<VideoRef>,
+    /// Frames of this episode that went through the disk spill, per camera.
+    pub spilled: Vec<(String, u64)>,
+    /// Deepest queue seen during this episode, per camera (frames).
+    pub max_queue_depth: Vec<(String, u64)>,
+    /// Encoder switches during this episode, per camera ("" when none).
+    pub switches: Vec<(String, String)>,
+    /// Frames per second the encoder achieved on this episode, per camera (CPU time of encoding).
+    pub encode_fps: Vec<(String, f64)>,
+    /// Seconds from `save_episode` to the commit (waiting for encoders included).
+    pub latency_s: f64,
+    /// Seconds spent writing the transaction itself.
+    pub commit_s: f64,
+}
+
+/// Live view of the writer's queues, for progress lines.
+#[derive(Debug, Clone, Default)]
+pub struct Backlog {
+    /// Frames handed over and not yet encoded, per camera.
+    pub queued: Vec<(String, u64)>,
+    /// Frames currently spilled to disk, per camera.
+    pub spilled_now: Vec<(String, u64)>,
+    /// Frames spilled since the writer opened (all cameras).
+    pub spilled_total: u64,
+    /// Episodes saved by the caller and not yet committed.
+    pub pending_saves: usize,
+    /// Committed episodes waiting for (or in) the deferred conversion to the final codec.
+    pub deferred_episodes: usize,
+    /// Their frames (all cameras).
+    pub deferred_frames: u64,
+}
+
+/// What [`DatasetWriter::finalize_report`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Finalized {
+    /// Episodes committed since the last poll.
+    pub saved: Vec<EpisodeSaved>,
+    /// Seconds spent waiting for the deferred conversion's backlog (0 without one).
+    pub deferred_wait_s: f64,
+    /// Video files swapped to the final codec.
+    pub converted_files: usize,
+}
+
+/// Writes a LeRobot v3.0 dataset. See the module doc.
+pub struct DatasetWriter {
+    root: PathBuf,
+    features: Features,
+    columns: ColumnBuffers,
+    tasks: Vec<String>,
+    tasks_at_episode_start: usize,
+    episode_tasks: Vec<String>,
+    frames_in_episode: u64,
+    cameras: Vec<CameraPipeline>,
+    next_seq: u64,
+    jobs: Option<Sender<Job>>,
+    committer: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    finalized: bool,
+    deferred: Option<DeferredTranscoder>,
+    final_settings: Option<EncoderSettings>,
+    durable: bool,
+    stop: reel_core::StopToken,
+    /// The dataset's codec per camera when this session opened it (resume only).
+    codecs_before: Vec<(String, String)>,
+}
+
+/// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
+/// `finalize`; reel writes every row at save time and merges it into the file's last row
+/// group, so a group holds up to this many episodes and the footer grows 50x slower.
+pub const EPISODES_PER_ROW_GROUP: usize = 50;
+
+fn journal_path(root: &Path) -> PathBuf {
+    paths::reel_dir(root).join("journal")
+}
+
+/// True when an unfinished save (a crash) waits to be rolled back.
+pub fn journal_pending(root: &Path) -> bool {
+    journal::pending(&journal_path(root))
+}
+
+/// Rolls back an unfinished save left by a crash. Returns true if there was one.
+pub fn recover(root: &Path) -> Result<bool> {
+    let jp = journal_path(root);
+    if journal::pending(&jp) {
+        let n = journal::recover(&jp, root)?;
+        tracing::warn!(
+            "rolled back an unfinished episode save ({n} file changes undone) in {}",
+            root.display()
+        );
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+impl DatasetWriter {
+    /// Creates, resumes or overwrites the dataset at `cfg.root` (see [`OpenMode`]). Every
+    /// option and encoder is validated before anything on disk changes.
+    pub fn open(cfg: WriterConfig, mode: OpenMode) -> Result<DatasetWriter> {
+        match mode {
+            OpenMode::Create => Self::create(cfg),
+            OpenMode::Resume => Self::resume(cfg),
+            OpenMode::Overwrite => {
+                validate_config(&cfg)?;
+                crate::overwrite::remove_dataset(&cfg.root)?;
+                Self::create_validated(cfg)
+            }
+        }
+    }
+
+    /// Creates a new dataset at `cfg.root` (which must not exist, or be an empty directory).
+    pub fn create(cfg: WriterConfig) -> Result<DatasetWriter> {
+        validate_config(&cfg)?;
+        Self::create_validated(cfg)
+    }
+
+    fn create_validated(cfg: WriterConfig) -> Result<DatasetWriter> {
+        let root = cfg.root.clone();
+        if root.exists() {
+            let empty = fs::read_dir(&root)
+                .map_err(|e| Error::io("read", &root, e))?
+                .next()
+                .is_none();
+            if !empty {
+                return Err(Error::invalid(format!(
+                    "{} already exists and is not empty: use --resume to add episodes to it, or choose another --root",
+                    root.display()
+                )));
+            }
+        }
+        fs::create_dir_all(&root).map_err(|e| Error::io("create dataset root", &root, e))?;
+        probe_writable(&root)?;
+        let info = Info::new(cfg.fps, cfg.features.clone(), cfg.robot_type.clone());
+        let mut j = Journal::begin(&journal_path(&root), &root, cfg.durable)?;
+        info.write(&root, &mut j)?;
+        j.commit()?;
+        let state = CommitState::fresh(&cfg, info);
+        Self::start(cfg, state, Vec::new())
+    }
+
+    /// Opens an existing dataset to add episodes. Rolls back an unfinished save first, then
+    /// checks that fps, features and robot type match `cfg` (error listing every mismatch).
+    pub fn resume(cfg: WriterConfig) -> Result<DatasetWriter> {
+        validate_config(&cfg)?;
+        let r = resume::open_existing(&cfg)?;
+        let mut w = Self::start(cfg, r.state, r.tasks)?;
+        w.codecs_before = r.codecs_before;
+        Ok(w)
+    }
+
+    fn start(
+        cfg: WriterConfig,
+        state: CommitState,
+        task_list: Vec<String>,
+    ) -> Result<DatasetWriter> {
+        reel_media::init();
+        let root = cfg.root.clone();
+        // The journal was recovered by now (resume), so a leftover conversion can go.
+        if let Some(msg) = deferred::remove_leftovers(&root)? {
+            tracing::warn!("{}: {msg}", root.display());
+        }
+        let mut transcoder = match &cfg.deferred {
+            Some(fin) => Some(DeferredTranscoder::start(&root, fin.clone())?),
+            None => None,
+        };
+        let queue = transcoder.as_mut().and_then(|t| t.take_queue());
+        let mut cameras = Vec::new();
+        for (key, f) in cfg.features.iter() {
+            if let Some((h, w)) = f.video_hw() {
+                let dir = segment_dir(&root, key);
+                if dir.exists() {
+                    let _ = fs::remove_dir_all(&dir); // leftovers of a crashed session: never part of the dataset
+                }
+                cameras.push(CameraPipeline::start(
+                    key,
+                    &dir,
+                    PipelineConfig {
+                        width: w,
+                        height: h,
+                        fps: cfg.fps,
+                        chain: encoder_chain(&cfg),
+                        limits: cfg.queue,
+                        watchdog: cfg.watchdog,
+                    },
+                )?);
+            }
+        }
+        let shared = Arc::new(Shared {
+            status: std::sync::Mutex::new(Status {
+                total_episodes: state.info.total_episodes,
+                total_frames: state.info.total_frames,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let receivers = cameras
+            .iter()
+            .map(|c| (c.key().to_string(), c.results().clone()))
+            .collect();
+        let committer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("committer".into())
+                .spawn(move || committer::committer_loop(state, rx, receivers, shared, queue))
+                .map_err(|e| Error::io("spawn committer", &root, e))?
+        };
+        let n = task_list.len();
+        Ok(DatasetWriter {
+            columns: ColumnBuffers::new(&cfg.features),
+            root: cfg.root,
+            features: cfg.features,
+            tasks: task_list,
+            tasks_at_episode_start: n,
+            episode_tasks: Vec::new(),
+            frames_in_episode: 0,
+            cameras,
+            next_seq: 0,
+            jobs: Some(tx),
+            committer: Some(committer),
+            shared,
+            finalized: false,
+            deferred: transcoder,
+            final_settings: cfg.deferred,
+            durable: cfg.durable,
+            stop: cfg.stop,
+            codecs_before: Vec::new(),
+        })
+    }
+
+    /// The dataset root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The user features.
+    pub fn features(&self) -> &Features {
+        &self.features
+    }
+
+    /// Frames added to the episode in progress.
+    pub fn frames_in_episode(&self) -> u64 {
+        self.frames_in_episode
+    }
+
+    /// Adds one row. Cheap and non-blocking: validates, appends numbers to column buffers,
+    /// hands camera frames to their pipelines.
+    pub fn add_frame(&mut self, row: RowValues) -> Result<()> {
+        self.check_failed()?;
+        if self.finalized {
+            return Err(Error::invalid(
+                "add_frame after finalize: the writer is closed",
+            ));
+        }
+        row.validate(&self.features)?;
+        let task_index = match self.tasks.iter().position(|t| *t == row.task) {
+            Some(i) => i,
+            None => {
+                self.tasks.push(row.task.clone());
+                self.tasks.len() - 1
+            }
+        };
+        if !self.episode_tasks.contains(&row.task) {
+            self.episode_tasks.push(row.task.clone());
+        }
+        self.columns.push(&row, task_index as i64)?;
+        let mut cam = 0;
+        for (name, f) in self.features.iter() {
+            if f.dtype == Dtype::Video {
+                if let Some(Value::Video(frame)) = row.get(name) {
+                    self.cameras[cam].push(frame.clone())?;
+                }
+                cam += 1;
+            }
+        }
+        self.frames_in_episode += 1;
+        Ok(())
+    }
+
+    /// Ends the episode in progress and queues its commit. Returns at once; the episode is
+    /// saved when [`wait_saved`](Self::wait_saved) says so (or [`poll_saved`](Self::poll_saved)).
+    /// `extra` are per-episode figures stored as `reel/<name>` columns of the episodes table.
+    pub fn save_episode(&mut self, extra: Vec<(String, ExtraValue)>) -> Result<u64> {
+        self.check_failed()?;
+        if self.frames_in_episode == 0 {
+            return Err(Error::invalid(
+                "cannot save an empty episode: add frames first",
+            ));
+        }
+        let jobs = self
+            .jobs
+            .clone()
+            .ok_or_else(|| Error::invalid("save_episode after finalize: the writer is closed"))?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        for c in &self.cameras {
+            c.end_episode(seq)?;
+        }
+        let columns = std::mem::replace(&mut self.columns, ColumnBuffers::new(&self.features));
+        let job = Job {
+            seq,
+            columns,
+            tasks: self.tasks.clone(),
+            episode_tasks: std::mem::take(&mut self.episode_tasks),
+            frames: self.frames_in_episode,
+            extra,
+            queued_at: Instant::now(),
+        };
+        self.shared.lock().pending += 1;
+        if jobs.send(job).is_err() {
+            self.shared.lock().pending -= 1;
+            return Err(self.committer_gone());
+        }
+        self.frames_in_episode = 0;
+        self.tasks_at_episode_start = self.tasks.len();
+        Ok(seq)
+    }
+
+    /// Drops the episode in progress (frames, segment, tasks it introduced).
+    pub fn discard_episode(&mut self) -> Result<()> {
+        for c in &self.cameras {
+            c.discard_episode()?;
+        }
+        self.columns.clear();
+        self.tasks.truncate(self.tasks_at_episode_start);
+        self.episode_tasks.clear();
+        self.frames_in_episode = 0;
+        Ok(())
+    }
+
+    /// Episodes committed since the last call (non-blocking).
+    pub fn poll_saved(&self) -> Vec<EpisodeSaved> {
+        std::mem::take(&mut self.shared.lock().committed)
+    }
+
+    /// Waits until every queued save is committed; returns them, or the first save error.
+    /// Notices a committer that died (an error naming it, never a hang).
+    pub fn wait_saved(&self) -> Result<Vec<EpisodeSaved>> {
+        self.wait_saved_timeout(None)
+    }
+
+    /// [`wait_saved`](Self::wait_saved) for at most `timeout` (None: no limit). When the time
+    /// is up the episodes committed so far are returned; [`backlog`](Self::backlog) says what
+    /// is still pending.
+    pub fn wait_saved_timeout(&self, timeout: Option<Duration>) -> Result<Vec<EpisodeSaved>> {
+        let t0 = Instant::now();
+        let mut st = self.shared.lock();
+        while st.pending > 0 {
+            if self.committer.as_ref().is_none_or(|h| h.is_finished()) {
+                drop(st);
+                return Err(self.committer_gone());
+            }
+            if timeout.is_some_and(|t| t0.elapsed() >= t) {
+                break;
+            }
+            st = self
+                .shared
+                .cv
+                .wait_timeout(st, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if let Some(e) = st.errors.first() {
+            return Err(e.clone());
+        }
+        Ok(std::mem::take(&mut st.committed))
+    }
+
+    /// The error for a committer thread that is no longer there.
+    fn committer_gone(&self) -> Error {
+        let st = self.shared.lock();
+        if let Some(e) = st.errors.first() {
+            return e.clone();
+        }
+        Error::ThreadDied {
+            what: "the committer thread".into(),
+            msg: format!(
+                "{} queued episode(s) were not saved; every committed episode is on disk",
+                st.pending
+            ),
+        }
+    }
+
+    /// Saves the episode in progress and waits for its commit.
+    pub fn save_episode_and_wait(
+        &mut self,
+        extra: Vec<(String, ExtraValue)>,
+    ) -> Result<EpisodeSaved> {
+        self.save_episode(extra)?;
+        let mut saved = self.wait_saved()?;
+        saved
+            .pop()
+            .ok_or_else(|| Error::invalid("episode save produced no result"))
+    }
+
+    /// Queues, spill and pending saves right now.
+    pub fn backlog(&self) -> Backlog {
+        let mut b = Backlog::default();
+        for c in &self.cameras {
+            let k = c.counters();
+            b.queued
+                .push((c.key().to_string(), k.queued.load(Ordering::Relaxed)));
+            b.spilled_now
+                .push((c.key().to_string(), k.spilled_now.load(Ordering::Relaxed)));
+            b.spilled_total += k.spilled_total.load(Ordering::Relaxed);
+        }
+        b.pending_saves = self.shared.lock().pending;
+        if let Some(t) = &self.deferred {
+            (b.deferred_episodes, b.deferred_frames) = t.backlog();
+        }
+        b
+    }
+
+    /// Committed totals (episodes, frames).
+    pub fn totals(&self) -> (u64, u64) {
+        let st = self.shared.lock();
+        (st.total_episodes, st.total_frames)
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self.shared.lock().errors.first() {
+            Some(e) => Err(e.clone().context("an earlier episode save failed")),
+            None => Ok(()),
+        }
+    }
+
+    /// Discards an unsaved episode, waits for queued saves, stops the pipelines and removes
+    /// reel's scratch files. The dataset is complete after each commit; this only tidies up.
+    pub fn finalize(mut self) -> Result<Vec<EpisodeSaved>> {
+        self.finish().map(|f| f.saved)
+    }
+
+    /// [`finalize`](Self::finalize), also saying how long the deferred conversion kept it.
+    /// With [`WriterConfig::deferred`]: waits for the conversion backlog (progress logged
+    /// every 2 s), then swaps this session's video files to the final codec (with info.json)
+    /// in one journaled transaction.
+    ///
+    /// A stop request ([`WriterConfig::stop`]) that arrives during these waits ends them
+    /// promptly: queued episodes not yet encoded are dropped (said in the error), the
+    /// conversion stops and the dataset keeps its live codec. Every file stays valid.
+    pub fn finalize_report(mut self) -> Result<Finalized> {
+        self.finish()
+    }
+
+    /// Waits for the queued saves, logging progress every 2 s; a stop request since `mark`
+    /// aborts the queue (the transaction in progress completes, the rest is dropped).
+    fn wait_for_commits(&self, mark: StopMark) -> Result<Vec<EpisodeSaved>> {
+        let t0 = Instant::now();
+        let mut last_log = Instant::now();
+        loop {
+            let pending = {
+                let st = self.shared.lock();
+                if st.pending == 0 {
+                    break;
+                }
+                let st = self
+                    .shared
+                    .cv
+                    .wait_timeout(st, Duration::from_millis(100))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                st.pending
+            };
+            if pending == 0 {
+                break;
+            }
+            if self.committer.as_ref().is_none_or(|h| h.is_finished()) {
+                return Err(self.committer_gone());
+            }
+            if self.stop.requested_since(mark) {
+                return Err(self.abort_queue(pending));
+            }
+            if last_log.elapsed() >= Duration::from_secs(2) {
+                last_log = Instant::now();
+                let b = self.backlog();
+                tracing::info!(
+                    "waiting for {} episode(s) still being encoded ({:.0} s so far; queued frames {:?}, on disk {:?}); Ctrl-C again to stop now",
+                    b.pending_saves,
+                    t0.elapsed().as_secs_f64(),
+                    b.queued,
+                    b.spilled_now
+                );
+            }
+        }
+        self.wait_saved()
+    }
+
+    /// Stop now: the committer finishes the transaction in progress (if any) and drops the
+    /// queued episodes; the cameras stop encoding.
+    fn abort_queue(&self, pending: usize) -> Error {
+        self.shared.abort.store(true, Ordering::SeqCst);
+        for c in &self.cameras {
+            c.abort();
+        }
+        tracing::warn!(
+            "stop requested: dropping {pending} episode(s) still being encoded; every committed episode is on disk"
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.shared.lock().pending > 0
+            && Instant::now() < deadline
+            && self.committer.as_ref().is_some_and(|h| !h.is_finished())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let st = self.shared.lock();
+        Error::Interrupted(format!(
+            "{} saved episode(s) still being encoded were dropped; every committed episode is on disk",
+            st.dropped + st.pending as u64
+        ))
+    }
+
+    fn finish(&mut self) -> Result<Finalized> {
+        if self.finalized {
+            return Ok(Finalized::default());
+        }
+        self.finalized = true;
+        let mark = self.stop.mark();
+        if self.frames_in_episode > 0 {
+            self.discard_episode()?;
+        }
+        let result = self.wait_for_commits(mark);
+        self.jobs = None;
+        if let Some(h) = self.committer.take() {
+            if self.shared.abort.load(Ordering::SeqCst) && !h.is_finished() {
+                // Only reachable when a transaction outlived the abort deadline: leave it; its
+                // journal makes the next open roll it back.
+                tracing::warn!(
+                    "the committer is still writing; leaving it (the journal protects the dataset)"
+                );
+            } else if let Err(p) = h.join() {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panicked".into());
+                tracing::error!("the committer thread panicked: {msg}");
+            }
+        }
+        for c in &mut self.cameras {
+            c.shutdown();
+        }
+        let mut out = Finalized::default();
+        if let Some(mut t) = self.deferred.take() {
+            let conv = if result.is_err() {
+                // Nothing is swapped after a failed or stopped session: the live codec stays.
+                t.cancel();
+                Err(Error::Interrupted("the session did not finish".into()))
+            } else {
+                t.finish(&self.stop, mark).and_then(|o| {
+                    out.deferred_wait_s = o.wait_s;
+                    let videos = std::mem::take(&mut self.shared.lock().session_videos);
+                    match &self.final_settings {
+                        Some(fin) => swap::swap_in_final_codec(
+                            &self.root,
+                            fin,
+                            self.durable,
+                            &videos,
+                            &o.failed,
+                            &self.codecs_before,
+                        ),
+                        None => Ok(0),
+                    }
+                })
+            };
+            match conv {
+                Ok(n) => {
+                    out.converted_files = n;
+                    let dir = deferred::deferred_dir(&self.root);
+                    if dir.exists() {
+                        fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+                    }
+                }
+                Err(e) => {
+                    let _ = recover(&self.root);
+                    let _ = deferred::remove_leftovers(&self.root);
+                    let how = self
+                        .final_settings
+                        .as_ref()
+                        .map(|s| s.vcodec.as_str())
+                        .unwrap_or("libsvtav1");
+                    if e.is_interrupted() {
+                        tracing::warn!(
+                            "the conversion to the final codec was stopped ({e}): the dataset keeps its live codec (info.json says which); `reel reencode {} --vcodec {how}` converts it",
+                            self.root.display()
+                        );
+                    } else {
+                        tracing::error!(
+                            "the deferred conversion failed, the dataset keeps its live codec: {e}; `reel reencode {} --vcodec {how}` converts it",
+                            self.root.display()
+                        );
+                    }
+                }
+            }
+        }
+        let scratch = paths::reel_dir(&self.root);
+        let _ = fs::remove_dir_all(scratch.join("segments"));
+        if !journal::pending(&journal_path(&self.root)) {
+            let _ = fs::remove_dir(&scratch); // only if empty
+        }
+        out.saved = result?;
+        Ok(out)
+    }
+}
+
+impl Drop for DatasetWriter {
+    fn drop(&mut self) {
+        if !self.finalized {
+            if let Err(e) = self.finish() {
+                tracing::error!("finishing the dataset writer: {e}");
+            }
+        }
+    }
+}

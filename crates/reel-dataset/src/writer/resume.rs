@@ -1,0 +1,157 @@
+//! Resuming a dataset: roll back what a crash left, then check that the dataset matches what
+//! this session records, and read where the next episode goes (a resumed session always opens
+//! new files, as LeRobot does).
+
+use super::committer::CommitState;
+use super::validate::probe_writable;
+use super::{recover, WriterConfig};
+use crate::info::Info;
+use crate::{episodes, paths, stats_json, tasks};
+use reel_core::{Dtype, Error, Features, Result};
+use reel_stats::FeatureStats;
+use std::path::Path;
+
+/// What [`open_existing`] read.
+pub(super) struct Resumed {
+    pub(super) state: CommitState,
+    pub(super) tasks: Vec<String>,
+    /// The dataset's codec per camera when this session opened it.
+    pub(super) codecs_before: Vec<(String, String)>,
+}
+
+/// Rolls back an unfinished save, then checks that the dataset at `cfg.root` matches `cfg`
+/// (fps, robot type, features, codecs: an error lists every mismatch) and reads where the
+/// next episode goes.
+pub(super) fn open_existing(cfg: &WriterConfig) -> Result<Resumed> {
+    let root = cfg.root.clone();
+    if !paths::info_file(&root).exists() {
+        return Err(Error::invalid(format!(
+            "cannot resume {}: no meta/info.json there",
+            root.display()
+        )));
+    }
+    probe_writable(&root)?;
+    recover(&root)?;
+    let info = Info::read(&root)?;
+    let mut problems = Vec::new();
+    if info.fps != cfg.fps {
+        problems.push(format!(
+            "fps is {} in the dataset, {} requested",
+            info.fps, cfg.fps
+        ));
+    }
+    if info.robot_type != cfg.robot_type {
+        problems.push(format!(
+            "robot_type is {:?} in the dataset, {:?} requested",
+            info.robot_type, cfg.robot_type
+        ));
+    }
+    for (name, f) in cfg.features.iter() {
+        match info.features.get(name) {
+            None => problems.push(format!("feature '{name}' is not in the dataset")),
+            Some(g) if g.dtype != f.dtype || g.shape != f.shape => problems.push(format!(
+                "feature '{name}' is {} {:?} in the dataset, {} {:?} requested",
+                g.dtype.as_str(),
+                g.shape,
+                f.dtype.as_str(),
+                f.shape
+            )),
+            Some(g) if g.names != f.names && f.names.is_some() => problems.push(format!(
+                "feature '{name}' has names {:?} in the dataset, {:?} requested",
+                g.names, f.names
+            )),
+            _ => {}
+        }
+    }
+    for (name, _) in info.features.iter() {
+        if cfg.features.get(name).is_none() {
+            problems.push(format!(
+                "the dataset has feature '{name}', which this session does not record"
+            ));
+        }
+    }
+    let mut codecs_before = Vec::new();
+    for (key, vi) in &info.video_info {
+        if let Some(codec) = vi
+            .fields
+            .iter()
+            .find(|(k, _)| k == "video.codec")
+            .and_then(|(_, v)| v.as_str())
+        {
+            let live = cfg.encoder.codec_family()?;
+            let fin = match &cfg.deferred {
+                Some(d) => Some(d.codec_family()?),
+                None => None,
+            };
+            // With a deferred final codec, a dataset in either codec is fine: still in the
+            // live codec (an earlier conversion was not finished) or already in the final one.
+            if codec != live && fin.as_deref() != Some(codec) {
+                let want = fin.unwrap_or(live);
+                problems.push(format!("camera '{key}' is encoded as {codec} in the dataset, {want} requested (--vcodec)"));
+            }
+            codecs_before.push((key.clone(), codec.to_string()));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Mismatch(format!(
+            "cannot resume {}: {}",
+            root.display(),
+            problems.join("; ")
+        )));
+    }
+    let task_list = tasks::read(&root).or_else(|e| {
+        if info.total_tasks == 0 {
+            Ok(Vec::new())
+        } else {
+            Err(e)
+        }
+    })?;
+    let records = if info.total_episodes > 0 {
+        episodes::read_all(&root, &info.features)?
+    } else {
+        Vec::new()
+    };
+    let total: u64 = records.iter().map(|r| r.length).sum();
+    let contiguous = records
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.episode_index == i as u64);
+    if records.len() as u64 != info.total_episodes || total != info.total_frames || !contiguous {
+        return Err(Error::corrupt(
+            paths::info_file(&root),
+            format!(
+                "info.json says {} episodes / {} frames but meta/episodes holds {} episodes / {} frames{}; run `reel check --repair {}`",
+                info.total_episodes,
+                info.total_frames,
+                records.len(),
+                total,
+                if contiguous { "" } else { " (episode indices not contiguous)" },
+                root.display()
+            ),
+        ));
+    }
+    let stats = if info.total_episodes > 0 {
+        Some(read_stats_with_flags(&root, &info.features)?)
+    } else {
+        None
+    };
+    let state = CommitState::resumed(cfg, info, task_list.len(), records.last(), stats);
+    Ok(Resumed {
+        state,
+        tasks: task_list,
+        codecs_before,
+    })
+}
+
+fn read_stats_with_flags(
+    root: &Path,
+    features: &Features,
+) -> Result<Vec<(String, FeatureStats, bool)>> {
+    Ok(stats_json::read(root)?
+        .into_iter()
+        .map(|(k, s)| {
+            let visual = features.get(&k).is_some_and(|f| f.dtype == Dtype::Video);
+            (k, s, visual)
+        })
+        .collect())
+}
