@@ -7,7 +7,8 @@
 //! here what it needs to undo it:
 //!
 //! * [`Journal::record_tail`]: the bytes after an offset that is about to be truncated
-//!   (an MP4 `moov` box, a Parquet footer), with the file's length;
+//!   (an MP4 `moov` box, a Parquet footer), with the file's length and a fingerprint of the
+//!   bytes just before the offset (which the change never touches);
 //! * [`Journal::record_create`]: a file that is about to be created;
 //! * [`Journal::record_replace`]: the whole old content of a small file about to be replaced;
 //! * [`Journal::record_rename`]: a file about to be moved to another name (a whole-file swap).
@@ -17,18 +18,31 @@
 //! process dies before it, [`recover`] replays the records backwards and restores every
 //! file byte for byte; replaying twice is harmless, so a crash during recovery is too.
 //! A torn last record (crash while writing it) is ignored: its change never started.
+//!
+//! A journal is also a file someone else may have written (a dataset downloaded with one).
+//! [`recover`] therefore checks every record before undoing anything: each path must stay
+//! inside the dataset ([`crate::safepath`]), every length and offset must add up without
+//! overflow and fit the journal, and a tail record must match the file it would restore (its
+//! length and the fingerprint of the bytes before the offset). A journal that fails any check
+//! is reported and left alone: nothing is undone.
 
-use crate::{Error, Result};
+use crate::{faultpoint, safepath, Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 8] = b"REELJNL1";
+const MAGIC_V1: &[u8; 8] = b"REELJNL1";
+const MAGIC: &[u8; 8] = b"REELJNL2";
 const KIND_TAIL: u8 = 1;
 const KIND_CREATE: u8 = 2;
 const KIND_REPLACE: u8 = 3;
 const KIND_REPLACE_ABSENT: u8 = 4;
 const KIND_RENAME: u8 = 5;
+
+/// Bytes before a tail's offset whose fingerprint a tail record carries.
+const FINGERPRINT_WINDOW: u64 = 4096;
+/// Largest journal [`recover`] reads (a real one holds a few index tails and small files).
+pub const MAX_JOURNAL_BYTES: u64 = 256 << 20;
 
 /// An open transaction. Dropping it without [`commit`](Journal::commit) leaves the journal
 /// on disk, so the next [`recover`] rolls the changes back.
@@ -41,12 +55,14 @@ pub struct Journal {
     touched: Vec<PathBuf>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Record {
     Tail {
         rel: PathBuf,
         keep: u64,
         len: u64,
+        /// Fingerprint of the file's bytes `[keep - window, keep)` (None in v1 journals).
+        before: Option<u64>,
         tail: Vec<u8>,
     },
     Create {
@@ -68,6 +84,17 @@ fn fnv1a(data: &[u8], mut h: u64) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
+}
+
+const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+
+/// Fingerprint of `file`'s bytes `[keep - window, keep)`.
+fn fingerprint_before(file: &mut File, keep: u64) -> std::io::Result<u64> {
+    let start = keep.saturating_sub(FINGERPRINT_WINDOW);
+    let mut buf = vec![0u8; (keep - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut buf)?;
+    Ok(fnv1a(&buf, FNV_OFFSET))
 }
 
 /// Syncs a file's data to disk.
@@ -117,10 +144,16 @@ impl Journal {
         Ok(j)
     }
 
-    fn rel(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(&self.root)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| path.to_path_buf())
+    /// `path` relative to the root; a path outside it is refused (never journaled).
+    fn rel(&self, path: &Path) -> Result<PathBuf> {
+        match path.strip_prefix(&self.root) {
+            Ok(r) if !r.as_os_str().is_empty() => Ok(r.to_path_buf()),
+            _ => Err(Error::invalid(format!(
+                "journal: {} is not inside {}",
+                path.display(),
+                self.root.display()
+            ))),
+        }
     }
 
     fn sync(&self) -> Result<()> {
@@ -141,17 +174,20 @@ impl Journal {
         rec.extend_from_slice(&a.to_le_bytes());
         rec.extend_from_slice(&(data.len() as u64).to_le_bytes());
         rec.extend_from_slice(data);
-        let sum = fnv1a(&rec, 0xcbf29ce484222325);
+        let sum = fnv1a(&rec, FNV_OFFSET);
         rec.extend_from_slice(&sum.to_le_bytes());
         self.file
             .write_all(&rec)
             .map_err(|e| Error::io("write journal", &self.path, e))?;
-        self.sync()
+        self.sync()?;
+        faultpoint::hit("journal.record");
+        Ok(())
     }
 
     /// Records that `path` (currently `len` bytes) is about to be truncated at `keep`;
     /// the bytes `[keep, len)` are saved so that they can be put back.
     pub fn record_tail(&mut self, path: &Path, keep: u64) -> Result<()> {
+        let rel = self.rel(path)?;
         let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
         let len = f.metadata().map_err(|e| Error::io("stat", path, e))?.len();
         if keep > len {
@@ -160,14 +196,20 @@ impl Journal {
                 path.display()
             )));
         }
-        let mut tail = Vec::with_capacity((len - keep) as usize);
+        let before = fingerprint_before(&mut f, keep).map_err(|e| Error::io("read", path, e))?;
+        let mut data = Vec::with_capacity(16 + (len - keep) as usize);
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&before.to_le_bytes());
         f.seek(SeekFrom::Start(keep))
             .map_err(|e| Error::io("seek", path, e))?;
-        f.read_to_end(&mut tail)
+        f.read_to_end(&mut data)
             .map_err(|e| Error::io("read", path, e))?;
-        let mut data = len.to_le_bytes().to_vec();
-        data.extend_from_slice(&tail);
-        let rel = self.rel(path);
+        if data.len() as u64 != 16 + (len - keep) {
+            return Err(Error::invalid(format!(
+                "journal: {} changed while its tail was being saved",
+                path.display()
+            )));
+        }
         self.append(KIND_TAIL, &rel, keep, &data)?;
         self.touched.push(path.to_path_buf());
         Ok(())
@@ -175,13 +217,13 @@ impl Journal {
 
     /// Records that `path` is about to be created (it must not exist yet).
     pub fn record_create(&mut self, path: &Path) -> Result<()> {
+        let rel = self.rel(path)?;
         if path.exists() {
             return Err(Error::invalid(format!(
                 "journal: {} already exists",
                 path.display()
             )));
         }
-        let rel = self.rel(path);
         self.append(KIND_CREATE, &rel, 0, &[])?;
         self.touched.push(path.to_path_buf());
         Ok(())
@@ -189,7 +231,7 @@ impl Journal {
 
     /// Records the whole current content of `path` (or its absence) before it is replaced.
     pub fn record_replace(&mut self, path: &Path) -> Result<()> {
-        let rel = self.rel(path);
+        let rel = self.rel(path)?;
         match fs::read(path) {
             Ok(old) => self.append(KIND_REPLACE, &rel, 0, &old)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -204,14 +246,14 @@ impl Journal {
     /// Records that `from` is about to be renamed to `to` (which must not exist yet). The undo
     /// renames `to` back to `from`; if the rename never happened, there is nothing to undo.
     pub fn record_rename(&mut self, from: &Path, to: &Path) -> Result<()> {
+        let rel_from = self.rel(from)?;
+        let rel_to = self.rel(to)?;
         if to.exists() {
             return Err(Error::invalid(format!(
                 "journal: rename target {} already exists",
                 to.display()
             )));
         }
-        let rel_from = self.rel(from);
-        let rel_to = self.rel(to);
         let to_bytes = rel_to.to_string_lossy().into_owned().into_bytes();
         self.append(KIND_RENAME, &rel_from, 0, &to_bytes)?;
         self.touched.push(from.to_path_buf());
@@ -238,12 +280,14 @@ impl Journal {
                 sync_dir(&d)?;
             }
         }
+        faultpoint::hit("journal.commit");
         fs::remove_file(&self.path).map_err(|e| Error::io("remove journal", &self.path, e))?;
         if self.durable {
             if let Some(d) = self.path.parent() {
                 sync_dir(d)?;
             }
         }
+        faultpoint::hit("journal.committed");
         Ok(())
     }
 
@@ -256,61 +300,130 @@ impl Journal {
     }
 }
 
-fn parse(buf: &[u8]) -> Vec<Record> {
+fn read_u64(buf: &[u8], at: usize) -> Option<u64> {
+    let end = at.checked_add(8)?;
+    Some(u64::from_le_bytes(buf.get(at..end)?.try_into().ok()?))
+}
+
+fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let end = at.checked_add(4)?;
+    Some(u32::from_le_bytes(buf.get(at..end)?.try_into().ok()?))
+}
+
+/// Why a journal cannot be replayed at all (torn records are not errors: see [`parse`]).
+#[derive(Debug, PartialEq)]
+enum ParseError {
+    NotAJournal,
+    /// A record whose lengths no writer produces (beyond any journal's size).
+    Corrupt(String),
+}
+
+/// One step of [`parse`].
+enum Step {
+    Record(Record),
+    /// The rest is a record cut short by a crash (or garbage after it): stop here.
+    Torn,
+}
+
+/// Reads the records of a journal. Every length is checked against the bytes that hold it,
+/// with checked arithmetic; the first record that is torn (or fails its checksum) ends the
+/// list, as a crash while writing it would leave it.
+fn parse(buf: &[u8]) -> std::result::Result<Vec<Record>, ParseError> {
+    let v2 = match buf.get(..8) {
+        Some(m) if m == MAGIC => true,
+        Some(m) if m == MAGIC_V1 => false,
+        _ => return Err(ParseError::NotAJournal),
+    };
     let mut out = Vec::new();
-    if buf.len() < 8 || &buf[..8] != MAGIC {
-        return out;
-    }
-    let mut i = 8;
-    loop {
-        let start = i;
-        let need = |i: usize, n: usize| i + n <= buf.len();
-        if !need(i, 5) {
-            break;
-        }
-        let kind = buf[i];
-        let plen = u32::from_le_bytes(buf[i + 1..i + 5].try_into().unwrap_or([0; 4])) as usize;
-        i += 5;
-        if !need(i, plen + 16) {
-            break;
-        }
-        let rel = PathBuf::from(String::from_utf8_lossy(&buf[i..i + plen]).into_owned());
-        i += plen;
-        let a = u64::from_le_bytes(buf[i..i + 8].try_into().unwrap_or([0; 8]));
-        let dlen = u64::from_le_bytes(buf[i + 8..i + 16].try_into().unwrap_or([0; 8])) as usize;
-        i += 16;
-        if !need(i, dlen + 8) {
-            break;
-        }
-        let data = &buf[i..i + dlen];
-        i += dlen;
-        let sum = u64::from_le_bytes(buf[i..i + 8].try_into().unwrap_or([0; 8]));
-        if fnv1a(&buf[start..i], 0xcbf29ce484222325) != sum {
-            break;
-        }
-        i += 8;
-        let rec = match kind {
-            KIND_TAIL if data.len() >= 8 => Record::Tail {
-                rel,
-                keep: a,
-                len: u64::from_le_bytes(data[..8].try_into().unwrap_or([0; 8])),
-                tail: data[8..].to_vec(),
-            },
-            KIND_CREATE => Record::Create { rel },
-            KIND_REPLACE => Record::Replace {
-                rel,
-                old: Some(data.to_vec()),
-            },
-            KIND_REPLACE_ABSENT => Record::Replace { rel, old: None },
-            KIND_RENAME => Record::Rename {
-                from: rel,
-                to: PathBuf::from(String::from_utf8_lossy(data).into_owned()),
-            },
-            _ => break,
-        };
+    let mut i = 8usize;
+    while let Step::Record(rec) = parse_record(buf, &mut i, v2)? {
         out.push(rec);
     }
-    out
+    Ok(out)
+}
+
+fn parse_record(buf: &[u8], i: &mut usize, v2: bool) -> std::result::Result<Step, ParseError> {
+    let start = *i;
+    let Some(&kind) = buf.get(start) else {
+        return Ok(Step::Torn);
+    };
+    let Some(plen) = start.checked_add(1).and_then(|a| read_u32(buf, a)) else {
+        return Ok(Step::Torn);
+    };
+    if plen as usize > crate::safepath::MAX_REL_LEN {
+        return Err(ParseError::Corrupt(format!(
+            "a record at byte {start} has a {plen}-byte path"
+        )));
+    }
+    let (p_at, p_end) = (start + 5, start + 5 + plen as usize);
+    let (Some(path_bytes), Some(a), Some(dlen)) = (
+        buf.get(p_at..p_end),
+        read_u64(buf, p_end),
+        read_u64(buf, p_end + 8),
+    ) else {
+        return Ok(Step::Torn);
+    };
+    if dlen > MAX_JOURNAL_BYTES {
+        return Err(ParseError::Corrupt(format!(
+            "a record at byte {start} claims {dlen} bytes of data"
+        )));
+    }
+    let d_at = p_end + 16;
+    let d_end = d_at + dlen as usize;
+    let (Some(data), Some(sum)) = (buf.get(d_at..d_end), read_u64(buf, d_end)) else {
+        return Ok(Step::Torn);
+    };
+    if fnv1a(&buf[start..d_end], FNV_OFFSET) != sum {
+        // A crash can only tear the last record: a damaged one with records after it is not
+        // a crash's doing, and replaying only those before it would undo half a transaction.
+        if d_end + 8 < buf.len() {
+            return Err(ParseError::Corrupt(format!(
+                "the record at byte {start} is damaged (checksum) and more follow it"
+            )));
+        }
+        return Ok(Step::Torn);
+    }
+    *i = d_end + 8;
+    let rel = match std::str::from_utf8(path_bytes) {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => {
+            return Err(ParseError::Corrupt(format!(
+                "a record at byte {start} has a path that is not UTF-8"
+            )))
+        }
+    };
+    let torn_data = || ParseError::Corrupt(format!("a record at byte {start} is malformed"));
+    Ok(Step::Record(match kind {
+        KIND_TAIL if v2 => Record::Tail {
+            rel,
+            keep: a,
+            len: read_u64(data, 0).ok_or_else(torn_data)?,
+            before: Some(read_u64(data, 8).ok_or_else(torn_data)?),
+            tail: data.get(16..).ok_or_else(torn_data)?.to_vec(),
+        },
+        KIND_TAIL => Record::Tail {
+            rel,
+            keep: a,
+            len: read_u64(data, 0).ok_or_else(torn_data)?,
+            before: None,
+            tail: data.get(8..).ok_or_else(torn_data)?.to_vec(),
+        },
+        KIND_CREATE => Record::Create { rel },
+        KIND_REPLACE => Record::Replace {
+            rel,
+            old: Some(data.to_vec()),
+        },
+        KIND_REPLACE_ABSENT => Record::Replace { rel, old: None },
+        KIND_RENAME => Record::Rename {
+            from: rel,
+            to: PathBuf::from(std::str::from_utf8(data).map_err(|_| torn_data())?),
+        },
+        other => {
+            return Err(ParseError::Corrupt(format!(
+                "a record at byte {start} has the unknown kind {other}"
+            )))
+        }
+    }))
 }
 
 /// True if an unfinished transaction is waiting at `path`.
@@ -318,60 +431,171 @@ pub fn pending(path: &Path) -> bool {
     path.exists()
 }
 
+/// A record checked against the disk, ready to undo.
+enum Undo<'a> {
+    Tail {
+        path: PathBuf,
+        keep: u64,
+        len: u64,
+        tail: &'a [u8],
+    },
+    Remove(PathBuf),
+    Restore(PathBuf, &'a [u8]),
+    RenameBack {
+        from: PathBuf,
+        to: PathBuf,
+    },
+}
+
+/// Checks one record (see the module doc); an error says why it may not be replayed.
+fn check_record<'a>(rec: &'a Record, root: &Path) -> Result<Undo<'a>> {
+    Ok(match rec {
+        Record::Tail {
+            rel,
+            keep,
+            len,
+            before,
+            tail,
+        } => {
+            let path = safepath::resolve(root, rel)?;
+            let expect = keep.checked_add(tail.len() as u64);
+            if expect != Some(*len) {
+                return Err(Error::invalid(format!(
+                    "{}: the tail record says {len} bytes but holds {} after offset {keep}",
+                    rel.display(),
+                    tail.len()
+                )));
+            }
+            let mut f = File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+            let now = f.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+            if now < *keep {
+                return Err(Error::invalid(format!(
+                    "{}: is {now} bytes, shorter than the offset {keep} the record truncated at: the journal does not belong to this file",
+                    rel.display()
+                )));
+            }
+            match before {
+                Some(fp) => {
+                    let got = fingerprint_before(&mut f, *keep)
+                        .map_err(|e| Error::io("read", &path, e))?;
+                    if got != *fp {
+                        return Err(Error::invalid(format!(
+                            "{}: the bytes before offset {keep} are not those the record saw: the journal does not belong to this file",
+                            rel.display()
+                        )));
+                    }
+                }
+                // A journal of the first format has no fingerprint: refuse what no append
+                // could produce (truncating a file's header away).
+                None if *keep < 8 => {
+                    return Err(Error::invalid(format!(
+                        "{}: a tail record at offset {keep} would cut the file's header",
+                        rel.display()
+                    )))
+                }
+                None => {}
+            }
+            Undo::Tail {
+                path,
+                keep: *keep,
+                len: *len,
+                tail,
+            }
+        }
+        Record::Create { rel } => Undo::Remove(safepath::resolve(root, rel)?),
+        Record::Replace { rel, old } => {
+            let path = safepath::resolve(root, rel)?;
+            match old {
+                Some(bytes) => Undo::Restore(path, bytes),
+                None => Undo::Remove(path),
+            }
+        }
+        Record::Rename { from, to } => Undo::RenameBack {
+            from: safepath::resolve(root, from)?,
+            to: safepath::resolve(root, to)?,
+        },
+    })
+}
+
+fn remove_if_present(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove for rollback", p, e)),
+    }
+}
+
 /// Rolls back the unfinished transaction at `path` (if any), restoring every file it
 /// touched, then deletes the journal. Returns the number of records undone.
+///
+/// Every record is checked first (module doc); if one fails, nothing is undone, the journal
+/// stays where it is, and the error says which record and why.
 pub fn recover(path: &Path, root: &Path) -> Result<usize> {
-    let buf = match fs::read(path) {
-        Ok(b) => b,
+    let size = match fs::metadata(path) {
+        Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io("read journal", path, e)),
     };
-    let recs = parse(&buf);
-    for rec in recs.iter().rev() {
-        match rec {
-            Record::Tail {
-                rel,
+    let refuse = |why: String| {
+        Error::corrupt(
+            path,
+            format!(
+                "{why}; nothing was undone and the journal was left in place (if this dataset came from someone else, its journal is not trustworthy: remove {} and run `reel check` to see what state the files are in)",
+                path.display()
+            ),
+        )
+    };
+    if size > MAX_JOURNAL_BYTES {
+        return Err(refuse(format!(
+            "the undo journal is {size} bytes, more than the {MAX_JOURNAL_BYTES} a transaction writes"
+        )));
+    }
+    let buf = fs::read(path).map_err(|e| Error::io("read journal", path, e))?;
+    let recs = match parse(&buf) {
+        Ok(r) => r,
+        Err(ParseError::NotAJournal) if buf.len() < 8 && MAGIC.starts_with(&buf) => {
+            // Torn while its magic was being written: no change had started.
+            Vec::new()
+        }
+        Err(ParseError::NotAJournal) => {
+            return Err(refuse("the file is not a reel undo journal".into()))
+        }
+        Err(ParseError::Corrupt(why)) => return Err(refuse(why)),
+    };
+    let mut undo = Vec::with_capacity(recs.len());
+    for (n, rec) in recs.iter().enumerate() {
+        undo.push(
+            check_record(rec, root)
+                .map_err(|e| refuse(format!("record {} cannot be replayed: {e}", n + 1)))?,
+        );
+    }
+    for u in undo.iter().rev() {
+        match u {
+            Undo::Tail {
+                path: p,
                 keep,
                 len,
                 tail,
             } => {
-                let p = root.join(rel);
                 let mut f = OpenOptions::new()
                     .write(true)
-                    .open(&p)
-                    .map_err(|e| Error::io("open for rollback", &p, e))?;
-                f.set_len(*keep).map_err(|e| Error::io("truncate", &p, e))?;
+                    .open(p)
+                    .map_err(|e| Error::io("open for rollback", p, e))?;
+                f.set_len(*keep).map_err(|e| Error::io("truncate", p, e))?;
                 f.seek(SeekFrom::Start(*keep))
-                    .map_err(|e| Error::io("seek", &p, e))?;
+                    .map_err(|e| Error::io("seek", p, e))?;
                 f.write_all(tail)
-                    .map_err(|e| Error::io("restore tail", &p, e))?;
-                f.set_len(*len).map_err(|e| Error::io("truncate", &p, e))?;
-                f.sync_all().map_err(|e| Error::io("fsync", &p, e))?;
+                    .map_err(|e| Error::io("restore tail", p, e))?;
+                f.set_len(*len).map_err(|e| Error::io("truncate", p, e))?;
+                f.sync_all().map_err(|e| Error::io("fsync", p, e))?;
             }
-            Record::Create { rel } => {
-                let p = root.join(rel);
-                match fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove for rollback", &p, e)),
-                }
-            }
-            Record::Replace { rel, old } => {
-                let p = root.join(rel);
-                match old {
-                    Some(bytes) => write_atomic(&p, bytes, true)?,
-                    None => match fs::remove_file(&p) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(Error::io("remove for rollback", &p, e)),
-                    },
-                }
-            }
-            Record::Rename { from, to } => {
-                let (f, t) = (root.join(from), root.join(to));
+            Undo::Remove(p) => remove_if_present(p)?,
+            Undo::Restore(p, bytes) => write_atomic(p, bytes, true)?,
+            Undo::RenameBack { from, to } => {
                 // Absent `to`: the rename never happened (or was undone by an earlier recovery).
-                if t.exists() {
-                    fs::rename(&t, &f).map_err(|e| Error::io("rename back for rollback", &t, e))?;
+                if to.exists() {
+                    fs::rename(to, from)
+                        .map_err(|e| Error::io("rename back for rollback", to, e))?;
                 }
             }
         }
@@ -505,5 +729,153 @@ mod tests {
         fs::write(&jp, bytes).unwrap();
         assert_eq!(recover(&jp, root).unwrap(), 1);
         assert_eq!(fs::read(&a).unwrap(), b"01234abc");
+    }
+
+    /// A record as a journal writer would write it (checksum included).
+    fn record(kind: u8, path: &str, a: u64, data: &[u8]) -> Vec<u8> {
+        let mut rec = vec![kind];
+        rec.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        rec.extend_from_slice(path.as_bytes());
+        rec.extend_from_slice(&a.to_le_bytes());
+        rec.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        rec.extend_from_slice(data);
+        let sum = fnv1a(&rec, FNV_OFFSET);
+        rec.extend_from_slice(&sum.to_le_bytes());
+        rec
+    }
+
+    fn journal_of(magic: &[u8], recs: &[Vec<u8>]) -> Vec<u8> {
+        let mut j = magic.to_vec();
+        for r in recs {
+            j.extend_from_slice(r);
+        }
+        j
+    }
+
+    #[test]
+    fn hostile_journals_never_touch_files_outside_the_dataset() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("ds");
+        fs::create_dir_all(root.join("videos")).unwrap();
+        fs::write(root.join("videos/a.mp4"), b"ftypmoov-data").unwrap();
+        let canary = d.path().join("outside.txt");
+        fs::write(&canary, b"precious").unwrap();
+        let abs = canary.to_string_lossy().into_owned();
+        std::os::unix::fs::symlink(d.path(), root.join("up")).unwrap();
+        let mut tail_data = 8u64.to_le_bytes().to_vec();
+        tail_data.extend_from_slice(&0u64.to_le_bytes());
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (record(KIND_CREATE, "../outside.txt", 0, &[]), "'..'"),
+            (record(KIND_CREATE, &abs, 0, &[]), "absolute"),
+            (record(KIND_REPLACE, "../outside.txt", 0, b"pwned"), "'..'"),
+            (
+                record(KIND_TAIL, "up/outside.txt", 0, &tail_data),
+                "symbolic link",
+            ),
+            (
+                record(KIND_RENAME, "videos/a.mp4", 0, b"../moved.mp4"),
+                "'..'",
+            ),
+            (
+                record(KIND_RENAME, "../outside.txt", 0, b"videos/b.mp4"),
+                "'..'",
+            ),
+        ];
+        let jp = root.join(".reel/journal");
+        fs::create_dir_all(jp.parent().unwrap()).unwrap();
+        for (rec, why) in cases {
+            // A harmless first record makes sure nothing at all is undone when a later one fails.
+            let bytes = journal_of(MAGIC, &[record(KIND_CREATE, "videos/new.mp4", 0, &[]), rec]);
+            fs::write(root.join("videos/new.mp4"), b"x").unwrap();
+            fs::write(&jp, &bytes).unwrap();
+            let e = recover(&jp, &root).unwrap_err().to_string();
+            assert!(e.contains(why), "{e} should say {why}");
+            assert!(e.contains("nothing was undone"), "{e}");
+            assert_eq!(fs::read(&canary).unwrap(), b"precious");
+            assert_eq!(
+                fs::read(root.join("videos/a.mp4")).unwrap(),
+                b"ftypmoov-data"
+            );
+            assert!(
+                root.join("videos/new.mp4").exists(),
+                "the first record was not undone"
+            );
+            assert_eq!(fs::read(&jp).unwrap(), bytes, "the journal is left alone");
+        }
+    }
+
+    #[test]
+    fn impossible_lengths_and_foreign_tails_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let f = root.join("data.parquet");
+        fs::write(&f, b"PAR1-rows-rows-rows-footer-PAR1").unwrap();
+        let jp = root.join("j");
+        // A data length near 2^64 (wraps any unchecked addition).
+        let mut rec = record(KIND_REPLACE, "data.parquet", 0, b"");
+        let at = 1 + 4 + "data.parquet".len() + 8;
+        rec[at..at + 8].copy_from_slice(&(u64::MAX - 3).to_le_bytes());
+        fs::write(&jp, journal_of(MAGIC, &[rec])).unwrap();
+        let e = recover(&jp, root).unwrap_err().to_string();
+        assert!(e.contains("claims"), "{e}");
+        assert!(jp.exists());
+        // A well-formed tail record that would truncate the file to nothing (first format).
+        let mut data = 0u64.to_le_bytes().to_vec();
+        data.extend_from_slice(b"");
+        fs::write(
+            &jp,
+            journal_of(MAGIC_V1, &[record(KIND_TAIL, "data.parquet", 0, &data)]),
+        )
+        .unwrap();
+        let e = recover(&jp, root).unwrap_err().to_string();
+        assert!(e.contains("header"), "{e}");
+        // A tail record whose fingerprint does not match the file.
+        let mut data = 10u64.to_le_bytes().to_vec();
+        data.extend_from_slice(&12345u64.to_le_bytes());
+        data.extend_from_slice(b"xx");
+        fs::write(
+            &jp,
+            journal_of(MAGIC, &[record(KIND_TAIL, "data.parquet", 8, &data)]),
+        )
+        .unwrap();
+        let e = recover(&jp, root).unwrap_err().to_string();
+        assert!(e.contains("does not belong"), "{e}");
+        // Its length does not add up either way.
+        let mut data = 99u64.to_le_bytes().to_vec();
+        data.extend_from_slice(&0u64.to_le_bytes());
+        fs::write(
+            &jp,
+            journal_of(MAGIC, &[record(KIND_TAIL, "data.parquet", 8, &data)]),
+        )
+        .unwrap();
+        assert!(recover(&jp, root)
+            .unwrap_err()
+            .to_string()
+            .contains("holds"));
+        assert_eq!(
+            fs::read(&f).unwrap(),
+            b"PAR1-rows-rows-rows-footer-PAR1",
+            "no refused journal changed the file"
+        );
+        // Not a journal at all.
+        fs::write(&jp, b"hello world, not a journal").unwrap();
+        assert!(recover(&jp, root)
+            .unwrap_err()
+            .to_string()
+            .contains("not a reel undo journal"));
+        // A journal torn while its magic was written: nothing had started.
+        fs::write(&jp, &MAGIC[..3]).unwrap();
+        assert_eq!(recover(&jp, root).unwrap(), 0);
+        assert!(!jp.exists());
+    }
+
+    #[test]
+    fn paths_outside_the_root_are_never_journaled() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("ds");
+        fs::create_dir_all(&root).unwrap();
+        let mut j = Journal::begin(&root.join("j"), &root, false).unwrap();
+        assert!(j.record_create(&d.path().join("elsewhere.txt")).is_err());
+        assert!(j.record_replace(&root).is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod faultpoint;
 pub mod feature;
 pub mod frame;
 pub mod journal;
+pub mod safepath;
 pub mod sched;
 pub mod stop;
 

@@ -54,7 +54,17 @@ pub fn check(root: &Path, opts: CheckOptions) -> Result<CheckReport> {
         return Ok(report);
     }
     if opts.repair {
+        // Repair writes: one writer per dataset. The lock goes at the end of the repair.
+        let _lock = crate::lock::DatasetLock::acquire(
+            root,
+            crate::lock::LockMode::Exclusive,
+            "reel check --repair",
+        )?;
         repair(root, &mut report)?;
+    } else if let Some(h) = crate::lock::holder(root) {
+        report.verified.push(format!(
+            "note: {h} is writing this dataset now; what is checked may change while it runs"
+        ));
     }
     validate(root, opts, &mut report);
     Ok(report)
@@ -143,17 +153,19 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
     Ok(())
 }
 
+/// Every file under `root`, never following a symbolic link (a link inside a dataset must not
+/// lead a repair to files outside it).
 fn walk(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         if let Ok(rd) = fs::read_dir(&d) {
             for e in rd.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    out.push(p);
+                let Ok(ft) = e.file_type() else { continue };
+                if ft.is_dir() {
+                    stack.push(e.path());
+                } else if ft.is_file() {
+                    out.push(e.path());
                 }
             }
         }

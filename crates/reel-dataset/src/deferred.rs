@@ -201,11 +201,27 @@ impl DeferredTranscoder {
         (p.episodes.len(), p.frames_waiting)
     }
 
-    /// Stops the conversion now (the part being converted is abandoned) and joins the thread.
+    /// Stops the conversion now: the part being converted is abandoned. Waits up to half a
+    /// second for the thread (an encoder starved of CPU may take longer to notice); after that
+    /// it is left to end on its own — it only ever writes under `.reel/deferred`, which the
+    /// next open of the dataset removes.
     pub fn cancel(&mut self) {
         self.queue = None;
         self.cancel.store(true, Ordering::Relaxed);
-        self.join();
+        let t0 = Instant::now();
+        while self.worker.as_ref().is_some_and(|h| !h.is_finished())
+            && t0.elapsed() < Duration::from_millis(500)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.worker.as_ref().is_some_and(|h| !h.is_finished()) {
+            tracing::debug!("the deferred converter is still stopping; not waiting for it");
+            self.worker = None; // detached
+            let mut p = self.shared.lock();
+            p.done = true;
+        } else {
+            self.join();
+        }
     }
 
     /// Waits until every queued job is done (the queue's sender must be dropped), logging the

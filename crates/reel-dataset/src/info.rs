@@ -16,6 +16,72 @@ pub struct VideoInfo {
     pub fields: Vec<(String, serde_json::Value)>,
 }
 
+/// The keys of a video block that describe the stream itself (not the encoder's options).
+pub const STREAM_KEYS: [&str; 5] = [
+    "video.codec",
+    "video.pix_fmt",
+    "video.height",
+    "video.width",
+    "video.fps",
+];
+
+impl VideoInfo {
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&serde_json::Value> {
+        self.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// True when both blocks describe the same stream format ([`STREAM_KEYS`]).
+    pub fn same_stream(&self, other: &VideoInfo) -> bool {
+        STREAM_KEYS.iter().all(|k| self.get(k) == other.get(k))
+    }
+
+    /// "av1 640x480 yuv420p 30 fps" (missing keys as "?").
+    pub fn describe(&self) -> String {
+        let v = |k: &str| {
+            self.get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_else(|| "?".into())
+        };
+        format!(
+            "{} {}x{} {} {} fps",
+            v("video.codec"),
+            v("video.width"),
+            v("video.height"),
+            v("video.pix_fmt"),
+            v("video.fps")
+        )
+    }
+
+    /// The block LeRobot writes for a stream of `codec` (FFmpeg's codec name: av1, h264,
+    /// hevc) at `width`x`height`, `fps`, `pix_fmt`, followed by the encoder's option fields.
+    pub fn for_stream(
+        codec: &str,
+        width: u32,
+        height: u32,
+        fps: u32,
+        pix_fmt: &str,
+        encoder_fields: &[(String, serde_json::Value)],
+    ) -> VideoInfo {
+        let mut fields: Vec<(String, serde_json::Value)> = vec![
+            ("is_depth_map".into(), false.into()),
+            ("video.height".into(), height.into()),
+            ("video.width".into(), width.into()),
+            ("video.codec".into(), codec.into()),
+            ("video.pix_fmt".into(), pix_fmt.into()),
+            ("video.fps".into(), fps.into()),
+            ("video.channels".into(), 3.into()),
+            ("has_audio".into(), false.into()),
+        ];
+        fields.extend(encoder_fields.iter().cloned());
+        VideoInfo { fields }
+    }
+}
+
 /// Everything `meta/info.json` holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Info {

@@ -85,8 +85,9 @@ pub fn check_is_dataset(root: &Path) -> Result<()> {
 }
 
 /// Deletes the dataset at `root` after [`check_is_dataset`]; a root that does not exist, or an
-/// empty directory, is left as it is.
-pub fn remove_dataset(root: &Path) -> Result<()> {
+/// empty directory, is left as it is. With `keep_lock` (the caller holds the dataset's lock),
+/// everything goes but `.reel/lock`, so no other writer can slip in between.
+pub fn remove_dataset(root: &Path, keep_lock: bool) -> Result<()> {
     match fs::read_dir(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("list", root, e)),
@@ -98,7 +99,28 @@ pub fn remove_dataset(root: &Path) -> Result<()> {
     }
     check_is_dataset(root)?;
     tracing::info!("--overwrite: deleting the dataset at {}", root.display());
-    fs::remove_dir_all(root).map_err(|e| Error::io("delete the dataset (--overwrite)", root, e))
+    let what = "delete the dataset (--overwrite)";
+    if !keep_lock {
+        return fs::remove_dir_all(root).map_err(|e| Error::io(what, root, e));
+    }
+    let reel = paths::reel_dir(root);
+    for dir in [root, reel.as_path()] {
+        let Ok(rd) = fs::read_dir(dir) else { continue };
+        for e in rd {
+            let e = e.map_err(|e| Error::io("list", dir, e))?;
+            let p = e.path();
+            if p == reel || p == crate::lock::lock_path(root) {
+                continue;
+            }
+            let ft = e.file_type().map_err(|e| Error::io("inspect", &p, e))?;
+            if ft.is_dir() {
+                fs::remove_dir_all(&p).map_err(|e| Error::io(what, &p, e))?;
+            } else {
+                fs::remove_file(&p).map_err(|e| Error::io(what, &p, e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -122,9 +144,9 @@ mod tests {
         dataset(&ds);
         fs::write(ds.join("README.md"), "card").unwrap();
         fs::create_dir_all(ds.join("tmpabc123")).unwrap();
-        remove_dataset(&ds).unwrap();
+        remove_dataset(&ds, false).unwrap();
         assert!(!ds.exists());
-        remove_dataset(&ds).unwrap(); // absent: nothing to do
+        remove_dataset(&ds, false).unwrap(); // absent: nothing to do
     }
 
     #[test]
@@ -135,38 +157,55 @@ mod tests {
         fs::create_dir_all(app.join("meta")).unwrap();
         fs::write(app.join("meta/info.json"), r#"{"name": "my web app"}"#).unwrap();
         fs::write(app.join("precious.txt"), "keep me").unwrap();
-        let e = remove_dataset(&app).unwrap_err().to_string();
+        let e = remove_dataset(&app, false).unwrap_err().to_string();
         assert!(e.contains("codebase_version"), "{e}");
         assert!(app.join("precious.txt").exists());
         // A real dataset with a stranger beside it.
         let ds = d.path().join("ds");
         dataset(&ds);
         fs::write(ds.join("precious.txt"), "keep me").unwrap();
-        let e = remove_dataset(&ds).unwrap_err().to_string();
+        let e = remove_dataset(&ds, false).unwrap_err().to_string();
         assert!(e.contains("precious.txt"), "{e}");
         assert!(ds.join("meta/info.json").exists());
         // No info.json, broken JSON, a file instead of a folder.
         let other = d.path().join("other");
         fs::create_dir_all(&other).unwrap();
         fs::write(other.join("x"), "x").unwrap();
-        assert!(remove_dataset(&other)
+        assert!(remove_dataset(&other, false)
             .unwrap_err()
             .to_string()
             .contains("no meta/info.json"));
         fs::create_dir_all(other.join("meta")).unwrap();
         fs::write(other.join("meta/info.json"), "{not json").unwrap();
-        assert!(remove_dataset(&other)
+        assert!(remove_dataset(&other, false)
             .unwrap_err()
             .to_string()
             .contains("not JSON"));
         let file = d.path().join("file");
         fs::write(&file, "x").unwrap();
-        assert!(remove_dataset(&file).is_err());
+        assert!(remove_dataset(&file, false).is_err());
         assert!(file.exists());
+        // Under the dataset's lock, everything but the lock file goes.
+        let locked = d.path().join("locked");
+        dataset(&locked);
+        let lock =
+            crate::lock::DatasetLock::acquire(&locked, crate::lock::LockMode::Exclusive, "test")
+                .unwrap();
+        fs::create_dir_all(locked.join(".reel/segments")).unwrap();
+        remove_dataset(&locked, true).unwrap();
+        let left: Vec<_> = fs::read_dir(&locked)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, [".reel"]);
+        assert!(crate::lock::lock_path(&locked).exists());
+        assert!(!locked.join(".reel/segments").exists());
+        drop(lock);
         // An empty folder is fine (nothing to delete).
         let empty = d.path().join("empty");
         fs::create_dir_all(&empty).unwrap();
-        remove_dataset(&empty).unwrap();
+        remove_dataset(&empty, false).unwrap();
         assert!(empty.exists());
     }
 }

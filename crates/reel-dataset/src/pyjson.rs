@@ -225,12 +225,17 @@ fn write_compact(v: &PyValue, out: &mut String) {
     }
 }
 
+/// Deepest nesting of lists and objects [`parse_py`] accepts (LeRobot's files nest 4 deep).
+pub const MAX_DEPTH: usize = 128;
+
 /// Parses JSON written by Python, which may contain the bare tokens `NaN`, `Infinity` and
-/// `-Infinity` (not valid JSON for `serde_json`). Returns `None` on malformed input.
+/// `-Infinity` (not valid JSON for `serde_json`). Returns `None` on malformed input, and on
+/// input nested deeper than [`MAX_DEPTH`] (the parser recurses once per level).
 pub fn parse_py(text: &str) -> Option<PyValue> {
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let v = p.value()?;
     p.ws();
@@ -240,6 +245,7 @@ pub fn parse_py(text: &str) -> Option<PyValue> {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -249,7 +255,11 @@ impl Parser<'_> {
         }
     }
     fn eat(&mut self, lit: &str) -> bool {
-        if self.s[self.i..].starts_with(lit.as_bytes()) {
+        if self
+            .s
+            .get(self.i..)
+            .is_some_and(|r| r.starts_with(lit.as_bytes()))
+        {
             self.i += lit.len();
             true
         } else {
@@ -257,6 +267,16 @@ impl Parser<'_> {
         }
     }
     fn value(&mut self) -> Option<PyValue> {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let v = self.value_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn value_inner(&mut self) -> Option<PyValue> {
         self.ws();
         let c = *self.s.get(self.i)?;
         match c {

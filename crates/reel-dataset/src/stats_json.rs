@@ -77,7 +77,10 @@ fn flatten(v: &PyValue, out: &mut Vec<f64>) -> bool {
 pub fn parse(text: &str, path: &Path) -> Result<Vec<(String, FeatureStats)>> {
     let bad = |msg: String| Error::corrupt(path, msg);
     let Some(PyValue::Dict(features)) = pyjson::parse_py(text) else {
-        return Err(bad("not a JSON object".into()));
+        return Err(bad(format!(
+            "not a JSON object (malformed, or nested deeper than {} levels)",
+            pyjson::MAX_DEPTH
+        )));
     };
     let mut out = Vec::with_capacity(features.len());
     for (name, v) in features {

@@ -104,6 +104,13 @@ impl DemoRecorder {
                 cfg.output.display()
             )));
         }
+        if cfg.output.is_dir() || cfg.output.file_name().is_none() {
+            return Err(Error::invalid(format!(
+                "output {} is a folder: give the MP4's file name (e.g. {}/demo.mp4)",
+                cfg.output.display(),
+                cfg.output.display()
+            )));
+        }
         if let Some(parent) = cfg.output.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.is_dir() {
                 return Err(Error::invalid(format!(

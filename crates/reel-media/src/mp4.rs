@@ -123,6 +123,9 @@ fn put64(b: &mut [u8], i: usize, v: u64) -> R<()> {
     Ok(())
 }
 
+/// Fewest file bytes one sample can take (its `stsz` entry, or its data): bounds counts.
+const MIN_SAMPLE_BYTES: u64 = 4;
+
 /// One box inside a buffer: (kind, header length, body range).
 type BoxSpan = ([u8; 4], usize, std::ops::Range<usize>);
 
@@ -160,12 +163,22 @@ fn split_boxes(buf: &[u8]) -> R<Vec<BoxSpan>> {
     Ok(out)
 }
 
+/// Deepest nesting of container boxes accepted (a real moov nests 6 deep).
+const MAX_DEPTH: usize = 16;
+
 fn parse_atoms(buf: &[u8]) -> R<Vec<Atom>> {
+    parse_atoms_at(buf, 0)
+}
+
+fn parse_atoms_at(buf: &[u8], depth: usize) -> R<Vec<Atom>> {
+    if depth > MAX_DEPTH {
+        return Err(format!("boxes nested more than {MAX_DEPTH} deep"));
+    }
     let mut out = Vec::new();
     for (kind, _, range) in split_boxes(buf)? {
         let body = &buf[range];
         let body = if CONTAINERS.contains(&&kind) {
-            Body::Children(parse_atoms(body)?)
+            Body::Children(parse_atoms_at(body, depth + 1)?)
         } else {
             Body::Leaf(body.to_vec())
         };
@@ -308,7 +321,10 @@ const STBL_KNOWN: [&[u8; 4]; 7] = [
     b"stsd", b"stts", b"stss", b"stsz", b"stsc", b"stco", b"co64",
 ];
 
-fn parse_track(moov: &[Atom]) -> R<Track> {
+/// The track of `moov`. `file_len` bounds every count read from the tables: a sample needs
+/// at least [`MIN_SAMPLE_BYTES`] of the file (its `stsz` entry, or its data), so nothing is
+/// allocated beyond a small multiple of the file's size whatever the tables claim.
+fn parse_track(moov: &[Atom], file_len: u64) -> R<Track> {
     let mvhd = leaf(find(moov, b"mvhd")?)?;
     let movie_timescale = be32(mvhd, timescale_offset(full_box_version(mvhd)?))?;
     let traks: Vec<&Atom> = moov.iter().filter(|a| &a.kind == b"trak").collect();
@@ -363,8 +379,22 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     let stsz = leaf(find(stbl, b"stsz")?)?;
     let const_size = be32(stsz, 4)?;
     let count = be32(stsz, 8)? as usize;
-    if count > stsz.len().max(1) * 4 + (1 << 20) && const_size == 0 {
-        return Err(format!("stsz claims {count} samples"));
+    let max_samples = file_len / MIN_SAMPLE_BYTES;
+    let fits = if const_size == 0 {
+        (count as u64) <= max_samples && count as u64 <= (stsz.len() as u64).saturating_sub(12) / 4
+    } else {
+        (count as u64) <= max_samples
+            && (count as u64).saturating_mul(const_size as u64) <= file_len
+    };
+    if !fits {
+        return Err(format!(
+            "stsz claims {count} samples{}, more than a {file_len}-byte file can hold",
+            if const_size != 0 {
+                format!(" of {const_size} bytes")
+            } else {
+                String::new()
+            }
+        ));
     }
     let sizes: Vec<u32> = if const_size != 0 {
         vec![const_size; count]
@@ -377,6 +407,9 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     // stts
     let stts = leaf(find(stbl, b"stts")?)?;
     let n = be32(stts, 4)? as usize;
+    if n as u64 > (stts.len() as u64).saturating_sub(8) / 8 {
+        return Err(format!("stts claims {n} entries in {} bytes", stts.len()));
+    }
     let mut deltas = Vec::with_capacity(count);
     for k in 0..n {
         let c = be32(stts, 8 + 8 * k)? as usize;
@@ -399,6 +432,9 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
         Some(a) => {
             let b = leaf(a)?;
             let n = be32(b, 4)? as usize;
+            if n as u64 > (b.len() as u64).saturating_sub(8) / 4 {
+                return Err(format!("stss claims {n} entries in {} bytes", b.len()));
+            }
             let mut s = vec![false; count];
             for k in 0..n {
                 let idx = be32(b, 8 + 4 * k)? as usize;
@@ -430,18 +466,27 @@ fn parse_track(moov: &[Atom]) -> R<Track> {
     let chunk_offsets: Vec<u64> = if let Some(a) = stbl.iter().find(|a| &a.kind == b"stco") {
         let b = leaf(a)?;
         let n = be32(b, 4)? as usize;
+        if n as u64 > (b.len() as u64).saturating_sub(8) / 4 {
+            return Err(format!("stco claims {n} chunks in {} bytes", b.len()));
+        }
         (0..n)
             .map(|k| be32(b, 8 + 4 * k).map(|v| v as u64))
             .collect::<R<_>>()?
     } else {
         let b = leaf(find(stbl, b"co64")?)?;
         let n = be32(b, 4)? as usize;
+        if n as u64 > (b.len() as u64).saturating_sub(8) / 8 {
+            return Err(format!("co64 claims {n} chunks in {} bytes", b.len()));
+        }
         (0..n).map(|k| be64(b, 8 + 8 * k)).collect::<R<_>>()?
     };
 
     // stsc
     let stsc = leaf(find(stbl, b"stsc")?)?;
     let n = be32(stsc, 4)? as usize;
+    if n as u64 > (stsc.len() as u64).saturating_sub(8) / 12 {
+        return Err(format!("stsc claims {n} entries in {} bytes", stsc.len()));
+    }
     let mut entries = Vec::with_capacity(n);
     for k in 0..n {
         entries.push((
@@ -852,7 +897,7 @@ fn load(path: &Path) -> Result<Loaded> {
         .map_err(|e| Error::io("read moov", path, e))?;
     let moov_children =
         parse_atoms(&body).map_err(|m| Error::corrupt(path, format!("moov: {m}")))?;
-    let track = parse_track(&moov_children).map_err(|m| Error::corrupt(path, m))?;
+    let track = parse_track(&moov_children, file_len).map_err(|m| Error::corrupt(path, m))?;
     Ok(Loaded {
         tops,
         moov,
@@ -881,7 +926,11 @@ pub fn read_index(path: &Path) -> Result<TrackIndex> {
 fn sample_range(l: &Loaded, path: &Path) -> Result<(u64, u64)> {
     let ext = l.track.chunk_extents();
     let start = ext.iter().map(|e| e.0).min().unwrap_or(0);
-    let end = ext.iter().map(|e| e.0 + e.1).max().unwrap_or(0);
+    let end = ext
+        .iter()
+        .map(|e| e.0.saturating_add(e.1))
+        .max()
+        .unwrap_or(0);
     if ext.is_empty() {
         return Err(Error::corrupt(path, "the track has no samples"));
     }
@@ -1224,7 +1273,7 @@ mod tests {
         let bytes = build_moov(&moov_template(&t), &t).unwrap();
         let atoms = parse_atoms(&bytes).unwrap();
         assert_eq!(atoms.len(), 1);
-        let back = parse_track(kids(&atoms[0]).unwrap()).unwrap();
+        let back = parse_track(kids(&atoms[0]).unwrap(), u64::MAX).unwrap();
         assert_eq!(back.sizes, t.sizes);
         assert_eq!(back.deltas, t.deltas);
         assert_eq!(back.sync, t.sync);
@@ -1279,6 +1328,7 @@ mod tests {
         assert!(find(&stbl, b"stco").is_err());
         let back = parse_track(
             kids(&parse_atoms(&build_moov(&moov_template(&m), &m).unwrap()).unwrap()[0]).unwrap(),
+            u64::MAX,
         )
         .unwrap();
         assert_eq!(back.chunk_offsets[3], 5_000_001_000);
@@ -1308,7 +1358,7 @@ mod tests {
         let minf = kids_mut(find_mut(mdia, b"minf").unwrap()).unwrap();
         let stbl = kids_mut(find_mut(minf, b"stbl").unwrap()).unwrap();
         stbl.push(leafa(b"ctts", vec![0; 8]));
-        assert!(parse_track(&moov).unwrap_err().contains("ctts"));
+        assert!(parse_track(&moov, u64::MAX).unwrap_err().contains("ctts"));
         assert!(parse_atoms(&[0, 0, 0, 50, b'm', b'o', b'o', b'v']).is_err());
         assert!(parse_atoms(&[0, 0, 0]).is_err());
     }

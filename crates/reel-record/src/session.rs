@@ -409,15 +409,5 @@ impl<'a> Session<'a> {
 }
 
 fn log_saved(s: &EpisodeSaved) {
-    let spilled: u64 = s.spilled.iter().map(|(_, n)| n).sum();
-    tracing::info!(
-        "episode {} saved: {} frames, data file {:03}/{:03}, {} spilled frames, committed {:.0} ms after the save request (transaction {:.1} ms)",
-        s.episode_index,
-        s.frames,
-        s.data_file.chunk,
-        s.data_file.file,
-        spilled,
-        s.latency_s * 1e3,
-        s.commit_s * 1e3
-    );
+    tracing::info!("{}", s.line());
 }

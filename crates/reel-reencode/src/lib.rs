@@ -21,6 +21,7 @@ pub use transcode::{FfmpegTranscoder, Transcoder};
 
 use reel_core::{Error, Result};
 use reel_dataset::info::Info;
+use reel_dataset::lock::{DatasetLock, LockMode};
 use reel_dataset::paths;
 use reel_media::EncoderSettings;
 use state::{DoneFile, State, Target};
@@ -61,6 +62,9 @@ pub struct ReencodeOptions {
     pub commit: CommitMode,
     /// Re-encode files even when they already have the target codec and settings.
     pub force: bool,
+    /// Stop requests (signals): running attempts are cancelled, finished files are kept (a
+    /// rerun resumes), nothing is swapped.
+    pub stop: reel_core::StopToken,
 }
 
 impl ReencodeOptions {
@@ -76,6 +80,7 @@ impl ReencodeOptions {
             shard: None,
             commit: CommitMode::Auto,
             force: false,
+            stop: reel_core::StopToken::new(),
         }
     }
 }
@@ -205,6 +210,10 @@ fn check_options(root: &Path, opts: &ReencodeOptions) -> Result<()> {
     if opts.task_timeout.is_zero() {
         return Err(Error::invalid("task timeout must be positive"));
     }
+    if opts.commit != CommitMode::CommitOnly {
+        // An encoder FFmpeg does not know is a typo, not a reason to fall back.
+        opts.settings.codec_family()?;
+    }
     Ok(())
 }
 
@@ -217,6 +226,24 @@ pub fn reencode_with(
 ) -> Result<ReencodeReport> {
     reel_media::init();
     check_options(root, opts)?;
+    // One writer per dataset: shards share the dataset (each holds its own part), everything
+    // else (an unsharded run, --commit) holds it alone.
+    let (mode, what) = match (opts.commit, opts.shard) {
+        (CommitMode::CommitOnly, _) => (LockMode::Exclusive, "reel reencode --commit".to_string()),
+        (_, Some((i, n))) => (
+            LockMode::Shard { index: i, count: n },
+            format!("reel reencode --shard {i}/{n}"),
+        ),
+        _ => (LockMode::Exclusive, "reel reencode".to_string()),
+    };
+    let _lock = DatasetLock::acquire(root, mode, &what)?;
+    if mode != LockMode::Exclusive && swap::pending(root) {
+        return Err(Error::Mismatch(format!(
+            "{} has an interrupted swap; run `reel reencode --commit {}` (alone) first",
+            root.display(),
+            root.display()
+        )));
+    }
     let mut report = ReencodeReport {
         recovered_swap: swap::recover(root)?,
         ..Default::default()
@@ -243,7 +270,9 @@ pub fn reencode_with(
         Some(s) => {
             progress.message("settings changed since the interrupted run: starting over");
             for rel in s.files.keys() {
-                let _ = std::fs::remove_file(state::new_path(root, rel));
+                if state::check_rel(root, rel).is_ok() {
+                    let _ = std::fs::remove_file(state::new_path(root, rel));
+                }
             }
             State::new(target.clone(), shard)
         }
@@ -370,6 +399,7 @@ pub fn reencode_with(
         fps: info.fps,
         transcoder,
         progress,
+        stop: opts.stop.clone(),
     };
     let results = pool::run(tasks, &cfg, &on_done);
     progress.end();
@@ -394,6 +424,12 @@ pub fn reencode_with(
     }
     report.files.sort_by(|a, b| a.path.cmp(&b.path));
     remove_stray_parts(root);
+    if opts.stop.requested() {
+        return Err(Error::Interrupted(format!(
+            "{} file(s) finished and kept; rerun the same command to resume (nothing was swapped)",
+            report.files.len()
+        )));
+    }
     if !report.failed.is_empty() {
         return Ok(report);
     }

@@ -68,7 +68,12 @@ pub struct PoolConfig<'a> {
     pub fps: u32,
     pub transcoder: Arc<dyn Transcoder>,
     pub progress: &'a dyn Progress,
+    /// A request stops the pool: running attempts are cancelled, no task starts.
+    pub stop: reel_core::StopToken,
 }
+
+/// The error of an attempt cancelled by a stop request.
+pub const INTERRUPTED: &str = "interrupted by a stop request";
 
 /// Runs every task; `on_done` is called (from the worker) for each finished file and may
 /// refuse it (its error then counts as the file's failure). Returns per task the finished
@@ -88,6 +93,9 @@ pub fn run(
             s.spawn(move || {
                 lower_priority();
                 loop {
+                    if cfg.stop.requested() {
+                        break;
+                    }
                     let task = match queue.lock() {
                         Ok(mut q) => q.pop(),
                         Err(_) => None,
@@ -128,6 +136,9 @@ fn run_task(
         }
     }
     for (i, settings) in cfg.attempts.iter().enumerate() {
+        if cfg.stop.requested() {
+            return Err(INTERRUPTED.into());
+        }
         let name = settings.vcodec.clone();
         if i > 0 {
             cfg.progress.message(&format!(
@@ -214,6 +225,10 @@ fn attempt(
                 return Err("encoder thread ended without a result (panicked)".into())
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if cfg.stop.requested() {
+                    cancel.store(true, Ordering::Relaxed);
+                    return Err(INTERRUPTED.into());
+                }
                 let now = progress.load(Ordering::Relaxed);
                 if now != last {
                     last = now;

@@ -17,6 +17,21 @@ pub fn work_dir(root: &Path) -> PathBuf {
     reel_dataset::paths::reel_dir(root).join("reencode")
 }
 
+/// Checks that `rel` (read from a state file or a swap manifest, which someone else may have
+/// written) names a video file inside the dataset: under `videos/`, an `.mp4`, no `..`, no
+/// absolute path, no symbolic link on the way (see [`reel_core::safepath`]).
+pub fn check_rel(root: &Path, rel: &str) -> Result<()> {
+    if !rel.starts_with("videos/") || !rel.ends_with(".mp4") {
+        return Err(reel_core::Error::invalid(format!(
+            "'{rel}' is not a video file of the dataset (videos/.../*.mp4): refusing to touch it"
+        )));
+    }
+    reel_core::safepath::resolve(root, Path::new(rel))?;
+    reel_core::safepath::resolve(&work_dir(root), &Path::new("new").join(rel))?;
+    reel_core::safepath::resolve(&work_dir(root), &Path::new("old").join(rel))?;
+    Ok(())
+}
+
 /// Where finished new files wait for the swap: `<work>/new/<rel>`.
 pub fn new_path(root: &Path, rel: &str) -> PathBuf {
     work_dir(root).join("new").join(rel)

@@ -11,8 +11,9 @@
 //! `to_timestamp` stay valid (the frame counts are verified before a file can be swapped).
 
 use crate::state::{self, work_dir, DoneFile};
-use reel_core::journal::{sync_dir, write_atomic};
+use reel_core::journal::{sync_dir, write_atomic, Journal};
 use reel_core::{Error, Result};
+use reel_dataset::episodes::ExtraValue;
 use reel_dataset::info::{Info, VideoInfo};
 use reel_dataset::paths;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,10 @@ use std::path::{Path, PathBuf};
 struct Manifest {
     files: Vec<String>,
     info_json: String,
+    /// (episode, camera key, encoder): the per-episode figures' encoder corrections
+    /// ([`reel_dataset::figures`]) appended once the files are in place.
+    #[serde(default)]
+    encoders: Vec<(u64, String, String)>,
 }
 
 fn manifest_path(root: &Path) -> PathBuf {
@@ -74,6 +79,14 @@ pub fn recover(root: &Path) -> Result<bool> {
 }
 
 fn roll_forward(root: &Path, m: &Manifest) -> Result<()> {
+    for rel in &m.files {
+        state::check_rel(root, rel).map_err(|e| {
+            Error::corrupt(
+                manifest_path(root),
+                format!("re-encode swap manifest: {e}; nothing was moved"),
+            )
+        })?;
+    }
     let mut dirs: Vec<PathBuf> = Vec::new();
     for rel in &m.files {
         let new = state::new_path(root, rel);
@@ -99,6 +112,28 @@ fn roll_forward(root: &Path, m: &Manifest) -> Result<()> {
         sync_dir(d)?;
     }
     write_atomic(&paths::info_file(root), m.info_json.as_bytes(), true)?;
+    if !m.encoders.is_empty() {
+        // Journaled like an episode save, so a crash never leaves half a line; appending
+        // the same corrections twice (a recovery after this point) changes nothing.
+        let lines: Vec<(u64, Vec<(String, ExtraValue)>)> = m
+            .encoders
+            .iter()
+            .map(|(e, key, enc)| {
+                (
+                    *e,
+                    vec![(
+                        format!("videos/{key}/encoder"),
+                        ExtraValue::Str(enc.clone()),
+                    )],
+                )
+            })
+            .collect();
+        let jp = paths::reel_dir(root).join("journal");
+        reel_core::journal::recover(&jp, root)?;
+        let mut j = Journal::begin(&jp, root, true)?;
+        reel_dataset::figures::append_lines(root, &lines, &mut j)?;
+        j.commit()?;
+    }
     let mp = manifest_path(root);
     fs::remove_file(&mp).map_err(|e| Error::io("remove", &mp, e))?;
     sync_dir(&work_dir(root))?;
@@ -202,6 +237,7 @@ fn fields_has(info: &Info, key: &str, field: &str) -> bool {
 /// the new `info.json`. Returns warnings about the metadata.
 pub fn swap_in(root: &Path, files: &BTreeMap<String, DoneFile>) -> Result<Vec<String>> {
     for (rel, d) in files {
+        state::check_rel(root, rel)?;
         let p = state::new_path(root, rel);
         let len = fs::metadata(&p)
             .map_err(|e| Error::io("stat new file", &p, e))?
@@ -214,9 +250,25 @@ pub fn swap_in(root: &Path, files: &BTreeMap<String, DoneFile>) -> Result<Vec<St
         }
     }
     let (info_json, warnings) = new_info(root, files)?;
+    let info = Info::read(root)?;
+    let mut encoders = Vec::new();
+    for ep in reel_dataset::episodes::read_all(root, &info.features)? {
+        for v in &ep.videos {
+            let p = paths::video_file(root, &v.key, v.file);
+            let rel = p
+                .strip_prefix(root)
+                .unwrap_or(&p)
+                .to_string_lossy()
+                .into_owned();
+            if let Some(d) = files.get(&rel) {
+                encoders.push((ep.episode_index, v.key.clone(), d.encoder.vcodec.clone()));
+            }
+        }
+    }
     let m = Manifest {
         files: files.keys().cloned().collect(),
         info_json,
+        encoders,
     };
     let text = serde_json::to_string(&m)
         .map_err(|e| Error::invalid(format!("serialize swap manifest: {e}")))?;
@@ -254,6 +306,7 @@ mod tests {
             let m = Manifest {
                 files: rels.iter().map(|s| s.to_string()).collect(),
                 info_json: "new info".into(),
+                encoders: Vec::new(),
             };
             write_atomic(
                 &manifest_path(root),

@@ -118,6 +118,9 @@ pub fn report(stats: &reel_demo::DemoStats, output: &std::path::Path) {
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    // First, so that a signal during the (possibly slow) camera start stops cleanly too.
+    let stop = reel_core::StopToken::new();
+    let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
     let mut cams = Vec::new();
     for s in &a.cameras {
         let spec = CameraSpec::parse(s).with_context(|| format!("--camera {s}"))?;
@@ -128,8 +131,6 @@ pub fn run(a: DemoArgs) -> Result<()> {
     }
     let audio = if a.no_audio { None } else { a.audio.clone() };
     let cfg = config(a.output.clone(), a.fps, audio, &a.layout, cams.len())?;
-    let stop = reel_core::StopToken::new();
-    let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
     let rec = start(&cams, cfg)?;
     tracing::info!(
         "recording {} (Ctrl-C or SIGTERM stops it)",

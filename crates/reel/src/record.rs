@@ -79,12 +79,12 @@ pub struct RecordArgs {
     /// when the chosen encoder's measured speed cannot keep up with cameras x fps (30% headroom).
     #[arg(long, value_enum, default_value = "auto")]
     pub deferred: DeferredMode,
-    /// Data parquet file size limit (MB).
-    #[arg(long, default_value_t = 100.0)]
-    pub data_files_size_mb: f64,
-    /// Video file size limit (MB).
-    #[arg(long, default_value_t = 200.0)]
-    pub video_files_size_mb: f64,
+    /// Data parquet file size limit (MB; default LeRobot's 100, or the dataset's own with --resume).
+    #[arg(long)]
+    pub data_files_size_mb: Option<f64>,
+    /// Video file size limit (MB; default LeRobot's 200, or the dataset's own with --resume).
+    #[arg(long)]
+    pub video_files_size_mb: Option<f64>,
     /// Frames per camera kept in memory before spilling to disk.
     #[arg(long, default_value_t = 60)]
     pub max_queue_frames: usize,
@@ -183,6 +183,9 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
         None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
     };
     let session = session_config(a)?;
+    if a.resume || a.overwrite {
+        DatasetWriter::check_available(&root)?;
+    }
     let specs: Vec<CameraSpec> = if a.cameras.is_empty() {
         let n = a.num_cameras.unwrap_or(if a.sim { 2 } else { 0 });
         if n > SYNTHETIC_NAMES.len() {
@@ -231,6 +234,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     };
     cfg.durable = !a.no_fsync;
     cfg.stop = stop.clone();
+    cfg.owner = "reel record".into();
     let mode = if a.resume {
         OpenMode::Resume
     } else if a.overwrite {

@@ -111,6 +111,8 @@ fn settings_for(vcodec: &str, a: &ReencodeArgs) -> Result<EncoderSettings> {
 }
 
 pub fn run(a: ReencodeArgs) -> Result<()> {
+    let stop = reel_core::StopToken::new();
+    let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
     let settings = settings_for(&a.vcodec, &a)?;
     if !a.commit {
         if let Err(e) = settings.validate() {
@@ -156,6 +158,7 @@ pub fn run(a: ReencodeArgs) -> Result<()> {
             CommitMode::Auto
         },
         force: a.force,
+        stop,
     };
     let progress = ConsoleProgress::new();
     let r = reel_reencode::reencode(&a.dataset, &opts, &progress)

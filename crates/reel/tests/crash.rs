@@ -130,8 +130,12 @@ fn full_disk_fails_loudly_and_keeps_saved_episodes() {
         "recording must fail when the disk is full"
     );
     assert!(
-        err.contains("File too large"),
-        "error names the problem: {err}"
+        err.contains("disk full") && err.contains("File too large"),
+        "error names the problem as a full disk: {err}"
+    );
+    assert!(
+        err.contains(root.to_str().unwrap()),
+        "and the file it could not write: {err}"
     );
     let saved = saved_episodes(&err);
     assert!(saved >= 1, "some episodes fit before the limit: {err}");

@@ -6,11 +6,9 @@ mod common;
 use common::*;
 
 fn switches(root: &std::path::Path) -> Vec<String> {
-    let info = reel_dataset::info::Info::read(root).unwrap();
-    let eps = reel_dataset::episodes::read_all(root, &info.features).unwrap();
     let mut out = Vec::new();
-    for e in eps {
-        for (k, v) in e.extra {
+    for (_, figures) in reel_dataset::figures::read(root).unwrap() {
+        for (k, v) in figures {
             if k.ends_with("/encoder_switches") {
                 if let reel_dataset::episodes::ExtraValue::Str(s) = v {
                     out.push(s);

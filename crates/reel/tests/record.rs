@@ -156,10 +156,8 @@ fn bad_input_gets_clear_errors() {
         48,
     ));
     let tiny = d.path().join("tiny_auto");
-    let ti = reel_dataset::info::Info::read(&tiny).unwrap();
-    let eps = reel_dataset::episodes::read_all(&tiny, &ti.features).unwrap();
-    let enc: Vec<String> = eps[0]
-        .extra
+    let figures = reel_dataset::figures::read(&tiny).unwrap();
+    let enc: Vec<String> = figures[&0]
         .iter()
         .filter(|(k, _)| k.ends_with("/encoder"))
         .filter_map(|(_, v)| match v {

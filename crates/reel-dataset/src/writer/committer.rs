@@ -97,9 +97,12 @@ pub(super) struct CommitState {
     /// new rows are merged into it (up to [`EPISODES_PER_ROW_GROUP`]) so the footer stays small.
     pub(super) meta_tail: Option<arrow_array::RecordBatch>,
     pub(super) stats: Option<Vec<(String, FeatureStats, bool)>>,
-    pub(super) extras_allowed: bool,
     /// The encoder's `video.*` fields for info.json.
     pub(super) encoder_fields: Vec<(String, serde_json::Value)>,
+    /// Per camera: whether this session already verified info.json's block against a file.
+    pub(super) video_info_checked: Vec<bool>,
+    /// The dataset held episodes before this session (resume).
+    pub(super) had_episodes: bool,
 }
 
 impl CommitState {
@@ -109,9 +112,9 @@ impl CommitState {
             tasks_written: 0,
             fps: cfg.fps,
             durable: cfg.durable,
-            data_limit_mb: cfg.data_files_size_mb,
-            video_limit_mb: cfg.video_files_size_mb,
-            chunks_size: cfg.chunks_size,
+            data_limit_mb: info.data_files_size_in_mb,
+            video_limit_mb: info.video_files_size_in_mb,
+            chunks_size: info.chunks_size,
             data: None,
             next_data: FileIndex::default(),
             videos: cfg
@@ -124,13 +127,15 @@ impl CommitState {
             next_meta: FileIndex::default(),
             meta_tail: None,
             stats: None,
-            extras_allowed: true,
             encoder_fields: cfg.encoder.info_fields(),
+            video_info_checked: vec![false; cfg.features.video_keys().len()],
+            had_episodes: info.total_episodes > 0,
             info,
         }
     }
 
     /// A resumed session always starts new files (as LeRobot does), after the last episode's.
+    /// It keeps the dataset's chunk size, and its file-size limits unless the caller set them.
     pub(super) fn resumed(
         cfg: &WriterConfig,
         mut info: Info,
@@ -138,21 +143,24 @@ impl CommitState {
         last: Option<&EpisodeRecord>,
         stats: Option<Vec<(String, FeatureStats, bool)>>,
     ) -> CommitState {
-        info.chunks_size = cfg.chunks_size;
-        info.data_files_size_in_mb = cfg.data_files_size_mb;
-        info.video_files_size_in_mb = cfg.video_files_size_mb;
+        if let Some(v) = cfg.data_files_size_mb {
+            info.data_files_size_in_mb = v;
+        }
+        if let Some(v) = cfg.video_files_size_mb {
+            info.video_files_size_in_mb = v;
+        }
+        let chunks = info.chunks_size.max(1);
         let mut s = CommitState::fresh(cfg, info);
         s.tasks_written = tasks_written;
         s.stats = stats;
         if let Some(last) = last {
-            s.next_data = last.data_file.next(cfg.chunks_size);
-            s.next_meta = last.meta_file.next(cfg.chunks_size);
+            s.next_data = last.data_file.next(chunks);
+            s.next_meta = last.meta_file.next(chunks);
             for (key, _, next) in &mut s.videos {
                 if let Some(v) = last.videos.iter().find(|v| v.key == *key) {
-                    *next = v.file.next(cfg.chunks_size);
+                    *next = v.file.next(chunks);
                 }
             }
-            s.extras_allowed = !last.extra.is_empty();
         }
         s
     }
@@ -218,7 +226,15 @@ pub(super) fn committer_loop(
                 }
             }
         }
-        if aborted {
+        // After a failed save nothing more is committed: the episodes queued behind it are
+        // dropped (counted), the dataset keeps every episode before it.
+        let after_failure = !shared.lock().errors.is_empty();
+        if aborted || after_failure {
+            for s in &segments {
+                for p in &s.parts {
+                    let _ = fs::remove_file(p);
+                }
+            }
             let mut st = shared.lock();
             st.pending = st.pending.saturating_sub(1);
             st.dropped += 1;
@@ -495,9 +511,11 @@ fn write_episode(
         }
         None => state.next_meta,
     };
-    let mut extra = Vec::new();
-    if state.extras_allowed {
-        extra = job.extra.clone();
+    // reel's own figures go to meta/reel/episodes.jsonl (crate::figures), never into
+    // LeRobot's tables.
+    let mut figures = job.extra.clone();
+    {
+        let extra = &mut figures;
         for ((key, _, _), seg) in state.videos.iter().zip(segments) {
             extra.push((
                 format!("videos/{key}/spilled_frames"),
@@ -533,7 +551,7 @@ fn write_episode(
         videos: videos.iter().map(|(v, _)| v.clone()).collect(),
         stats: ep_stats,
         meta_file,
-        extra,
+        extra: Vec::new(),
     };
     let row = episodes::episode_batch(&rec)?;
     let meta_path = paths::episodes_file(&root, meta_file);
@@ -550,21 +568,43 @@ fn write_episode(
         }
     };
 
+    crate::figures::append(&root, episode_index, &figures, j)?;
     marks.push(("episodes", Instant::now()));
     // 5. tasks, info, stats
     if job.tasks.len() > state.tasks_written {
         tasks::write(&root, &job.tasks, j)?;
     }
     let mut info = state.info.clone();
-    if info.video_info.is_empty() && !state.videos.is_empty() {
-        for (key, _, _) in &state.videos {
-            let (v, _) = videos
-                .iter()
-                .find(|(v, _)| v.key == *key)
-                .ok_or_else(|| Error::invalid("video missing"))?;
-            let probe = reel_media::probe::probe_video(&paths::video_file(&root, key, v.file))?;
-            info.video_info
-                .push((key.clone(), video_info_block(&probe, &state.encoder_fields)));
+    // The first commit of each camera in this session: the block info.json holds must describe
+    // the file just written (a new dataset's predicted block, or a resumed one's).
+    for (i, (key, _, _)) in state.videos.iter().enumerate() {
+        if state.video_info_checked.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        let (v, _) = videos
+            .iter()
+            .find(|(v, _)| v.key == *key)
+            .ok_or_else(|| Error::invalid(format!("camera {key}: no video reference")))?;
+        let file = paths::video_file(&root, key, v.file);
+        let probe = reel_media::probe::probe_video(&file)?;
+        let block = video_info_block(&probe, &state.encoder_fields);
+        match info.video_info.iter_mut().find(|(k, _)| k == key) {
+            Some((_, old)) => {
+                if state.had_episodes && !old.same_stream(&block) {
+                    return Err(Error::Mismatch(format!(
+                        "camera {key}: {} holds {} {}x{} {} but info.json describes the dataset's other files as {}; \
+                         a camera's files must share one format",
+                        file.display(),
+                        probe.codec,
+                        probe.width,
+                        probe.height,
+                        probe.pix_fmt,
+                        old.describe()
+                    )));
+                }
+                *old = block;
+            }
+            None => info.video_info.push((key.clone(), block)),
         }
     }
     info.total_episodes += 1;
@@ -581,6 +621,7 @@ fn write_episode(
     tracing::debug!("episode {episode_index} transaction: {}", steps.join(", "));
     // Only now update the in-memory view (the journal commit follows).
     state.info = info;
+    state.video_info_checked.iter_mut().for_each(|c| *c = true);
     state.tasks_written = job.tasks.len();
     state.data = Some((data_file, data_start));
     for ((_, cursor, _), (v, frames)) in state.videos.iter_mut().zip(&videos) {

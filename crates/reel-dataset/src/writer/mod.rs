@@ -29,6 +29,7 @@ use crate::data::ColumnBuffers;
 use crate::deferred::{self, DeferredTranscoder};
 use crate::episodes::{ExtraValue, VideoRef};
 use crate::info::Info;
+use crate::lock::{DatasetLock, LockMode};
 use crate::paths::{self, FileIndex};
 use committer::{CommitState, Job, Shared, Status};
 use crossbeam_channel::Sender;
@@ -60,8 +61,12 @@ pub struct WriterConfig {
     pub fallbacks: Vec<EncoderSettings>,
     /// When an encoder counts as hung.
     pub watchdog: Watchdog,
-    pub data_files_size_mb: f64,
-    pub video_files_size_mb: f64,
+    /// Data and episodes-metadata parquet file size limit (MB). None: LeRobot's 100 for a new
+    /// dataset, the dataset's own (info.json) when resuming.
+    pub data_files_size_mb: Option<f64>,
+    /// Video file size limit (MB). None: LeRobot's 200 new, the dataset's own when resuming.
+    pub video_files_size_mb: Option<f64>,
+    /// Files per chunk folder of a new dataset (a resumed one keeps its own).
     pub chunks_size: u32,
     pub queue: QueueLimits,
     /// fsync every commit (survives power loss). Without it a commit survives `kill -9`.
@@ -69,6 +74,8 @@ pub struct WriterConfig {
     /// Stop requests (signals, or the caller): a request that arrives while `finalize` waits
     /// ends the wait promptly with valid files (see [`reel_core::stop`]).
     pub stop: reel_core::StopToken,
+    /// Who writes, as named to a second writer that is refused ("reel record", ...).
+    pub owner: String,
 }
 
 /// How [`DatasetWriter::open`] treats what is at the root.
@@ -105,12 +112,13 @@ impl WriterConfig {
             deferred: None,
             fallbacks: Vec::new(),
             watchdog: Watchdog::default(),
-            data_files_size_mb: paths::DEFAULT_DATA_FILE_SIZE_MB,
-            video_files_size_mb: paths::DEFAULT_VIDEO_FILE_SIZE_MB,
+            data_files_size_mb: None,
+            video_files_size_mb: None,
             chunks_size: paths::DEFAULT_CHUNKS_SIZE,
             queue: QueueLimits::default(),
             durable: true,
             stop: reel_core::StopToken::new(),
+            owner: "a reel writer".into(),
         }
     }
 }
@@ -134,6 +142,24 @@ pub struct EpisodeSaved {
     pub latency_s: f64,
     /// Seconds spent writing the transaction itself.
     pub commit_s: f64,
+}
+
+impl EpisodeSaved {
+    /// "episode 3 saved: 300 frames, data file 000/000, 0 spilled frames, committed 64 ms
+    /// after the save request (transaction 12.1 ms)".
+    pub fn line(&self) -> String {
+        let spilled: u64 = self.spilled.iter().map(|(_, n)| n).sum();
+        format!(
+            "episode {} saved: {} frames, data file {:03}/{:03}, {} spilled frames, committed {:.0} ms after the save request (transaction {:.1} ms)",
+            self.episode_index,
+            self.frames,
+            self.data_file.chunk,
+            self.data_file.file,
+            spilled,
+            self.latency_s * 1e3,
+            self.commit_s * 1e3
+        )
+    }
 }
 
 /// Live view of the writer's queues, for progress lines.
@@ -185,6 +211,8 @@ pub struct DatasetWriter {
     stop: reel_core::StopToken,
     /// The dataset's codec per camera when this session opened it (resume only).
     codecs_before: Vec<(String, String)>,
+    /// Held from open to the end of `finalize`: one writer per dataset.
+    lock: Option<DatasetLock>,
 }
 
 /// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
@@ -215,17 +243,88 @@ pub fn recover(root: &Path) -> Result<bool> {
     Ok(false)
 }
 
+/// A new dataset's info.json: the configured file-size limits, and for every camera the block
+/// its files will have (the live encoder's codec at the camera's size), so that info.json
+/// describes the files even if the process dies before the first episode is committed. The
+/// first commit checks the block against the real file (and the deferred swap rewrites it).
+fn new_info(cfg: &WriterConfig) -> Result<Info> {
+    let mut info = Info::new(cfg.fps, cfg.features.clone(), cfg.robot_type.clone());
+    info.data_files_size_in_mb = cfg
+        .data_files_size_mb
+        .unwrap_or(paths::DEFAULT_DATA_FILE_SIZE_MB);
+    info.video_files_size_in_mb = cfg
+        .video_files_size_mb
+        .unwrap_or(paths::DEFAULT_VIDEO_FILE_SIZE_MB);
+    info.chunks_size = cfg.chunks_size;
+    let fields = cfg.encoder.info_fields();
+    for (key, f) in cfg.features.iter() {
+        if let Some((h, w)) = f.video_hw() {
+            let codec = cfg.encoder.codec_family()?;
+            info.video_info.push((
+                key.to_string(),
+                crate::info::VideoInfo::for_stream(
+                    &codec,
+                    w,
+                    h,
+                    cfg.fps,
+                    &cfg.encoder.pix_fmt,
+                    &fields,
+                ),
+            ));
+        }
+    }
+    Ok(info)
+}
+
+/// True when `root` holds entries other than reel's own `.reel` folder.
+fn has_foreign_entries(root: &Path) -> Result<bool> {
+    match fs::read_dir(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("read", root, e)),
+        Ok(rd) => Ok(rd.flatten().any(|e| e.file_name() != ".reel")),
+    }
+}
+
 impl DatasetWriter {
+    /// Fails at once with [`Error::Locked`] (naming the holder) when another writer holds the
+    /// dataset at `root`. Front ends call it before slow preparations (probing encoders,
+    /// opening cameras) so a second writer is refused within milliseconds; [`open`](Self::open)
+    /// takes the lock itself either way.
+    pub fn check_available(root: &Path) -> Result<()> {
+        match crate::lock::holder(root) {
+            Some(holder) => Err(Error::Locked {
+                path: root.to_path_buf(),
+                holder,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Creates, resumes or overwrites the dataset at `cfg.root` (see [`OpenMode`]). Every
-    /// option and encoder is validated before anything on disk changes.
+    /// option and encoder is validated before anything on disk changes; the dataset's lock
+    /// ([`crate::lock`]) is taken before anything is read for writing, so a second writer is
+    /// refused at once with the holder named.
     pub fn open(cfg: WriterConfig, mode: OpenMode) -> Result<DatasetWriter> {
         match mode {
             OpenMode::Create => Self::create(cfg),
             OpenMode::Resume => Self::resume(cfg),
             OpenMode::Overwrite => {
                 validate_config(&cfg)?;
-                crate::overwrite::remove_dataset(&cfg.root)?;
-                Self::create_validated(cfg)
+                let root = cfg.root.clone();
+                if has_foreign_entries(&root)? {
+                    crate::overwrite::check_is_dataset(&root)?;
+                }
+                let lock = if root.is_dir() {
+                    Some(DatasetLock::acquire(
+                        &root,
+                        LockMode::Exclusive,
+                        &cfg.owner,
+                    )?)
+                } else {
+                    None
+                };
+                crate::overwrite::remove_dataset(&root, lock.is_some())?;
+                Self::create_validated(cfg, lock)
             }
         }
     }
@@ -233,39 +332,53 @@ impl DatasetWriter {
     /// Creates a new dataset at `cfg.root` (which must not exist, or be an empty directory).
     pub fn create(cfg: WriterConfig) -> Result<DatasetWriter> {
         validate_config(&cfg)?;
-        Self::create_validated(cfg)
+        Self::create_validated(cfg, None)
     }
 
-    fn create_validated(cfg: WriterConfig) -> Result<DatasetWriter> {
+    fn create_validated(cfg: WriterConfig, lock: Option<DatasetLock>) -> Result<DatasetWriter> {
         let root = cfg.root.clone();
-        if root.exists() {
-            let empty = fs::read_dir(&root)
-                .map_err(|e| Error::io("read", &root, e))?
-                .next()
-                .is_none();
-            if !empty {
-                return Err(Error::invalid(format!(
-                    "{} already exists and is not empty: use --resume to add episodes to it, or choose another --root",
-                    root.display()
-                )));
-            }
+        let not_empty = || {
+            Error::invalid(format!(
+                "{} already exists and is not empty: use --resume to add episodes to it, or choose another --root",
+                root.display()
+            ))
+        };
+        if lock.is_none() && has_foreign_entries(&root)? {
+            return Err(not_empty());
         }
         fs::create_dir_all(&root).map_err(|e| Error::io("create dataset root", &root, e))?;
+        let lock = match lock {
+            Some(l) => l,
+            None => DatasetLock::acquire(&root, LockMode::Exclusive, &cfg.owner)?,
+        };
+        // Another creator may have filled the folder between the check and the lock.
+        if has_foreign_entries(&root)? {
+            return Err(not_empty());
+        }
         probe_writable(&root)?;
-        let info = Info::new(cfg.fps, cfg.features.clone(), cfg.robot_type.clone());
+        let info = new_info(&cfg)?;
         let mut j = Journal::begin(&journal_path(&root), &root, cfg.durable)?;
         info.write(&root, &mut j)?;
         j.commit()?;
+        reel_core::faultpoint::hit("create.info");
         let state = CommitState::fresh(&cfg, info);
-        Self::start(cfg, state, Vec::new())
+        Self::start(cfg, state, Vec::new(), lock)
     }
 
-    /// Opens an existing dataset to add episodes. Rolls back an unfinished save first, then
-    /// checks that fps, features and robot type match `cfg` (error listing every mismatch).
-    pub fn resume(cfg: WriterConfig) -> Result<DatasetWriter> {
+    /// Opens an existing dataset to add episodes. Takes the dataset's lock, rolls back an
+    /// unfinished save, then checks that fps, features and robot type match `cfg` (error
+    /// listing every mismatch).
+    pub fn resume(mut cfg: WriterConfig) -> Result<DatasetWriter> {
         validate_config(&cfg)?;
-        let r = resume::open_existing(&cfg)?;
-        let mut w = Self::start(cfg, r.state, r.tasks)?;
+        if !paths::info_file(&cfg.root).is_file() {
+            return Err(Error::invalid(format!(
+                "cannot resume {}: no meta/info.json there",
+                cfg.root.display()
+            )));
+        }
+        let lock = DatasetLock::acquire(&cfg.root, LockMode::Exclusive, &cfg.owner)?;
+        let r = resume::open_existing(&mut cfg)?;
+        let mut w = Self::start(cfg, r.state, r.tasks, lock)?;
         w.codecs_before = r.codecs_before;
         Ok(w)
     }
@@ -274,6 +387,7 @@ impl DatasetWriter {
         cfg: WriterConfig,
         state: CommitState,
         task_list: Vec<String>,
+        lock: DatasetLock,
     ) -> Result<DatasetWriter> {
         reel_media::init();
         let root = cfg.root.clone();
@@ -347,6 +461,7 @@ impl DatasetWriter {
             durable: cfg.durable,
             stop: cfg.stop,
             codecs_before: Vec::new(),
+            lock: Some(lock),
         })
     }
 
@@ -714,8 +829,17 @@ impl DatasetWriter {
                 }
             }
         }
+        if result.is_err() {
+            // The caller gets the error, not the list: say here which episodes are saved.
+            for s in self.poll_saved() {
+                tracing::info!("{}", s.line());
+            }
+        }
         let scratch = paths::reel_dir(&self.root);
         let _ = fs::remove_dir_all(scratch.join("segments"));
+        if let Some(mut l) = self.lock.take() {
+            l.release();
+        }
         if !journal::pending(&journal_path(&self.root)) {
             let _ = fs::remove_dir(&scratch); // only if empty
         }

@@ -22,14 +22,13 @@ pub(super) struct Resumed {
 /// Rolls back an unfinished save, then checks that the dataset at `cfg.root` matches `cfg`
 /// (fps, robot type, features, codecs: an error lists every mismatch) and reads where the
 /// next episode goes.
-pub(super) fn open_existing(cfg: &WriterConfig) -> Result<Resumed> {
+///
+/// A camera's files must share one codec at every commit (info.json describes them all), so
+/// a deferred session on a dataset already in the final codec records that codec directly
+/// (`cfg` is changed, and the decision logged); one whose cameras are split between codecs
+/// is refused until `reel reencode` unified them.
+pub(super) fn open_existing(cfg: &mut WriterConfig) -> Result<Resumed> {
     let root = cfg.root.clone();
-    if !paths::info_file(&root).exists() {
-        return Err(Error::invalid(format!(
-            "cannot resume {}: no meta/info.json there",
-            root.display()
-        )));
-    }
     probe_writable(&root)?;
     recover(&root)?;
     let info = Info::read(&root)?;
@@ -71,7 +70,13 @@ pub(super) fn open_existing(cfg: &WriterConfig) -> Result<Resumed> {
         }
     }
     let mut codecs_before = Vec::new();
-    for (key, vi) in &info.video_info {
+    // Without episodes there are no video files yet: the blocks are only predictions.
+    let described = if info.total_episodes > 0 {
+        info.video_info.as_slice()
+    } else {
+        &[]
+    };
+    for (key, vi) in described {
         if let Some(codec) = vi
             .fields
             .iter()
@@ -91,6 +96,9 @@ pub(super) fn open_existing(cfg: &WriterConfig) -> Result<Resumed> {
             }
             codecs_before.push((key.clone(), codec.to_string()));
         }
+    }
+    if info.total_episodes > 0 {
+        keep_one_codec_per_camera(cfg, &codecs_before, &mut problems)?;
     }
     if !problems.is_empty() {
         return Err(Error::Mismatch(format!(
@@ -141,6 +149,51 @@ pub(super) fn open_existing(cfg: &WriterConfig) -> Result<Resumed> {
         tasks: task_list,
         codecs_before,
     })
+}
+
+/// See [`open_existing`]: with a deferred final codec, new files must be in the codec the
+/// dataset's files already have.
+fn keep_one_codec_per_camera(
+    cfg: &mut WriterConfig,
+    codecs_before: &[(String, String)],
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let Some(fin) = cfg.deferred.clone() else {
+        return Ok(());
+    };
+    let (live_family, fin_family) = (cfg.encoder.codec_family()?, fin.codec_family()?);
+    if live_family == fin_family || codecs_before.is_empty() {
+        return Ok(());
+    }
+    let in_final = codecs_before
+        .iter()
+        .filter(|(_, c)| *c == fin_family)
+        .count();
+    if in_final == 0 {
+        return Ok(()); // all in the live codec: record live, the swap keeps them live too
+    }
+    if in_final < codecs_before.len() {
+        let split: Vec<String> = codecs_before
+            .iter()
+            .map(|(k, c)| format!("{k} is {c}"))
+            .collect();
+        problems.push(format!(
+            "its cameras are in different codecs ({}); run `reel reencode {} --vcodec {}` first",
+            split.join(", "),
+            cfg.root.display(),
+            fin.vcodec
+        ));
+        return Ok(());
+    }
+    tracing::warn!(
+        "the dataset's videos are already {fin_family}: recording {} directly in this session (a deferred conversion would leave {live_family} files beside {fin_family} ones until it finished)",
+        fin.vcodec
+    );
+    let mut direct = fin;
+    direct.fault = cfg.encoder.fault.take();
+    cfg.encoder = direct;
+    cfg.deferred = None;
+    Ok(())
 }
 
 fn read_stats_with_flags(

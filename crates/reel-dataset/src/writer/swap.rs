@@ -6,7 +6,7 @@
 use super::committer::video_info_block;
 use super::journal_path;
 use crate::deferred;
-use crate::episodes::VideoRef;
+use crate::episodes::{ExtraValue, VideoRef};
 use crate::info::Info;
 use crate::paths::{self, FileIndex};
 use reel_core::faultpoint;
@@ -145,6 +145,21 @@ pub(super) fn swap_in_final_codec(
                 *vi = video_info_block(&reel_media::probe::probe_video(old)?, &fields);
             }
         }
+        // The per-episode figures name the encoder that produced what the files now hold.
+        let corrections: Vec<(u64, Vec<(String, ExtraValue)>)> = videos
+            .iter()
+            .filter(|(_, v)| built.iter().any(|(k, _, _, _)| *k == v.key))
+            .map(|(ep, v)| {
+                (
+                    *ep,
+                    vec![(
+                        format!("videos/{}/encoder", v.key),
+                        ExtraValue::Str(fin.vcodec.clone()),
+                    )],
+                )
+            })
+            .collect();
+        crate::figures::append_lines(root, &corrections, &mut j)?;
         info.write(root, &mut j)
     })();
     match swapped {

@@ -37,6 +37,7 @@ pub(super) fn validate_config(cfg: &WriterConfig) -> Result<()> {
         ("data file size limit", cfg.data_files_size_mb),
         ("video file size limit", cfg.video_files_size_mb),
     ] {
+        let Some(v) = v else { continue };
         if !(v.is_finite() && v > 0.0 && v <= MAX_FILE_MB) {
             return Err(Error::invalid(format!(
                 "{what} {v} MB is out of range: it must be a positive number of MB up to {MAX_FILE_MB}"

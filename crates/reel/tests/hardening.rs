@@ -1,0 +1,224 @@
+//! Hardening (issue 12): odd options are refused before anything happens, `--overwrite`
+//! deletes nothing it should not, every wait ends (a panicking committer, a stop during
+//! `finalize`), and refused commands leave no scratch behind.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn out_of_range_options_are_refused_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--episode-time-s", "0"], "episode time 0"),
+        (&["--episode-time-s", "NaN"], "episode time NaN"),
+        (&["--episode-time-s", "1e300"], "out of range"),
+        (&["--episode-time-s", "0.03"], "fewer than 2 frames"),
+        (&["--reset-time-s=-1"], "reset time"),
+        (&["--fps", "0"], "fps 0"),
+        (&["--num-episodes", "0"], "at least 1"),
+        (&["--single-task", ""], "task"),
+        (&["--encoder-timeout-s", "inf"], "encoder timeout"),
+        (&["--max-queue-frames", "0"], "in memory"),
+        (&["--data-files-size-mb=-5"], "data file size limit"),
+        (&["--width", "641"], "even"),
+        (&["--camera", "="], "--camera"),
+        (&["--num-cameras=9"], "at most 8"),
+    ];
+    for (i, (args, want)) in cases.iter().enumerate() {
+        let root = d.path().join(format!("ds{i}"));
+        let mut c = reel();
+        c.args(["record", "--sim", "--no-keys", "--no-fsync"])
+            .arg("--root")
+            .arg(&root)
+            .args(*args);
+        let t0 = Instant::now();
+        let err = run_err(&mut c);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{args:?} refused at once, took {:?}",
+            t0.elapsed()
+        );
+        assert!(!root.exists(), "{args:?}: nothing may be created");
+    }
+}
+
+#[test]
+fn overwrite_with_a_bad_option_leaves_the_dataset_byte_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("keep");
+    run_ok(&mut sim(&root, 1, 1, 0.5));
+    let before = snapshot(&root);
+    for bad in [
+        &["--vcodec", "nosuchcodec"][..],
+        &["--fps", "0"],
+        &["--camera", "="],
+        &["--camera", "front=/dev/video42@640x480@30"],
+    ] {
+        let mut c = sim(&root, 1, 1, 0.5);
+        c.arg("--overwrite").args(bad);
+        run_err(&mut c);
+        assert_eq!(
+            before,
+            snapshot(&root),
+            "--overwrite {bad:?} changed the dataset"
+        );
+    }
+    // A folder that merely has a meta/info.json is not a dataset: never deleted.
+    let app = d.path().join("webapp");
+    std::fs::create_dir_all(app.join("meta")).unwrap();
+    std::fs::write(app.join("meta/info.json"), r#"{"name": "my web app"}"#).unwrap();
+    std::fs::write(app.join("precious.txt"), "keep me").unwrap();
+    let mut c = sim(&app, 1, 1, 0.5);
+    c.arg("--overwrite");
+    let err = run_err(&mut c);
+    assert!(err.contains("not a LeRobot dataset"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(app.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+    // A real overwrite works and leaves a fresh, valid dataset.
+    let mut c = sim(&root, 1, 2, 0.5);
+    c.arg("--overwrite");
+    run_ok(&mut c);
+    assert_eq!(info(&root)["total_episodes"], 2);
+    assert_lerobot_loads(&root);
+}
+
+#[test]
+fn a_panicking_committer_ends_the_session_with_an_error_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("panic");
+    let mut c = sim(&root, 1, 3, 0.5);
+    // The 2nd episode the committer takes makes it panic.
+    c.env("REEL_FAULT_AT", "committer.job@2:panic");
+    let t0 = Instant::now();
+    let err = run_err(&mut c);
+    let took = t0.elapsed();
+    assert!(
+        err.contains("committer thread stopped unexpectedly"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(60), "no hang: {took:?}");
+    // The episode committed before the panic is intact.
+    assert_eq!(info(&root)["total_episodes"], 1);
+    assert_lerobot_loads(&root);
+}
+
+#[test]
+fn one_sigterm_during_the_final_conversion_ends_within_two_seconds_with_a_valid_dataset() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("conv");
+    // Enough frames that converting them to AV1 takes many seconds on 2 cores.
+    let mut c = sim_sized(&root, 2, 1, 4.0, 640, 480);
+    c.args(["--deferred", "always", "--vcodec", "libsvtav1"])
+        .env("REEL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = tx.send(all.clone());
+        }
+        all
+    });
+    // Wait until the session is over and finalize waits for the conversion.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(log) if log.contains("finishing the deferred conversion") => break,
+            Ok(_) if Instant::now() < deadline => {}
+            _ => panic!("the session never reached the final conversion"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let took = t0.elapsed();
+    let log = reader.join().unwrap();
+    assert!(took < Duration::from_secs(2), "stopped in {took:?}\n{log}");
+    assert!(
+        log.contains("live codec"),
+        "says the dataset keeps its live codec: {log}"
+    );
+    let _ = status;
+    assert_eq!(info(&root)["total_episodes"], 1);
+    assert_eq!(
+        info(&root)["features"]["observation.images.front"]["info"]["video.codec"],
+        "h264",
+        "info.json describes the live-codec files"
+    );
+    assert_reel_check(&root);
+}
+
+#[test]
+fn reencode_refuses_an_unknown_codec_without_leaving_scratch() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("re");
+    run_ok(&mut sim(&root, 1, 1, 0.5));
+    let before = snapshot(&root);
+    let err = run_err(
+        reel()
+            .arg("reencode")
+            .arg(&root)
+            .args(["--vcodec", "nosuchcodec"]),
+    );
+    assert!(err.contains("nosuchcodec"), "{err}");
+    assert_eq!(before, snapshot(&root), "nothing written, no scratch left");
+}
+
+#[test]
+fn demo_output_that_is_a_folder_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let err = run_err(
+        reel()
+            .args([
+                "demo",
+                "--camera",
+                "main=lavfi:testsrc2@160x120@30",
+                "--duration",
+                "1",
+            ])
+            .arg("--output")
+            .arg(d.path()),
+    );
+    assert!(err.contains("is a folder"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(d.path().parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(names.is_empty(), "no partial file beside it: {names:?}");
+}
