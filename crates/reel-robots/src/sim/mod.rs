@@ -17,7 +17,7 @@ use servo::{Motion, Servo};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -117,10 +117,23 @@ pub struct SimBus {
     path: PathBuf,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<SimStats>>,
+    motion: Arc<AtomicU8>,
     thread: Option<JoinHandle<()>>,
 }
 
+fn motion_code(m: Motion) -> u8 {
+    match m {
+        Motion::Sine => 0,
+        Motion::Still => 1,
+    }
+}
+
 impl SimBus {
+    /// Changes how untorqued joints move from now on.
+    pub fn set_motion(&self, m: Motion) {
+        self.motion.store(motion_code(m), Ordering::SeqCst);
+    }
+
     /// Opens a pseudo-terminal and starts answering on it.
     pub fn start(cfg: SimConfig) -> Result<SimBus> {
         if !(0.0..=1.0).contains(&cfg.corrupt) || cfg.corrupt.is_nan() {
@@ -139,7 +152,8 @@ impl SimBus {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(SimStats::default()));
-        let mut sim = Simulator::new(&cfg, trace);
+        let motion = Arc::new(AtomicU8::new(motion_code(cfg.motion)));
+        let mut sim = Simulator::new(&cfg, trace, motion.clone());
         let (stop2, stats2) = (stop.clone(), stats.clone());
         let realtime = cfg.realtime;
         let thread = std::thread::Builder::new()
@@ -159,6 +173,7 @@ impl SimBus {
             path,
             stop,
             stats,
+            motion,
             thread: Some(thread),
         })
     }
@@ -199,7 +214,7 @@ struct Simulator {
     protocol: Protocol,
     servos: Vec<Servo>,
     absent: Vec<u8>,
-    motion: Motion,
+    motion: Arc<AtomicU8>,
     corrupt: f64,
     rng: fastrand::Rng,
     t0: Instant,
@@ -208,7 +223,11 @@ struct Simulator {
 }
 
 impl Simulator {
-    fn new(cfg: &SimConfig, trace: Option<std::io::BufWriter<std::fs::File>>) -> Simulator {
+    fn new(
+        cfg: &SimConfig,
+        trace: Option<std::io::BufWriter<std::fs::File>>,
+        motion: Arc<AtomicU8>,
+    ) -> Simulator {
         let servos = cfg
             .robot
             .motors(true)
@@ -221,7 +240,7 @@ impl Simulator {
             protocol: cfg.robot.protocol(),
             servos,
             absent: cfg.absent.clone(),
-            motion: cfg.motion,
+            motion,
             corrupt: cfg.corrupt,
             rng: fastrand::Rng::with_seed(cfg.seed),
             t0: now,
@@ -301,8 +320,12 @@ impl Simulator {
         let dt = now.duration_since(self.last).as_secs_f64();
         self.last = now;
         let t = now.duration_since(self.t0).as_secs_f64();
+        let motion = match self.motion.load(Ordering::SeqCst) {
+            0 => Motion::Sine,
+            _ => Motion::Still,
+        };
         for s in &mut self.servos {
-            s.step(t, dt, self.motion);
+            s.step(t, dt, motion);
         }
     }
 
