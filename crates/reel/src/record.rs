@@ -7,7 +7,7 @@ use reel_dataset::camera::QueueLimits;
 use reel_dataset::writer::{DatasetWriter, WriterConfig};
 use reel_media::EncoderSettings;
 use reel_record::events::Events;
-use reel_record::robot::{Robot, SimRobot, SimTeleop};
+use reel_record::robot::{Robot, Teleop};
 use reel_record::session::{
     camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport,
 };
@@ -42,7 +42,7 @@ pub struct RecordArgs {
     #[arg(long, default_value = "Move the arm through its range")]
     pub single_task: String,
     /// Add episodes to an existing dataset (checks fps, features and cameras match).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub resume: bool,
     /// Delete an existing dataset at --root first (only if it is a LeRobot dataset).
     #[arg(long)]
@@ -115,6 +115,8 @@ pub struct RecordArgs {
     pub say: bool,
     #[command(flatten)]
     pub demo_layout: crate::demo::DemoLayoutArgs,
+    #[command(flatten)]
+    pub lerobot: crate::robot_args::LeRobotArgs,
 }
 
 /// When to record with a fast live encoder and convert to the final codec afterwards.
@@ -305,7 +307,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
     } else {
         a.cameras
             .iter()
-            .map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}")))
+            .map(|s| crate::robot_args::camera_spec(&a.lerobot, s))
             .collect::<Result<_>>()?
     };
     let (w, h) = specs
@@ -359,6 +361,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot) -> Result<Prepared> {
         interactive: !a.no_keys,
         realtime: !a.no_realtime,
         flat_out: false,
+        camera_watch: a.lerobot.camera_watch()?,
     };
     Ok(Prepared {
         cameras,
@@ -376,8 +379,12 @@ impl Observer for Announcer {
     }
 }
 
-pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<SessionReport> {
-    let mut teleop = SimTeleop::default();
+pub fn run_session(
+    p: Prepared,
+    robot: &mut dyn Robot,
+    teleop: &mut dyn Teleop,
+    say: bool,
+) -> Result<SessionReport> {
     let sources: Vec<Arc<dyn FrameSource>> = p
         .cameras
         .iter()
@@ -385,7 +392,7 @@ pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<Sess
         .collect();
     let session = Session {
         robot,
-        teleop: &mut teleop,
+        teleop,
         cameras: sources,
         writer: p.writer,
         cfg: p.session,
@@ -399,14 +406,15 @@ pub fn run_session(p: Prepared, robot: &mut dyn Robot, say: bool) -> Result<Sess
     Ok(report)
 }
 
-pub fn run(a: RecordArgs) -> Result<()> {
+pub fn run(mut a: RecordArgs) -> Result<()> {
+    crate::robot_args::apply(&mut a)?;
     if !a.sim && a.cameras.is_empty() && a.num_cameras.is_none() {
         tracing::info!(
             "no --camera given and no --sim: recording the simulated robot without cameras"
         );
     }
-    let mut robot = SimRobot::new();
-    let p = prepare(&a, &robot)?;
+    let (mut robot, mut teleop) = crate::robot_args::connect(&a)?;
+    let p = prepare(&a, robot.as_ref())?;
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
@@ -423,7 +431,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
         }
         None => None,
     };
-    let report = run_session(p, &mut robot, a.say);
+    let report = run_session(p, robot.as_mut(), teleop.as_mut(), a.say);
     if let Some((rec, out)) = demo {
         match rec.stop() {
             Ok(stats) => crate::demo::report(&stats, &out),
