@@ -58,7 +58,7 @@ impl ArmConfig {
             disable_torque_on_disconnect: true,
             timeout: DEFAULT_TIMEOUT,
             gripper_open_pos: 50.0,
-            limit_margin: 0.1,
+            limit_margin: 0.5,
         }
     }
 

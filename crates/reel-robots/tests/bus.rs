@@ -58,7 +58,7 @@ fn calibrate_then_teleoperate_so101_and_koch() {
         let fbus = sim(follower_t, Motion::Sine);
         let lcfg = cfg(leader_t, &lbus, &d.path().join("l"));
         let fcfg = cfg(follower_t, &fbus, &d.path().join("f"));
-        let mut op = Script::new(Duration::from_millis(3000));
+        let mut op = Script::new(Duration::from_millis(2000));
         let out = calibrate(&lcfg, &mut op).unwrap();
         assert!(out.path.is_file());
         assert!(op.said.iter().any(|s| s.contains("middle of its range")));
@@ -70,7 +70,7 @@ fn calibrate_then_teleoperate_so101_and_koch() {
         if leader_t == RobotType::KochLeader {
             assert_eq!(c.get("elbow_flex").unwrap().drive_mode, 1);
         }
-        calibrate(&fcfg, &mut Script::new(Duration::from_millis(3000))).unwrap();
+        calibrate(&fcfg, &mut Script::new(Duration::from_millis(2000))).unwrap();
         let mut leader = Leader::connect(&lcfg).unwrap();
         let mut follower = Follower::connect(&fcfg).unwrap();
         assert_eq!(follower.joint_names()[0], "shoulder_pan.pos");
@@ -94,4 +94,66 @@ fn calibrate_then_teleoperate_so101_and_koch() {
         let ex = follower.take_episode_extras();
         assert!(ex.iter().any(|(k, _)| k == "robot/read_failures"));
     }
+}
+
+#[test]
+fn goals_are_checked_clamped_and_capped() {
+    let d = tempfile::tempdir().unwrap();
+    let bus = sim(RobotType::So101Follower, Motion::Still);
+    let mut c = cfg(RobotType::So101Follower, &bus, d.path());
+    calibrate(&c, &mut Script::new(Duration::from_millis(0))).unwrap_err();
+    // A still arm cannot be calibrated: every joint has min == max.
+    bus.set_motion(Motion::Sine);
+    calibrate(&c, &mut Script::new(Duration::from_millis(2000))).unwrap();
+    c.max_relative_target = Some(reel_robots::MaxRelative::All(5.0));
+    let mut f = Follower::connect(&c).unwrap();
+    let obs = f.observe().unwrap();
+    // max_relative_target: at most 5 units from the present position.
+    let far: Vec<f32> = obs.iter().map(|v| v + 20.0).collect();
+    let sent = f.send_action(&far).unwrap();
+    for (s, o) in sent.iter().zip(&obs) {
+        assert!((s - o).abs() <= 5.0 + 1e-3, "{s} vs {o}");
+    }
+    let e = f.send_action(&[f32::NAN; 6]).unwrap_err().to_string();
+    assert!(e.contains("not a number"), "{e}");
+    let mut wild = obs.clone();
+    wild[2] = 1000.0;
+    let e = f.send_action(&wild).unwrap_err().to_string();
+    assert!(e.contains("elbow_flex.pos") && e.contains("limits"), "{e}");
+    let e = f.send_action(&[0.0; 3]).unwrap_err().to_string();
+    assert!(e.contains("6 joints"), "{e}");
+    let ex = f.take_episode_extras();
+    let clamped = ex.iter().find(|(k, _)| k == "robot/clamped_actions").unwrap();
+    // Six capped by max_relative_target (plus any joint pushed past its range).
+    match clamped.1 {
+        reel_dataset::episodes::ExtraValue::I64(n) => assert!(n >= 6, "{n}"),
+        ref other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn corrupted_replies_are_retried_within_the_tick() {
+    let d = tempfile::tempdir().unwrap();
+    let clean = sim(RobotType::So101Leader, Motion::Sine);
+    let c = cfg(RobotType::So101Leader, &clean, d.path());
+    calibrate(&c, &mut Script::new(Duration::from_millis(2000))).unwrap();
+    drop(clean);
+    let mut sc = SimConfig::new(RobotType::So101Leader);
+    sc.corrupt = 0.05;
+    let bad = SimBus::start(sc).unwrap();
+    let c = cfg(RobotType::So101Leader, &bad, d.path());
+    let mut l = Leader::connect(&c).unwrap();
+    for _ in 0..200 {
+        let a = l.action(0.0, &[]).unwrap();
+        assert!(a.iter().all(|v| v.is_finite() && v.abs() <= 180.0), "{a:?}");
+    }
+    let ex = l.take_episode_extras();
+    let get = |k: &str| ex.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    let failures = match get("teleop/read_failures") {
+        reel_dataset::episodes::ExtraValue::I64(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let st = bad.stats();
+    assert!(st.corrupted + st.dropped > 0);
+    assert!(failures > 0, "5 % of replies went wrong, {failures} failed reads counted");
 }

@@ -103,7 +103,7 @@ impl Servo {
             velocity: 0.0,
             center: 2048.0 + 140.0 * index as f64 - 350.0,
             amplitude: if index == 5 { 450.0 } else { 700.0 + 40.0 * index as f64 },
-            freq: 0.35 + 0.09 * index as f64,
+            freq: 0.6 + 0.1 * index as f64,
             phase: 0.8 * index as f64,
         };
         s.actual = s.center;
