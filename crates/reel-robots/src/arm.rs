@@ -4,7 +4,7 @@
 //! checks and `max_relative_target` clamping. [`Follower`] and [`Leader`] put it behind
 //! reel-record's `Robot` and `Teleop` traits.
 
-use crate::bus::{ServoBus, DEFAULT_TIMEOUT};
+use crate::bus::{ServoBus, DEFAULT_TIMEOUT, SETUP_TIMEOUT};
 use crate::calibration::{file_path, Calibration};
 use crate::model::{MotorSpec, NormMode, RobotType};
 use crate::norm;
@@ -36,7 +36,8 @@ pub struct ArmConfig {
     /// Extra sync-read attempts in the same tick when one fails (LeRobot's `num_read_retries`).
     pub num_read_retries: u32,
     pub disable_torque_on_disconnect: bool,
-    /// Per status packet.
+    /// Per status packet in the control loop (connecting and calibrating use
+    /// [`SETUP_TIMEOUT`]).
     pub timeout: Duration,
     /// Koch leader: where its gripper springs back to (LeRobot's `gripper_open_pos`).
     pub gripper_open_pos: f64,
@@ -106,7 +107,7 @@ impl Arm {
     /// Opens the bus and checks that every motor answers (no calibration needed yet).
     pub fn open(cfg: &ArmConfig) -> Result<Arm> {
         let motors = cfg.motors();
-        let mut bus = ServoBus::open(&cfg.port, &motors, cfg.timeout).map_err(|e| {
+        let mut bus = ServoBus::open(&cfg.port, &motors, SETUP_TIMEOUT.max(cfg.timeout)).map_err(|e| {
             Error::invalid(format!("{} on {}: {e}", cfg.robot.type_name(), cfg.port))
         })?;
         bus.handshake().map_err(|e| {
@@ -163,6 +164,7 @@ impl Arm {
         }
         arm.calibration = Some(cal);
         arm.configure()?;
+        arm.bus.set_timeout(cfg.timeout)?;
         Ok(arm)
     }
 

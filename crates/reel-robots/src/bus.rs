@@ -18,6 +18,10 @@ pub const BAUDRATE: u32 = 1_000_000;
 /// 1 Mbps; the margin covers USB adapters' latency timers. A missing reply costs this once.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
 
+/// The timeout while connecting, configuring and calibrating, where nothing is paced: generous,
+/// so that a loaded machine does not fail a handshake.
+pub const SETUP_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// A servo bus of one arm.
 pub struct ServoBus {
     port: String,
@@ -75,6 +79,13 @@ impl ServoBus {
             motors: motors.to_vec(),
             bus: rustypot::bus::Bus::new(Box::new(tty), map),
         })
+    }
+
+    /// Changes the per-packet timeout.
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.bus
+            .set_timeout(timeout)
+            .map_err(|e| Error::invalid(format!("{}: {}", self.port, describe(e))))
     }
 
     pub fn port(&self) -> &str {
