@@ -45,7 +45,8 @@ pub fn v4l2_formats(device: &str) -> Result<Vec<u32>, String> {
         reserved: [u32; 3],
     }
     // _IOWR('V', 2, struct v4l2_fmtdesc): dir 3 << 30 | size 64 << 16 | 'V' << 8 | 2.
-    const VIDIOC_ENUM_FMT: libc::c_ulong = (3 << 30) | (64 << 16) | ((b'V' as libc::c_ulong) << 8) | 2;
+    const VIDIOC_ENUM_FMT: libc::c_ulong =
+        (3 << 30) | (64 << 16) | ((b'V' as libc::c_ulong) << 8) | 2;
     const _: () = assert!(std::mem::size_of::<FmtDesc>() == 64);
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -65,7 +66,8 @@ pub fn v4l2_formats(device: &str) -> Result<Vec<u32>, String> {
         };
         // SAFETY: VIDIOC_ENUM_FMT reads and writes exactly one v4l2_fmtdesc (64 bytes, layout
         // above) through the pointer, which is valid for the call.
-        let rc = unsafe { libc::ioctl(f.as_raw_fd(), VIDIOC_ENUM_FMT as _, &mut d as *mut FmtDesc) };
+        let rc =
+            unsafe { libc::ioctl(f.as_raw_fd(), VIDIOC_ENUM_FMT as _, &mut d as *mut FmtDesc) };
         if rc != 0 {
             let e = std::io::Error::last_os_error();
             if index > 0 && e.raw_os_error() == Some(libc::EINVAL) {
@@ -152,7 +154,9 @@ mod tests {
     fn a_file_is_not_a_capture_device() {
         let e = v4l2_formats("/dev/null").unwrap_err();
         assert!(e.contains("not a V4L2 capture device"), "{e}");
-        assert!(v4l2_formats("/dev/video-none").unwrap_err().contains("cannot open"));
+        assert!(v4l2_formats("/dev/video-none")
+            .unwrap_err()
+            .contains("cannot open"));
     }
 
     #[test]

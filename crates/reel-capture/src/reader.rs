@@ -222,9 +222,7 @@ impl<'a> Reader<'a> {
             decoded_in_pass: 0,
             format,
             meter: RateMeter::default(),
-            fail_at_ns: spec
-                .fail_after
-                .map(|d| start_ns + d.as_nanos() as u64),
+            fail_at_ns: spec.fail_after.map(|d| start_ns + d.as_nanos() as u64),
         })
     }
 

@@ -238,7 +238,10 @@ impl CameraSpec {
             ))
         };
         let secs = |v: &str| -> Result<Duration> {
-            let x: f64 = v.trim().parse().map_err(|_| bad("not a number of seconds"))?;
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("not a number of seconds"))?;
             Duration::try_from_secs_f64(x).map_err(|_| bad("not a number of seconds"))
         };
         let (key, value) = fault.split_once('=').unwrap_or((fault, ""));
@@ -251,12 +254,12 @@ impl CameraSpec {
                 self.loop_file = false;
             }
             "stall" => {
-                let (a, l) = value.split_once(':').ok_or_else(|| bad("stall needs AT:LEN"))?;
+                let (a, l) = value
+                    .split_once(':')
+                    .ok_or_else(|| bad("stall needs AT:LEN"))?;
                 self.stall = Some((secs(a)?, secs(l)?));
             }
-            "fps" => {
-                self.deliver_fps = Some(value.trim().parse().map_err(|_| bad("not a rate"))?)
-            }
+            "fps" => self.deliver_fps = Some(value.trim().parse().map_err(|_| bad("not a rate"))?),
             _ => return Err(bad("unknown fault")),
         }
         self.validate()

@@ -143,7 +143,9 @@ impl<'a> Session<'a> {
             observer.phase(&format!("Recording episode {index}"));
             tracing::info!("recording episode {index} ({} s)", self.cfg.episode_time_s);
             if let Some(why) = watch.unusable() {
-                tracing::warn!("not recording episode {index}: {why}; every saved episode is complete");
+                tracing::warn!(
+                    "not recording episode {index}: {why}; every saved episode is complete"
+                );
                 break;
             }
             let _ = self.robot.take_episode_extras();
@@ -206,7 +208,13 @@ impl<'a> Session<'a> {
                 observer.phase("Resetting");
                 tracing::info!("reset ({} s)", self.cfg.reset_time_s);
                 let mut reset_timer = TickTimer::new(self.cfg.fps, &names);
-                match self.phase(false, self.cfg.reset_time_s, t0, &mut reset_timer, &mut watch) {
+                match self.phase(
+                    false,
+                    self.cfg.reset_time_s,
+                    t0,
+                    &mut reset_timer,
+                    &mut watch,
+                ) {
                     Ok(PhaseEnd::Interrupted) => {
                         report.interrupted = true;
                         break;
@@ -214,7 +222,9 @@ impl<'a> Session<'a> {
                     Ok(PhaseEnd::Stop) => break,
                     Ok(PhaseEnd::CameraLost) => {
                         let why = watch.unusable().unwrap_or_default();
-                        tracing::warn!("stopping during the reset: {why}; every saved episode is complete");
+                        tracing::warn!(
+                            "stopping during the reset: {why}; every saved episode is complete"
+                        );
                         break;
                     }
                     Ok(_) => {}

@@ -149,15 +149,17 @@ impl CameraWatch {
 
     /// Why no further episode can be recorded: a camera that is gone, or still lost.
     pub fn unusable(&self) -> Option<String> {
-        self.cams.iter().find_map(|c| match (&c.gone, c.lost_since_ns) {
-            (Some(e), _) => Some(format!("camera '{}' is gone ({e})", c.name)),
-            (None, Some(t)) => Some(format!(
-                "camera '{}' has delivered no new frame for {:.1} s",
-                c.name,
-                monotonic_ns().saturating_sub(t) as f64 / 1e9
-            )),
-            _ => None,
-        })
+        self.cams
+            .iter()
+            .find_map(|c| match (&c.gone, c.lost_since_ns) {
+                (Some(e), _) => Some(format!("camera '{}' is gone ({e})", c.name)),
+                (None, Some(t)) => Some(format!(
+                    "camera '{}' has delivered no new frame for {:.1} s",
+                    c.name,
+                    monotonic_ns().saturating_sub(t) as f64 / 1e9
+                )),
+                _ => None,
+            })
     }
 
     /// `camera/<name>/stale_frames` and `camera/<name>/losses` of the episode.
@@ -214,7 +216,10 @@ mod tests {
         assert_eq!(w.check(0, &frame(2, 0), None), Verdict::Fresh);
         assert!(w.unusable().is_none());
         let mut end = CameraWatch::new(CameraWatchConfig::default(), &["a".to_string()]);
-        assert_eq!(end.check(0, &frame(1, 0), Some("gone".into())), Verdict::End);
+        assert_eq!(
+            end.check(0, &frame(1, 0), Some("gone".into())),
+            Verdict::End
+        );
         assert!(end.unusable().unwrap().contains("gone"));
     }
 }

@@ -107,9 +107,10 @@ impl Arm {
     /// Opens the bus and checks that every motor answers (no calibration needed yet).
     pub fn open(cfg: &ArmConfig) -> Result<Arm> {
         let motors = cfg.motors();
-        let mut bus = ServoBus::open(&cfg.port, &motors, SETUP_TIMEOUT.max(cfg.timeout)).map_err(|e| {
-            Error::invalid(format!("{} on {}: {e}", cfg.robot.type_name(), cfg.port))
-        })?;
+        let mut bus =
+            ServoBus::open(&cfg.port, &motors, SETUP_TIMEOUT.max(cfg.timeout)).map_err(|e| {
+                Error::invalid(format!("{} on {}: {e}", cfg.robot.type_name(), cfg.port))
+            })?;
         bus.handshake().map_err(|e| {
             Error::invalid(format!("{} on {}: {e}", cfg.robot.type_name(), cfg.port))
         })?;
@@ -145,11 +146,8 @@ impl Arm {
             )));
         }
         let motors = cfg.motors();
-        let cal = Calibration::load(&path)?.check_for(
-            cfg.robot,
-            &motors,
-            &path.display().to_string(),
-        )?;
+        let cal =
+            Calibration::load(&path)?.check_for(cfg.robot, &motors, &path.display().to_string())?;
         let mut arm = Arm::open(cfg)?;
         arm.torque_off_on_drop = cfg.disable_torque_on_disconnect;
         if !arm.motors_hold(&cal)? {
@@ -313,14 +311,26 @@ impl Arm {
             .enumerate()
             .map(|(i, &r)| {
                 let m = &self.motors[i];
-                norm::normalize(r, self.cal(i)?, m.norm, self.apply_drive_mode(), m.model.resolution())
+                norm::normalize(
+                    r,
+                    self.cal(i)?,
+                    m.norm,
+                    self.apply_drive_mode(),
+                    m.model.resolution(),
+                )
             })
             .collect()
     }
 
     fn unnormalize(&self, i: usize, v: f64) -> Result<i64> {
         let m = &self.motors[i];
-        norm::unnormalize(v, self.cal(i)?, m.norm, self.apply_drive_mode(), m.model.resolution())
+        norm::unnormalize(
+            v,
+            self.cal(i)?,
+            m.norm,
+            self.apply_drive_mode(),
+            m.model.resolution(),
+        )
     }
 
     /// Positions in LeRobot's units, read once per tick: a failed sync read is tried again
@@ -383,7 +393,12 @@ impl Arm {
                     m.name
                 )));
             }
-            let (lo, hi) = norm::value_range(self.cal(i)?, m.norm, self.apply_drive_mode(), m.model.resolution())?;
+            let (lo, hi) = norm::value_range(
+                self.cal(i)?,
+                m.norm,
+                self.apply_drive_mode(),
+                m.model.resolution(),
+            )?;
             let margin = (hi - lo) * self.cfg.limit_margin;
             if g < lo - margin || g > hi + margin {
                 return Err(Error::invalid(format!(
@@ -527,7 +542,12 @@ impl reel_record::robot::Robot for Follower {
         &self.arm.keys
     }
     fn observe(&mut self) -> Result<Vec<f32>> {
-        Ok(self.arm.read_positions()?.iter().map(|&v| v as f32).collect())
+        Ok(self
+            .arm
+            .read_positions()?
+            .iter()
+            .map(|&v| v as f32)
+            .collect())
     }
     fn send_action(&mut self, action: &[f32]) -> Result<Vec<f32>> {
         let goal: Vec<f64> = action.iter().map(|&v| f64::from(v)).collect();
@@ -570,7 +590,12 @@ impl Leader {
 
 impl reel_record::robot::Teleop for Leader {
     fn action(&mut self, _t: f64, _observation: &[f32]) -> Result<Vec<f32>> {
-        Ok(self.arm.read_positions()?.iter().map(|&v| v as f32).collect())
+        Ok(self
+            .arm
+            .read_positions()?
+            .iter()
+            .map(|&v| v as f32)
+            .collect())
     }
     fn take_episode_extras(&mut self) -> Vec<(String, ExtraValue)> {
         extras("teleop", self.arm.take_counters())

@@ -215,7 +215,13 @@ impl ServoBus {
         let ids = self.ids();
         self.bus
             .sync_read_register(&ids, &register(reg))
-            .map_err(|e| Error::invalid(format!("sync read of {reg} on {}: {}", self.port, describe(e))))
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "sync read of {reg} on {}: {}",
+                    self.port,
+                    describe(e)
+                ))
+            })
     }
 
     /// One sync write of `reg` to every motor (no answer on the bus).
@@ -223,7 +229,13 @@ impl ServoBus {
         let ids = self.ids();
         self.bus
             .sync_write_register(&ids, &register(reg), values)
-            .map_err(|e| Error::invalid(format!("sync write of {reg} on {}: {}", self.port, describe(e))))
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "sync write of {reg} on {}: {}",
+                    self.port,
+                    describe(e)
+                ))
+            })
     }
 
     /// Torque on or off for `names` (all motors when empty); on Feetech the EEPROM lock

@@ -49,17 +49,14 @@ pub fn calibrate(cfg: &ArmConfig, op: &mut dyn Operator) -> Result<Outcome> {
         arm.bus().set_torque(&[], false, 2)?;
     }
     if path.is_file() {
-        let existing = Calibration::load(&path)?.check_for(
-            robot,
-            &motors,
-            &path.display().to_string(),
-        )?;
+        let existing =
+            Calibration::load(&path)?.check_for(robot, &motors, &path.display().to_string())?;
         let answer = op.prompt(&format!(
             "Press ENTER to use provided calibration file associated with the id {} ({}), or type 'c' and press ENTER to run calibration: ",
             cfg.id,
             path.display()
         ))?;
-        if answer.trim().to_ascii_lowercase() != "c" {
+        if !answer.trim().eq_ignore_ascii_case("c") {
             op.say(&format!(
                 "Writing calibration file associated with the id {} to the motors",
                 cfg.id
@@ -127,7 +124,10 @@ pub fn calibrate(cfg: &ArmConfig, op: &mut dyn Operator) -> Result<Outcome> {
             mins[i] = mins[i].min(pos[i]);
             maxes[i] = maxes[i].max(pos[i]);
         }
-        let mut table = format!("{:<15} | {:>6} | {:>6} | {:>6}\n", "NAME", "MIN", "POS", "MAX");
+        let mut table = format!(
+            "{:<15} | {:>6} | {:>6} | {:>6}\n",
+            "NAME", "MIN", "POS", "MAX"
+        );
         for &i in &sweep {
             table.push_str(&format!(
                 "{:<15} | {:>6} | {:>6} | {:>6}\n",
@@ -210,7 +210,10 @@ impl Terminal {
                 match stdin.read_line(&mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        if tx.send(line.trim_end_matches(['\r', '\n']).to_string()).is_err() {
+                        if tx
+                            .send(line.trim_end_matches(['\r', '\n']).to_string())
+                            .is_err()
+                        {
                             break;
                         }
                     }

@@ -75,7 +75,10 @@ impl Calibration {
     /// Reads a calibration file.
     pub fn load(path: &Path) -> Result<Calibration> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("cannot read calibration file {}: {e}", path.display()))
+            Error::invalid(format!(
+                "cannot read calibration file {}: {e}",
+                path.display()
+            ))
         })?;
         Calibration::parse(&text, &path.display().to_string())
     }
@@ -83,12 +86,14 @@ impl Calibration {
     /// Writes the file (creating its directory), as LeRobot does.
     pub fn save(&self, path: &Path) -> Result<()> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Error::invalid(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::invalid(format!("cannot create {}: {e}", dir.display())))?;
         }
         std::fs::write(path, self.to_json()).map_err(|e| {
-            Error::invalid(format!("cannot write calibration file {}: {e}", path.display()))
+            Error::invalid(format!(
+                "cannot write calibration file {}: {e}",
+                path.display()
+            ))
         })
     }
 
@@ -96,7 +101,12 @@ impl Calibration {
     /// the same motor names and ids, values that fit the servo family's registers, a range per
     /// motor, and the full-turn motors at 0..4095 as LeRobot's procedure for that type leaves
     /// them (which tells an SO file from a Koch one: they share joint names).
-    pub fn check_for(&self, robot: RobotType, motors: &[MotorSpec], what: &str) -> Result<Calibration> {
+    pub fn check_for(
+        &self,
+        robot: RobotType,
+        motors: &[MotorSpec],
+        what: &str,
+    ) -> Result<Calibration> {
         let want: Vec<&str> = motors.iter().map(|m| m.name).collect();
         let mut have: Vec<&str> = self.motors.iter().map(|(n, _)| n.as_str()).collect();
         have.sort_unstable();
@@ -111,7 +121,10 @@ impl Calibration {
         let mut ordered = Vec::with_capacity(motors.len());
         for m in motors {
             let c = *self.get(m.name).ok_or_else(|| {
-                Error::invalid(format!("calibration file {what}: motor '{}' missing", m.name))
+                Error::invalid(format!(
+                    "calibration file {what}: motor '{}' missing",
+                    m.name
+                ))
             })?;
             let bad = |why: String| {
                 Error::invalid(format!(
@@ -121,15 +134,27 @@ impl Calibration {
                 ))
             };
             if c.id != i64::from(m.id) {
-                return Err(bad(format!("id {} but a {} has it at id {}", c.id, robot.type_name(), m.id)));
+                return Err(bad(format!(
+                    "id {} but a {} has it at id {}",
+                    c.id,
+                    robot.type_name(),
+                    m.id
+                )));
             }
             if !(0..=1).contains(&c.drive_mode) {
-                return Err(bad(format!("drive_mode {} is neither 0 nor 1", c.drive_mode)));
+                return Err(bad(format!(
+                    "drive_mode {} is neither 0 nor 1",
+                    c.drive_mode
+                )));
             }
             let (off_lo, off_hi, pos_hi) = match robot.protocol() {
                 // Homing_Offset is sign-magnitude with bit 11 on Feetech.
                 Protocol::Feetech => (-2047, 2047, 4095),
-                Protocol::Dynamixel => (i64::from(i32::MIN), i64::from(i32::MAX), i64::from(i32::MAX)),
+                Protocol::Dynamixel => (
+                    i64::from(i32::MIN),
+                    i64::from(i32::MAX),
+                    i64::from(i32::MAX),
+                ),
             };
             if !(off_lo..=off_hi).contains(&c.homing_offset) {
                 return Err(bad(format!(
@@ -179,7 +204,11 @@ fn kind(v: &serde_json::Value) -> &'static str {
 /// LeRobot's calibration root: `$HF_LEROBOT_CALIBRATION`, else `$HF_LEROBOT_HOME/calibration`,
 /// else `$HF_HOME/lerobot/calibration`, else `~/.cache/huggingface/lerobot/calibration`.
 pub fn default_root() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(p) = env("HF_LEROBOT_CALIBRATION") {
         return expand(p);
     }
@@ -187,8 +216,11 @@ pub fn default_root() -> PathBuf {
         return expand(p).join("calibration");
     }
     let hf_home = env("HF_HOME").map(expand).unwrap_or_else(|| {
-        let base = env("XDG_CACHE_HOME")
-            .unwrap_or_else(|| env("HOME").unwrap_or_else(|| PathBuf::from(".")).join(".cache"));
+        let base = env("XDG_CACHE_HOME").unwrap_or_else(|| {
+            env("HOME")
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".cache")
+        });
         base.join("huggingface")
     });
     hf_home.join("lerobot").join("calibration")
@@ -210,7 +242,11 @@ pub fn file_path(robot: RobotType, id: &str, dir: Option<&Path>) -> PathBuf {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => default_root()
-            .join(if robot.is_teleop() { "teleoperators" } else { "robots" })
+            .join(if robot.is_teleop() {
+                "teleoperators"
+            } else {
+                "robots"
+            })
             .join(robot.lerobot_name()),
     };
     dir.join(format!("{id}.json"))
@@ -258,7 +294,10 @@ mod tests {
         let m = RobotType::So101Follower.motors(true);
         assert!(so.check_for(RobotType::So101Follower, &m, "f").is_ok());
         let km = RobotType::KochFollower.motors(false);
-        let e = so.check_for(RobotType::KochFollower, &km, "f").unwrap_err().to_string();
+        let e = so
+            .check_for(RobotType::KochFollower, &km, "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another robot type"), "{e}");
         let mut koch = so.clone();
         for (n, c) in &mut koch.motors {
@@ -267,11 +306,17 @@ mod tests {
                 c.range_max = 4095;
             }
         }
-        let e = koch.check_for(RobotType::So101Follower, &m, "f").unwrap_err().to_string();
+        let e = koch
+            .check_for(RobotType::So101Follower, &m, "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Koch"), "{e}");
         let mut other = so.clone();
         other.motors[0].0 = "base_left_wheel".into();
-        let e = other.check_for(RobotType::So101Follower, &m, "f").unwrap_err().to_string();
+        let e = other
+            .check_for(RobotType::So101Follower, &m, "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("another robot type"), "{e}");
     }
 
@@ -302,7 +347,9 @@ mod tests {
                 }
             }
             let s = String::from_utf8_lossy(&b);
-            match Calibration::parse(&s, "f").and_then(|c| c.check_for(RobotType::So101Follower, &m, "f")) {
+            match Calibration::parse(&s, "f")
+                .and_then(|c| c.check_for(RobotType::So101Follower, &m, "f"))
+            {
                 Ok(_) => ok += 1,
                 Err(e) => assert!(e.to_string().contains("calibration file"), "{e}"),
             }
@@ -315,6 +362,10 @@ mod tests {
         let p = file_path(RobotType::So101Leader, "l1", Some(Path::new("/c")));
         assert_eq!(p, Path::new("/c/l1.json"));
         let p = file_path(RobotType::KochFollower, "f", None);
-        assert!(p.ends_with("robots/koch_follower/f.json"), "{}", p.display());
+        assert!(
+            p.ends_with("robots/koch_follower/f.json"),
+            "{}",
+            p.display()
+        );
     }
 }

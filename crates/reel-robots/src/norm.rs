@@ -138,10 +138,19 @@ mod tests {
         assert_eq!(v, (49.0 * 360.0) / 4095.0);
         // Outside the range: not clamped.
         assert!(normalize(5000, &c, NormMode::Degrees, true, 4096).unwrap() > 200.0);
-        assert_eq!(unnormalize(v, &c, NormMode::Degrees, true, 4096).unwrap(), 2100);
+        assert_eq!(
+            unnormalize(v, &c, NormMode::Degrees, true, 4096).unwrap(),
+            2100
+        );
         // int() truncates toward zero: 2099.91 -> 2099, 2002.09 -> 2002 (values from Python).
-        assert_eq!(unnormalize(4.3, &c, NormMode::Degrees, true, 4096).unwrap(), 2099);
-        assert_eq!(unnormalize(-4.3, &c, NormMode::Degrees, true, 4096).unwrap(), 2002);
+        assert_eq!(
+            unnormalize(4.3, &c, NormMode::Degrees, true, 4096).unwrap(),
+            2099
+        );
+        assert_eq!(
+            unnormalize(-4.3, &c, NormMode::Degrees, true, 4096).unwrap(),
+            2002
+        );
     }
 
     #[test]

@@ -16,7 +16,11 @@ struct Script {
 
 impl Script {
     fn new(sweep: Duration) -> Script {
-        Script { sweep, started: None, said: Vec::new() }
+        Script {
+            sweep,
+            started: None,
+            said: Vec::new(),
+        }
     }
 }
 
@@ -90,7 +94,10 @@ fn calibrate_then_teleoperate_so101_and_koch() {
                 }
             }
         }
-        assert!(max_err < 25.0, "{follower_t:?} tracks the goals (max error {max_err})");
+        assert!(
+            max_err < 25.0,
+            "{follower_t:?} tracks the goals (max error {max_err})"
+        );
         let ex = follower.take_episode_extras();
         assert!(ex.iter().any(|(k, _)| k == "robot/read_failures"));
     }
@@ -123,7 +130,10 @@ fn goals_are_checked_clamped_and_capped() {
     let e = f.send_action(&[0.0; 3]).unwrap_err().to_string();
     assert!(e.contains("6 joints"), "{e}");
     let ex = f.take_episode_extras();
-    let clamped = ex.iter().find(|(k, _)| k == "robot/clamped_actions").unwrap();
+    let clamped = ex
+        .iter()
+        .find(|(k, _)| k == "robot/clamped_actions")
+        .unwrap();
     // Six capped by max_relative_target (plus any joint pushed past its range).
     match clamped.1 {
         reel_dataset::episodes::ExtraValue::I64(n) => assert!(n >= 6, "{n}"),
@@ -148,12 +158,20 @@ fn corrupted_replies_are_retried_within_the_tick() {
         assert!(a.iter().all(|v| v.is_finite() && v.abs() <= 180.0), "{a:?}");
     }
     let ex = l.take_episode_extras();
-    let get = |k: &str| ex.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    let get = |k: &str| {
+        ex.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
     let failures = match get("teleop/read_failures") {
         reel_dataset::episodes::ExtraValue::I64(n) => n,
         other => panic!("{other:?}"),
     };
     let st = bad.stats();
     assert!(st.corrupted + st.dropped > 0);
-    assert!(failures > 0, "5 % of replies went wrong, {failures} failed reads counted");
+    assert!(
+        failures > 0,
+        "5 % of replies went wrong, {failures} failed reads counted"
+    );
 }

@@ -16,15 +16,23 @@ use std::time::{Duration, Instant};
 fn python() -> Option<(PathBuf, String)> {
     let venv = std::env::var_os("LEROBOT_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot")
+        });
     let extras = std::env::var("REEL_LEROBOT_EXTRAS").unwrap_or_else(|_| {
-        format!("{}/lerobot-extras", std::env::var("HOME").unwrap_or_default())
+        format!(
+            "{}/lerobot-extras",
+            std::env::var("HOME").unwrap_or_default()
+        )
     });
     let py = venv.join("bin/python");
     let have = py.is_file()
         && Command::new(&py)
             .env("PYTHONPATH", &extras)
-            .args(["-c", "import scservo_sdk, dynamixel_sdk, serial, deepdiff, lerobot"])
+            .args([
+                "-c",
+                "import scservo_sdk, dynamixel_sdk, serial, deepdiff, lerobot",
+            ])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false);
@@ -34,7 +42,9 @@ fn python() -> Option<(PathBuf, String)> {
             "REEL_REQUIRE_ORACLE is set but the LeRobot venv ({}) with feetech-servo-sdk / dynamixel-sdk in {extras} is missing (scripts/test.sh installs them)",
             py.display()
         );
-        eprintln!("note: LeRobot venv or servo SDKs missing; skipping the LeRobot bus conformance test");
+        eprintln!(
+            "note: LeRobot venv or servo SDKs missing; skipping the LeRobot bus conformance test"
+        );
         return None;
     }
     Some((py, extras))
@@ -77,7 +87,12 @@ impl Operator for Script {
 fn assert_same_numbers(arm: &Arm, lines: &[serde_json::Value]) -> usize {
     let mut n = 0;
     for l in lines.iter().filter(|l| l.get("raw").is_some()) {
-        let raw: Vec<i64> = l["raw"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let raw: Vec<i64> = l["raw"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         let theirs: Vec<f64> = l["norm"]
             .as_array()
             .unwrap()
@@ -86,7 +101,12 @@ fn assert_same_numbers(arm: &Arm, lines: &[serde_json::Value]) -> usize {
             .collect();
         let ours = arm.normalize_all(&raw).unwrap();
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-            assert_eq!(a.to_bits(), b.to_bits(), "motor {i}: reel {a:?} vs LeRobot {b:?} for raw {}", raw[i]);
+            assert_eq!(
+                a.to_bits(),
+                b.to_bits(),
+                "motor {i}: reel {a:?} vs LeRobot {b:?} for raw {}",
+                raw[i]
+            );
         }
         n += 1;
     }
@@ -128,7 +148,10 @@ fn calibration_files_and_positions_match_lerobot_both_ways() {
         args.extend(job.iter().map(|s| s.to_string()));
     }
     for (_, port, cfg, _) in &leaders {
-        let d = dir.join(cfg.robot.type_name()).to_string_lossy().into_owned();
+        let d = dir
+            .join(cfg.robot.type_name())
+            .to_string_lossy()
+            .into_owned();
         let job = ["read", cfg.robot.type_name(), port, "rl", &d, "10"];
         args.extend(job.iter().map(|s| s.to_string()));
     }
@@ -162,9 +185,23 @@ fn calibration_files_and_positions_match_lerobot_both_ways() {
         // The arm stands still: reel reads the very registers LeRobot read last (the Koch
         // leader's gripper is under torque toward its open position, so it is left out).
         let last = lines.iter().rev().find(|l| l.get("raw").is_some()).unwrap();
-        let theirs: Vec<f64> = last["norm"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().parse().unwrap()).collect();
-        let raw: Vec<i64> = last["raw"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
-        let body = if cfg.robot == RobotType::KochLeader { 5 } else { 6 };
+        let theirs: Vec<f64> = last["norm"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect();
+        let raw: Vec<i64> = last["raw"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let body = if cfg.robot == RobotType::KochLeader {
+            5
+        } else {
+            6
+        };
         assert_eq!(arm.read_raw().unwrap()[..body], raw[..body]);
         assert_eq!(arm.read_positions().unwrap()[..body], theirs[..body]);
     }

@@ -159,7 +159,10 @@ pub fn apply(a: &mut crate::record::RecordArgs) -> Result<()> {
     }
     if let Some(c) = &l.robot_cameras {
         for (name, spec) in lerobot_cameras(c).context("--robot.cameras")? {
-            if a.cameras.iter().any(|s| s.split('=').next() == Some(name.as_str())) {
+            if a.cameras
+                .iter()
+                .any(|s| s.split('=').next() == Some(name.as_str()))
+            {
                 bail!("camera '{name}' is given twice (--robot.cameras and --camera)");
             }
             a.cameras.push(spec);
@@ -208,9 +211,9 @@ pub fn connect(a: &crate::record::RecordArgs) -> Result<(Box<dyn Robot>, Box<dyn
             }
             Ok((Box::new(SimRobot::new()), Box::new(SimTeleop::default())))
         }
-        (Some(_), None) => bail!(
-            "--robot.type needs a --teleop.type (a leader arm): reel records teleoperation"
-        ),
+        (Some(_), None) => {
+            bail!("--robot.type needs a --teleop.type (a leader arm): reel records teleoperation")
+        }
         (None, Some(_)) => bail!("--teleop.type needs a --robot.type (the follower arm)"),
         (Some(rt), Some(tt)) => {
             if a.sim {
@@ -285,7 +288,8 @@ pub fn arm_config(
     use_degrees: Option<bool>,
 ) -> Result<ArmConfig> {
     let robot = RobotType::parse(kind).with_context(|| format!("--{role}.type"))?;
-    let port = port.ok_or_else(|| anyhow!("--{role}.port is required with --{role}.type={kind}"))?;
+    let port =
+        port.ok_or_else(|| anyhow!("--{role}.port is required with --{role}.type={kind}"))?;
     let id = match id {
         Some(i) => i.to_string(),
         None => {
@@ -319,7 +323,9 @@ fn max_relative(s: &str) -> Result<MaxRelative> {
         let Flow::Scalar(x) = v else {
             bail!("{k}: expected a number");
         };
-        let x: f64 = x.parse().map_err(|_| anyhow!("{k}: '{x}' is not a number"))?;
+        let x: f64 = x
+            .parse()
+            .map_err(|_| anyhow!("{k}: '{x}' is not a number"))?;
         if !(x.is_finite() && x > 0.0) {
             bail!("{k}: {x} must be a positive number");
         }
@@ -413,7 +419,11 @@ fn scalar(c: &[char], i: &mut usize, key: bool) -> Result<String> {
     }
     let s: String = c[start..*i].iter().collect::<String>().trim().to_string();
     if s.is_empty() {
-        bail!("empty {} at character {}", if key { "key" } else { "value" }, start + 1);
+        bail!(
+            "empty {} at character {}",
+            if key { "key" } else { "value" },
+            start + 1
+        );
     }
     Ok(s)
 }
@@ -430,16 +440,27 @@ pub fn lerobot_cameras(s: &str) -> Result<Vec<(String, String)>> {
             bail!("camera '{name}': expected {{type: opencv, ...}}");
         };
         let get = |k: &str| -> Option<String> {
-            fields.iter().find(|(n, _)| n == k).and_then(|(_, v)| match v {
-                Flow::Scalar(s) => Some(s.clone()),
-                Flow::Map(_) => None,
-            })
+            fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| match v {
+                    Flow::Scalar(s) => Some(s.clone()),
+                    Flow::Map(_) => None,
+                })
         };
         for (k, _) in &fields {
             if !matches!(
                 k.as_str(),
-                "type" | "index_or_path" | "width" | "height" | "fps" | "fourcc" | "color_mode"
-                    | "rotation" | "warmup_s" | "backend"
+                "type"
+                    | "index_or_path"
+                    | "width"
+                    | "height"
+                    | "fps"
+                    | "fourcc"
+                    | "color_mode"
+                    | "rotation"
+                    | "warmup_s"
+                    | "backend"
             ) {
                 bail!("camera '{name}': option '{k}' is not supported by reel");
             }
@@ -493,8 +514,13 @@ mod tests {
             "{ front: {type: opencv, index_or_path: 0, width: 640, height: 480, fps: 30, fourcc: MJPG}, wrist: {type: opencv, index_or_path: \"/dev/v4l/by-path/pci-0000:00:14.0-usb-0:2:1.0-video-index0\", width: 320, height: 240, fps: 30}}",
         )
         .unwrap();
-        assert_eq!(c[0], ("front".into(), "front=/dev/video0@640x480@30@mjpeg".into()));
-        assert!(c[1].1.starts_with("wrist=/dev/v4l/by-path/pci-0000:00:14.0"));
+        assert_eq!(
+            c[0],
+            ("front".into(), "front=/dev/video0@640x480@30@mjpeg".into())
+        );
+        assert!(c[1]
+            .1
+            .starts_with("wrist=/dev/v4l/by-path/pci-0000:00:14.0"));
         for bad in [
             "{front: {type: intelrealsense, serial_number_or_name: 1, width: 1, height: 1, fps: 1}}",
             "{front: {type: opencv, index_or_path: 0, width: 640, fps: 30}}",

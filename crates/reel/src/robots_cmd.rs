@@ -148,7 +148,9 @@ pub fn run_sim_bus(a: SimBusArgs) -> Result<()> {
     );
     let start = std::time::Instant::now();
     while !reel_record::events::interrupted() {
-        if a.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
+        if a.duration
+            .is_some_and(|d| start.elapsed().as_secs_f64() >= d)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));

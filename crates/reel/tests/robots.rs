@@ -28,7 +28,9 @@ impl SimGuard {
             .expect("spawn sim-bus");
         let mut line = String::new();
         let out = child.stdout.take().expect("stdout");
-        BufReader::new(out).read_line(&mut line).expect("sim-bus prints its port");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("sim-bus prints its port");
         let port = line.trim().to_string();
         assert!(port.starts_with("/dev/pts/"), "sim-bus printed '{port}'");
         SimGuard { child, port }
@@ -45,11 +47,18 @@ impl Drop for SimGuard {
 /// Python with LeRobot and the servo SDKs, or None (a failure under REEL_REQUIRE_ORACLE=1).
 fn lerobot_python() -> Option<(PathBuf, String)> {
     let (py, _) = oracle_paths()?;
-    let extras = std::env::var("REEL_LEROBOT_EXTRAS")
-        .unwrap_or_else(|_| format!("{}/lerobot-extras", std::env::var("HOME").unwrap_or_default()));
+    let extras = std::env::var("REEL_LEROBOT_EXTRAS").unwrap_or_else(|_| {
+        format!(
+            "{}/lerobot-extras",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
     let ok = Command::new(&py)
         .env("PYTHONPATH", &extras)
-        .args(["-c", "import scservo_sdk, dynamixel_sdk, serial, deepdiff, lerobot, pandas"])
+        .args([
+            "-c",
+            "import scservo_sdk, dynamixel_sdk, serial, deepdiff, lerobot, pandas",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -63,7 +72,9 @@ fn require_python() -> Option<(PathBuf, String)> {
             std::env::var("REEL_REQUIRE_ORACLE").is_err(),
             "REEL_REQUIRE_ORACLE is set but the LeRobot venv with feetech-servo-sdk / dynamixel-sdk (~/lerobot-extras) is missing"
         );
-        eprintln!("note: LeRobot venv or servo SDKs missing; skipping the checks against LeRobot's units");
+        eprintln!(
+            "note: LeRobot venv or servo SDKs missing; skipping the checks against LeRobot's units"
+        );
     }
     p
 }
@@ -79,8 +90,16 @@ fn check_against_servos(
         .env("PYTHONPATH", extras)
         .arg(script)
         .arg(root)
-        .args([follower.0, &follower.1.to_string_lossy(), &follower.2.to_string_lossy()])
-        .args([leader.0, &leader.1.to_string_lossy(), &leader.2.to_string_lossy()])
+        .args([
+            follower.0,
+            &follower.1.to_string_lossy(),
+            &follower.2.to_string_lossy(),
+        ])
+        .args([
+            leader.0,
+            &leader.1.to_string_lossy(),
+            &leader.2.to_string_lossy(),
+        ])
         .output()
         .expect("run robots_check.py");
     assert!(
@@ -111,7 +130,11 @@ fn calibrate(flag: &str, kind: &str, port: &str, id: &str, dir: &Path) {
     drop(stdin);
     let out = child.wait_with_output().expect("calibrate");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "calibrate: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "calibrate: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("middle of its range"), "{stdout}");
     assert!(dir.join(format!("{id}.json")).is_file());
 }
@@ -123,11 +146,17 @@ fn record_cmd(root: &Path, f: &SimGuard, l: &SimGuard, cal: &Path, seconds: f64)
         .arg("--robot.type=so101_follower")
         .arg(format!("--robot.port={}", f.port))
         .arg("--robot.id=f1")
-        .arg(format!("--robot.calibration_dir={}", cal.join("f").display()))
+        .arg(format!(
+            "--robot.calibration_dir={}",
+            cal.join("f").display()
+        ))
         .arg("--teleop.type=so101_leader")
         .arg(format!("--teleop.port={}", l.port))
         .arg("--teleop.id=l1")
-        .arg(format!("--teleop.calibration_dir={}", cal.join("l").display()))
+        .arg(format!(
+            "--teleop.calibration_dir={}",
+            cal.join("l").display()
+        ))
         .arg("--dataset.repo_id=test/so101")
         .arg(format!("--dataset.root={}", root.display()))
         .arg("--dataset.num_episodes=1")
@@ -152,11 +181,17 @@ fn teleoperation_10s_at_30hz_matches_the_servos_and_loads_in_lerobot() {
     let out = run_ok(record_cmd(&root, &f, &l, &cal, 10.0).env("REEL_LOG", "info"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("saved 1 episode(s), 300 frames"), "{stdout}");
+    assert!(
+        stdout.contains("saved 1 episode(s), 300 frames"),
+        "{stdout}"
+    );
     assert!(stderr.contains(" 0 missed deadlines"), "{stderr}");
     let info = info(&root);
     assert_eq!(info["robot_type"], "so101_follower");
-    assert_eq!(info["features"]["observation.state"]["names"][0], "shoulder_pan.pos");
+    assert_eq!(
+        info["features"]["observation.state"]["names"][0],
+        "shoulder_pan.pos"
+    );
     assert_reel_check(&root);
     assert_lerobot_loads(&root);
     let Some(r) = check_against_servos(
@@ -169,7 +204,10 @@ fn teleoperation_10s_at_30hz_matches_the_servos_and_loads_in_lerobot() {
     assert_eq!(r["rows"], 300, "{r}");
     for k in ["state", "action"] {
         assert_eq!(r[k]["garbage"], 0, "{k}: {r}");
-        assert_eq!(r[k]["matched"], 300, "{k}: every row is a servo reading in LeRobot's units: {r}");
+        assert_eq!(
+            r[k]["matched"], 300,
+            "{k}: every row is a servo reading in LeRobot's units: {r}"
+        );
     }
     assert_eq!(r["extras"]["reel/missed_deadlines"][0], 0, "{r}");
 }
@@ -177,9 +215,16 @@ fn teleoperation_10s_at_30hz_matches_the_servos_and_loads_in_lerobot() {
 /// Calibration files written directly (no sweep): body 500..3600, gripper 1000..3200.
 fn write_calibration(dir: &Path, id: &str, shoulder_pan: (i64, i64)) {
     let mut m = serde_json::Map::new();
-    for (i, n) in ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
-        .iter()
-        .enumerate()
+    for (i, n) in [
+        "shoulder_pan",
+        "shoulder_lift",
+        "elbow_flex",
+        "wrist_flex",
+        "wrist_roll",
+        "gripper",
+    ]
+    .iter()
+    .enumerate()
     {
         let (lo, hi) = match *n {
             "wrist_roll" => (0, 4095),
@@ -193,15 +238,39 @@ fn write_calibration(dir: &Path, id: &str, shoulder_pan: (i64, i64)) {
         );
     }
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join(format!("{id}.json")), serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    std::fs::write(
+        dir.join(format!("{id}.json")),
+        serde_json::to_string_pretty(&m).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
 fn one_percent_bad_status_packets_cost_flagged_ticks_not_the_session() {
     let d = tempfile::tempdir().unwrap();
     let (ft, lt) = (d.path().join("f.trace"), d.path().join("l.trace"));
-    let f = SimGuard::start("so101", &["--corrupt", "0.01", "--seed", "3", "--trace", ft.to_str().unwrap()]);
-    let l = SimGuard::start("so101_leader", &["--corrupt", "0.01", "--seed", "4", "--trace", lt.to_str().unwrap()]);
+    let f = SimGuard::start(
+        "so101",
+        &[
+            "--corrupt",
+            "0.01",
+            "--seed",
+            "3",
+            "--trace",
+            ft.to_str().unwrap(),
+        ],
+    );
+    let l = SimGuard::start(
+        "so101_leader",
+        &[
+            "--corrupt",
+            "0.01",
+            "--seed",
+            "4",
+            "--trace",
+            lt.to_str().unwrap(),
+        ],
+    );
     let cal = d.path().join("cal");
     write_calibration(&cal.join("f"), "f1", (500, 3600));
     write_calibration(&cal.join("l"), "l1", (500, 3600));
@@ -244,18 +313,35 @@ fn a_camera_lost_mid_episode_is_reported_and_handled() {
             .args(["--camera-fault", "front=error-after=2.5"]),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("camera 'front' lost: its reader stopped"), "{stderr}");
+    assert!(
+        stderr.contains("camera 'front' lost: its reader stopped"),
+        "{stderr}"
+    );
     assert!(stderr.contains("simulated device error"), "{stderr}");
     let frames = info(&root)["total_frames"].as_u64().unwrap();
     assert_eq!(info(&root)["total_episodes"], 1);
-    assert!((20..=105).contains(&frames), "ended within a second of the loss: {frames} frames");
+    assert!(
+        (20..=105).contains(&frames),
+        "ended within a second of the loss: {frames} frames"
+    );
     assert_lerobot_loads(&root);
 
     // A file that ends after 1 s, --on-camera-loss continue: the episode goes on with every
     // repeated frame flagged, and no second episode starts without the camera.
     let clip = d.path().join("clip.mp4");
     let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=30", "-t", "1", "-pix_fmt", "yuv420p"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=96x64:rate=30",
+            "-t",
+            "1",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&clip)
         .status()
         .expect("ffmpeg");
@@ -265,18 +351,38 @@ fn a_camera_lost_mid_episode_is_reported_and_handled() {
         sim(&root, 1, 2, 3.0)
             .arg("--camera")
             .arg(format!("front={}@96x64@30", clip.display()))
-            .args(["--camera-fault", "front=end-file", "--on-camera-loss", "continue"]),
+            .args([
+                "--camera-fault",
+                "front=end-file",
+                "--on-camera-loss",
+                "continue",
+            ]),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("flagged stale"), "{stderr}");
-    assert!(stderr.contains("not recording episode 1: camera 'front' is gone"), "{stderr}");
+    assert!(
+        stderr.contains("not recording episode 1: camera 'front' is gone"),
+        "{stderr}"
+    );
     assert_eq!(info(&root)["total_episodes"], 1);
     assert_eq!(info(&root)["total_frames"], 90);
-    let Some((py, _)) = oracle_paths() else { return };
+    let Some((py, _)) = oracle_paths() else {
+        return;
+    };
     let code = "import glob,sys,pandas as pd; e=pd.read_parquet(glob.glob(sys.argv[1]+'/meta/episodes/*/*.parquet')[0]); print(int(e['reel/camera/front/stale_frames'][0]))";
-    let out = Command::new(py).args(["-c", code]).arg(&root).output().expect("python");
-    let stale: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count");
-    assert!((50..=65).contains(&stale), "about 2 of 3 s flagged stale: {stale}");
+    let out = Command::new(py)
+        .args(["-c", code])
+        .arg(&root)
+        .output()
+        .expect("python");
+    let stale: i64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count");
+    assert!(
+        (50..=65).contains(&stale),
+        "about 2 of 3 s flagged stale: {stale}"
+    );
 }
 
 #[test]
@@ -293,15 +399,34 @@ fn bad_robot_input_gets_clear_errors() {
     assert!(e.contains("port /dev/ttyREEL404 does not exist"), "{e}");
     // A port another program holds.
     let f = SimGuard::start("so101", &[]);
-    let held = std::fs::OpenOptions::new().read(true).write(true).open(&f.port).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f.port)
+        .unwrap();
     // SAFETY: flock on a descriptor owned by `held`.
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
-    let e = run_err(reel().arg("calibrate").arg("--robot.type=so101_follower").arg(format!("--robot.port={}", f.port)).arg("--robot.id=x"));
+    assert_eq!(
+        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    let e = run_err(
+        reel()
+            .arg("calibrate")
+            .arg("--robot.type=so101_follower")
+            .arg(format!("--robot.port={}", f.port))
+            .arg("--robot.id=x"),
+    );
     assert!(e.contains("is busy"), "{e}");
     drop(held);
     // A servo that does not answer at its id.
     let g = SimGuard::start("so101", &["--absent-id", "3"]);
-    let e = run_err(reel().arg("calibrate").arg("--robot.type=so101_follower").arg(format!("--robot.port={}", g.port)).arg("--robot.id=x"));
+    let e = run_err(
+        reel()
+            .arg("calibrate")
+            .arg("--robot.type=so101_follower")
+            .arg(format!("--robot.port={}", g.port))
+            .arg("--robot.id=x"),
+    );
     assert!(e.contains("no answer from servo 'elbow_flex' (id 3"), "{e}");
     // A Koch calibration file used for an SO arm.
     let l = SimGuard::start("so101_leader", &[]);
@@ -313,7 +438,10 @@ fn bad_robot_input_gets_clear_errors() {
     // An action beyond the follower's joint limits (its shoulder_pan range is narrow).
     write_calibration(&cal.join("f"), "f1", (1650, 1750));
     let e = run_err(&mut record_cmd(&root, &f, &l, &cal, 3.0));
-    assert!(e.contains("shoulder_pan.pos") && e.contains("violates the joint's limits"), "{e}");
+    assert!(
+        e.contains("shoulder_pan.pos") && e.contains("violates the joint's limits"),
+        "{e}"
+    );
     // Wrong sim-bus options.
     let e = run_err(reel().args(["sim-bus", "--robot", "koch", "--protocol", "feetech"]));
     assert!(e.contains("does not match"), "{e}");

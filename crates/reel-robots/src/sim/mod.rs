@@ -145,9 +145,10 @@ impl SimBus {
         let pty = pty::Pty::open().map_err(|e| Error::invalid(format!("pseudo-terminal: {e}")))?;
         let path = pty.path.clone();
         let trace = match &cfg.trace {
-            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p).map_err(
-                |e| Error::invalid(format!("--trace {}: {e}", p.display())),
-            )?)),
+            Some(p) => Some(std::io::BufWriter::new(
+                std::fs::File::create(p)
+                    .map_err(|e| Error::invalid(format!("--trace {}: {e}", p.display())))?,
+            )),
             None => None,
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -406,8 +407,7 @@ impl Simulator {
             }
             // Read
             0x02 => {
-                let (Some(addr), Some(len)) =
-                    (word(&inst.params, 0), word(&inst.params, addr_len))
+                let (Some(addr), Some(len)) = (word(&inst.params, 0), word(&inst.params, addr_len))
                 else {
                     return;
                 };
@@ -441,8 +441,7 @@ impl Simulator {
             }
             // Sync read
             0x82 => {
-                let (Some(addr), Some(len)) =
-                    (word(&inst.params, 0), word(&inst.params, addr_len))
+                let (Some(addr), Some(len)) = (word(&inst.params, 0), word(&inst.params, addr_len))
                 else {
                     return;
                 };
@@ -470,8 +469,7 @@ impl Simulator {
             }
             // Sync write
             0x83 => {
-                let (Some(addr), Some(len)) =
-                    (word(&inst.params, 0), word(&inst.params, addr_len))
+                let (Some(addr), Some(len)) = (word(&inst.params, 0), word(&inst.params, addr_len))
                 else {
                     return;
                 };

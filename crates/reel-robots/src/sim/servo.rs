@@ -102,7 +102,11 @@ impl Servo {
             actual: 0.0,
             velocity: 0.0,
             center: 2048.0 + 140.0 * index as f64 - 350.0,
-            amplitude: if index == 5 { 450.0 } else { 700.0 + 40.0 * index as f64 },
+            amplitude: if index == 5 {
+                450.0
+            } else {
+                700.0 + 40.0 * index as f64
+            },
             freq: 0.6 + 0.1 * index as f64,
             phase: 0.8 * index as f64,
         };
@@ -164,9 +168,9 @@ impl Servo {
     /// Stores the low `len` bytes of `value` at `addr`, little-endian.
     pub fn put(&mut self, addr: u16, len: u8, value: i64) {
         let bytes = (value as u64).to_le_bytes();
-        for i in 0..len as usize {
+        for (i, b) in bytes.iter().take(len as usize).enumerate() {
             if let Some(m) = self.mem.get_mut(addr as usize + i) {
-                *m = bytes[i];
+                *m = *b;
             }
         }
     }
