@@ -107,7 +107,7 @@ impl CameraWatch {
         if c.lost_since_ns.is_none() {
             c.lost_since_ns = Some(now);
             c.losses += 1;
-            // Every tick since the last fresh frame repeated it: flag them all.
+            // Every tick since the last fresh frame (this one included) repeated it: flag them.
             c.stale_frames += c.repeats;
             let why = match &error {
                 Some(e) => format!("its reader stopped: {e}"),
@@ -127,8 +127,9 @@ impl CameraWatch {
                         "recording goes on with this camera's frames flagged stale (reel/camera/<name>/stale_frames)",
                 }
             );
+        } else {
+            c.stale_frames += 1;
         }
-        c.stale_frames += 1;
         if let Some(e) = error {
             c.gone = Some(e);
         }

@@ -294,9 +294,18 @@ fn one_percent_bad_status_packets_cost_flagged_ticks_not_the_session() {
     ) else {
         return;
     };
-    // Every failed sync read the servos saw is counted in the episode, on the right bus.
-    assert_eq!(r["extras"]["reel/robot/read_failures"][0], fbad, "{r}");
-    assert_eq!(r["extras"]["reel/teleop/read_failures"][0], lbad, "{r}");
+    // Every failed sync read the servos saw is counted in the episode, on the right bus (a
+    // reply that a loaded machine delivers after the 10 ms packet timeout counts as well, so
+    // the episode may count more than the servos spoiled).
+    let count = |k: &str| r["extras"][k][0].as_i64().unwrap_or(-1);
+    assert!(
+        count("reel/robot/read_failures") >= fbad,
+        "{fbad} spoiled: {r}"
+    );
+    assert!(
+        count("reel/teleop/read_failures") >= lbad,
+        "{lbad} spoiled: {r}"
+    );
     for k in ["state", "action"] {
         assert_eq!(r[k]["garbage"], 0, "{k}: no row holds garbage: {r}");
     }
