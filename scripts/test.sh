@@ -14,5 +14,14 @@ if [ -f "$CONF/install_lerobot_oracle.sh" ]; then
     bash "$CONF/install_lerobot_oracle.sh" "${LEROBOT_VENV:-$HOME/venv-lerobot}"
   fi
 fi
+# LeRobot's own servo bus code (feetech-servo-sdk, dynamixel-sdk) for the reel-robots
+# conformance tests: installed beside the venv (PYTHONPATH), never into it, once.
+PY="${LEROBOT_VENV:-$HOME/venv-lerobot}/bin/python"
+export REEL_LEROBOT_EXTRAS="${REEL_LEROBOT_EXTRAS:-$HOME/lerobot-extras}"
+if [ -x "$PY" ] && ! PYTHONPATH="$REEL_LEROBOT_EXTRAS" "$PY" -c "import scservo_sdk, dynamixel_sdk, serial, deepdiff" 2>/dev/null; then
+  echo "installing LeRobot's servo SDKs into $REEL_LEROBOT_EXTRAS (once)"
+  "$PY" -m pip install --quiet --target "$REEL_LEROBOT_EXTRAS" \
+    "feetech-servo-sdk==1.0.0" "dynamixel-sdk==3.8.4" "pyserial==3.5" "deepdiff==8.6.2"
+fi
 export SVT_LOG=1
 cargo test --workspace -j2 "$@"

@@ -42,6 +42,8 @@ pub(crate) struct Slot {
     pub(crate) error: Option<String>,
     /// The reader thread has exited (with or without error).
     pub(crate) done: bool,
+    /// What the camera delivers, known after its first second.
+    pub(crate) negotiated: Option<crate::negotiate::Negotiated>,
 }
 
 /// State shared by a [`Camera`] handle and its reader thread.
@@ -254,6 +256,11 @@ impl Camera {
             mean_interval_ms,
             max_interval_ms: s.max_interval_ns as f64 / 1e6,
         }
+    }
+
+    /// The format, size and measured rate the camera delivers (after its first second).
+    pub fn negotiated(&self) -> Option<crate::negotiate::Negotiated> {
+        self.shared.lock().negotiated.clone()
     }
 
     /// The reader thread's terminal error (device gone, end of file without loop...), if it died.

@@ -4,6 +4,7 @@
 //! time, and published as [`reel_core::SharedFrame`]s the control loop takes without waiting.
 
 mod camera;
+pub mod negotiate;
 mod pacing;
 mod reader;
 mod spec;

@@ -15,6 +15,7 @@ use ffmpeg_next as ffmpeg;
 use reel_core::{monotonic_ns, VideoFrame};
 
 use crate::camera::Shared;
+use crate::negotiate::{choose_input_format, fourcc_name, v4l2_formats, Negotiated, RateMeter};
 use crate::pacing::{Decision, Pacer};
 use crate::spec::{CameraSpec, InputKind};
 
@@ -137,6 +138,11 @@ struct Reader<'a> {
     seq: u64,
     /// Frames decoded in the current file pass (to refuse looping a file with none).
     decoded_in_pass: u64,
+    /// The stream's format as decoded (`MJPG`, `YUYV422`, ...).
+    format: String,
+    meter: RateMeter,
+    /// Fault injection: fail at this monotonic time.
+    fail_at_ns: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
@@ -151,8 +157,21 @@ impl<'a> Reader<'a> {
             InputKind::V4l2 { device } => {
                 opts.set("video_size", &format!("{}x{}", spec.width, spec.height));
                 opts.set("framerate", &spec.fps.to_string());
-                if let Some(f) = &spec.input_format {
-                    opts.set("input_format", f);
+                let offered = match v4l2_formats(device) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::debug!(camera = %spec.name, "{e}");
+                        Vec::new()
+                    }
+                };
+                if !offered.is_empty() {
+                    let names: Vec<String> = offered.iter().map(|&f| fourcc_name(f)).collect();
+                    tracing::info!(camera = %spec.name, "{device} offers {}", names.join(", "));
+                }
+                if let Some(f) = choose_input_format(&offered, spec.input_format.as_deref()) {
+                    opts.set("input_format", &f);
+                } else if !offered.is_empty() {
+                    tracing::warn!(camera = %spec.name, "{device} offers no MJPG: the driver's default format is used (YUYV needs ~20x the USB bandwidth)");
                 }
                 (device.clone(), Some("v4l2"))
             }
@@ -174,6 +193,11 @@ impl<'a> Reader<'a> {
         let decoder = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
             .and_then(|c| c.decoder().video())
             .map_err(|e| format!("{what}: cannot open a decoder for its video stream: {e}"))?;
+        let format = match decoder.id() {
+            ffmpeg::codec::Id::MJPEG => "MJPG".to_string(),
+            ffmpeg::codec::Id::RAWVIDEO => format!("{:?}", decoder.format()).to_uppercase(),
+            other => format!("{other:?} ({:?})", decoder.format()),
+        };
         let pacer = Pacer::new(
             kind.paced(),
             start_ns,
@@ -196,6 +220,9 @@ impl<'a> Reader<'a> {
             pacer,
             seq: 0,
             decoded_in_pass: 0,
+            format,
+            meter: RateMeter::default(),
+            fail_at_ns: spec.fail_after.map(|d| start_ns + d.as_nanos() as u64),
         })
     }
 
@@ -205,6 +232,11 @@ impl<'a> Reader<'a> {
         loop {
             if self.shared.stopping() {
                 return Ok(());
+            }
+            if self.fail_at_ns.is_some_and(|t| monotonic_ns() >= t) {
+                return Err(format!(
+                    "{what}: simulated device error (the camera was unplugged)"
+                ));
             }
             // A fresh packet per read: av_read_frame does not release the buffer a reused
             // packet still references, which leaked one whole frame per read.
@@ -318,8 +350,32 @@ impl<'a> Reader<'a> {
             seq: self.seq,
         };
         self.seq += 1;
+        let t = frame.captured_ns;
         self.shared.publish(Arc::new(frame));
+        if let Some(fps) = self.meter.frame(t) {
+            self.report_rate(fps);
+        }
         Ok(true)
+    }
+
+    /// Says what the camera delivers, once, after its first second (a warning when the rate
+    /// is below 90 % of the one asked for).
+    fn report_rate(&mut self, fps: f64) {
+        let n = Negotiated {
+            format: self.format.clone(),
+            width: self.decoder.width(),
+            height: self.decoder.height(),
+            measured_fps: fps,
+            requested_fps: self.spec.fps,
+            below_rate: fps < 0.9 * f64::from(self.spec.fps),
+        };
+        let line = n.line(&self.spec.name, &self.kind.describe());
+        if n.below_rate {
+            tracing::warn!("{line}: below the requested rate (on a V4L2 device: USB bandwidth with YUYV, auto-exposure in low light, or a mode the camera does not have)");
+        } else {
+            tracing::info!("{line}");
+        }
+        self.shared.lock().negotiated = Some(n);
     }
 
     /// swscale the decoded frame to tightly packed RGB24 at the spec size.

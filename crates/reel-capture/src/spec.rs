@@ -37,6 +37,8 @@ pub struct CameraSpec {
     pub stall: Option<(Duration, Duration)>,
     /// Fault injection: deliver at this rate instead of the nominal one.
     pub deliver_fps: Option<f64>,
+    /// Fault injection: the reader fails this long after open, as an unplugged device does.
+    pub fail_after: Option<Duration>,
 }
 
 impl Default for CameraSpec {
@@ -51,6 +53,7 @@ impl Default for CameraSpec {
             input_format: None,
             stall: None,
             deliver_fps: None,
+            fail_after: None,
         }
     }
 }
@@ -222,6 +225,44 @@ impl CameraSpec {
             }
         }
         Ok(())
+    }
+
+    /// Applies a testing-aid fault: `error-after=SECONDS` (the device fails, as when
+    /// unplugged), `end-file` (a file input ends instead of looping), `stall=AT:LEN` (no frames
+    /// for LEN seconds from AT), `fps=F` (delivers F frames per second).
+    pub fn apply_fault(&mut self, fault: &str) -> Result<()> {
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "camera '{}': fault '{fault}': {why} (expected error-after=SECONDS, end-file, stall=AT:LEN or fps=F)",
+                self.name
+            ))
+        };
+        let secs = |v: &str| -> Result<Duration> {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("not a number of seconds"))?;
+            Duration::try_from_secs_f64(x).map_err(|_| bad("not a number of seconds"))
+        };
+        let (key, value) = fault.split_once('=').unwrap_or((fault, ""));
+        match key.trim() {
+            "error-after" => self.fail_after = Some(secs(value)?),
+            "end-file" => {
+                if !matches!(self.kind(), InputKind::File { .. }) {
+                    return Err(bad("applies to file inputs only"));
+                }
+                self.loop_file = false;
+            }
+            "stall" => {
+                let (a, l) = value
+                    .split_once(':')
+                    .ok_or_else(|| bad("stall needs AT:LEN"))?;
+                self.stall = Some((secs(a)?, secs(l)?));
+            }
+            "fps" => self.deliver_fps = Some(value.trim().parse().map_err(|_| bad("not a rate"))?),
+            _ => return Err(bad("unknown fault")),
+        }
+        self.validate()
     }
 
     /// The dataset feature key of this camera (`observation.images.<name>`).

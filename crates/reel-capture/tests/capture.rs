@@ -249,3 +249,50 @@ fn stall_shows_in_max_interval() {
     let after = cam.latest().unwrap();
     assert!(after.seq > during + 5, "no frames after the stall");
 }
+
+#[test]
+fn measured_rate_and_format_are_reported_after_the_first_second() {
+    let mut slow = CameraSpec::parse("slow=lavfi:testsrc2@96x64@30").unwrap();
+    slow.apply_fault("fps=10").unwrap();
+    let ok = CameraSpec::parse("ok=lavfi:testsrc2@96x64@30").unwrap();
+    let (a, b) = (
+        Camera::open(&slow, Duration::from_secs(5)).unwrap(),
+        Camera::open(&ok, Duration::from_secs(5)).unwrap(),
+    );
+    let t = Instant::now();
+    while (a.negotiated().is_none() || b.negotiated().is_none())
+        && t.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (na, nb) = (
+        a.negotiated().expect("slow reported"),
+        b.negotiated().expect("ok reported"),
+    );
+    assert!(
+        na.below_rate && (8.0..=12.0).contains(&na.measured_fps),
+        "{na:?}"
+    );
+    assert!(
+        !nb.below_rate && (27.0..=33.0).contains(&nb.measured_fps),
+        "{nb:?}"
+    );
+    assert_eq!((nb.width, nb.height), (96, 64));
+    // A device error: the reader stops with a message the loop reports.
+    let mut gone = CameraSpec::parse("gone=lavfi:testsrc2@96x64@30").unwrap();
+    gone.apply_fault("error-after=0.3").unwrap();
+    let c = Camera::open(&gone, Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        c.error()
+            .unwrap_or_default()
+            .contains("simulated device error"),
+        "{:?}",
+        c.error()
+    );
+    assert!(
+        gone.clone().apply_fault("end-file").is_err(),
+        "end-file is for files"
+    );
+    assert!(gone.apply_fault("explode").is_err());
+}

@@ -407,6 +407,20 @@ impl Info {
         journal.record_replace(&path)?;
         write_atomic(&path, self.to_json().as_bytes(), false)
     }
+
+    /// Writes the info.json of a new dataset in one atomic step (a temporary file renamed
+    /// into place, synced when `durable`): a crash leaves either no dataset or a complete,
+    /// empty one that can be resumed — never a half-created one.
+    pub fn write_new(&self, root: &Path, durable: bool) -> Result<()> {
+        let path = paths::info_file(root);
+        write_atomic(&path, self.to_json().as_bytes(), durable)?;
+        if durable {
+            if let Some(d) = path.parent() {
+                reel_core::journal::sync_dir(d)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

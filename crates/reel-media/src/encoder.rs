@@ -445,8 +445,25 @@ fn flush_io(octx: &mut ff::format::context::Output) {
     }
 }
 
+/// Decode delay, in frames, of LeRobot's own files of codec `id` (its default encoder
+/// settings: libx264 signals one frame of B-frame delay, libx265 two; AV1 none). reel's
+/// encoders run without frame reordering, so their timestamps have no delay; giving their
+/// files the same layout (dts = pts − delay, written by the MP4 muxer as a constant `ctts`
+/// and an edit list) lets LeRobot's `aggregate_datasets` concatenate reel's and LeRobot's files
+/// in either order: its concat demuxer offsets the second file by the first one's duration,
+/// and a file whose delay is smaller than the next one's would repeat a decode timestamp.
+pub fn lerobot_decode_delay(id: ff::codec::Id) -> i64 {
+    match id {
+        ff::codec::Id::H264 => 1,
+        ff::codec::Id::HEVC => 2,
+        _ => 0,
+    }
+}
+
 /// Copies every packet of `src`'s first video stream into a standard MP4 at `dst` (moov at
-/// the end), timestamps and bitstream unchanged. Returns the packets written.
+/// the end), bitstream unchanged, presentation timestamps unchanged; decode timestamps are
+/// shifted so the file has LeRobot's decode delay for its codec ([`lerobot_decode_delay`]).
+/// Returns the packets written.
 fn remux(src: &Path, dst: &Path) -> Result<u64> {
     crate::init();
     let mut ictx = ff::format::input(&src).map_err(|e| media(src, "open fragmented MP4", e))?;
@@ -462,6 +479,7 @@ fn remux(src: &Path, dst: &Path) -> Result<u64> {
         ist.avg_frame_rate()
     };
     let params = ist.parameters();
+    let codec_id = params.id();
     let mut octx = ff::format::output_as(&dst, "mp4").map_err(|e| media(dst, "create MP4", e))?;
     {
         let mut ost = octx
@@ -491,9 +509,16 @@ fn remux(src: &Path, dst: &Path) -> Result<u64> {
     let mut held: Option<ff::Packet> = None;
     let mut last_gap = frame_ticks;
     let mut n = 0u64;
-    let write = |mut pkt: ff::Packet, gap: i64, octx: &mut ff::format::context::Output| {
+    // dts shift giving the file LeRobot's decode delay (less whatever delay the stream has).
+    let want_delay = lerobot_decode_delay(codec_id) * frame_ticks;
+    let mut dts_shift: Option<i64> = None;
+    let mut write = |mut pkt: ff::Packet, gap: i64, octx: &mut ff::format::context::Output| {
         if gap > 0 {
             pkt.set_duration(gap);
+        }
+        if let (Some(pts), Some(dts)) = (pkt.pts(), pkt.dts()) {
+            let shift = *dts_shift.get_or_insert_with(|| (want_delay - (pts - dts)).max(0));
+            pkt.set_dts(Some(dts - shift));
         }
         pkt.set_stream(0);
         pkt.set_position(-1);

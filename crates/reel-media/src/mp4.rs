@@ -278,6 +278,11 @@ struct Track {
     chunk_offsets: Vec<u64>,
     chunk_samples: Vec<u32>,
     sample_description_index: u32,
+    /// `ctts` composition offsets (pts − dts), one per sample, when the track has them.
+    ctts: Option<Vec<i64>>,
+    /// The edit list's media time: where presentation starts in the media's time (a decode
+    /// delay D frames shows as D frames here and a constant D-frame `ctts`).
+    media_time: i64,
 }
 
 impl Track {
@@ -317,8 +322,8 @@ fn timescale_offset(version: u8) -> usize {
 }
 
 /// Boxes allowed in `stbl`; anything else (per-sample tables reel cannot merge) is refused.
-const STBL_KNOWN: [&[u8; 4]; 7] = [
-    b"stsd", b"stts", b"stss", b"stsz", b"stsc", b"stco", b"co64",
+const STBL_KNOWN: [&[u8; 4]; 8] = [
+    b"stsd", b"stts", b"stss", b"stsz", b"stsc", b"stco", b"co64", b"ctts",
 ];
 
 /// The track of `moov`. `file_len` bounds every count read from the tables: a sample needs
@@ -348,13 +353,15 @@ fn parse_track(moov: &[Atom], file_len: u64) -> R<Track> {
     if timescale == 0 || movie_timescale == 0 {
         return Err("zero timescale".to_string());
     }
+    let media_time = match trak.iter().find(|a| &a.kind == b"edts") {
+        None => 0,
+        Some(edts) => match kids(edts)?.iter().find(|a| &a.kind == b"elst") {
+            None => 0,
+            Some(elst) => elst_media_time(leaf(elst)?)?,
+        },
+    };
     let stbl = kids(find(kids(find(mdia, b"minf")?)?, b"stbl")?)?;
     for a in stbl {
-        if &a.kind == b"ctts" {
-            return Err("the track has a ctts box (B-frames: dts != pts); reel appends need an encoder without \
-                 frame reordering (x264/x265 with bf=0)"
-                .to_string());
-        }
         if &a.kind != b"sdtp" && !STBL_KNOWN.contains(&&a.kind) {
             return Err(format!(
                 "unsupported box '{}' in the sample table",
@@ -462,6 +469,37 @@ fn parse_track(moov: &[Atom], file_len: u64) -> R<Track> {
         }
     };
 
+    // composition offsets
+    let ctts = match stbl.iter().find(|a| &a.kind == b"ctts") {
+        None => None,
+        Some(a) => {
+            let b = leaf(a)?;
+            let signed = full_box_version(b)? == 1;
+            let n = be32(b, 4)? as usize;
+            if n as u64 > (b.len() as u64).saturating_sub(8) / 8 {
+                return Err(format!("ctts claims {n} entries in {} bytes", b.len()));
+            }
+            let mut offs = Vec::with_capacity(count);
+            for k in 0..n {
+                let c = be32(b, 8 + 8 * k)? as usize;
+                let raw = be32(b, 12 + 8 * k)?;
+                let o = if signed {
+                    raw as i32 as i64
+                } else {
+                    raw as i64
+                };
+                if offs.len() + c > count {
+                    return Err(format!("ctts covers more samples than stsz's {count}"));
+                }
+                offs.extend(std::iter::repeat_n(o, c));
+            }
+            if offs.len() != count {
+                return Err(format!("ctts covers {} samples, stsz {count}", offs.len()));
+            }
+            Some(offs)
+        }
+    };
+
     // chunk offsets
     let chunk_offsets: Vec<u64> = if let Some(a) = stbl.iter().find(|a| &a.kind == b"stco") {
         let b = leaf(a)?;
@@ -525,6 +563,25 @@ fn parse_track(moov: &[Atom], file_len: u64) -> R<Track> {
         chunk_offsets,
         chunk_samples,
         sample_description_index,
+        ctts,
+        media_time,
+    })
+}
+
+/// The media time of an edit list: its one edit (after an optional leading empty edit, which
+/// reel never writes and refuses) says where presentation starts in the media.
+fn elst_media_time(b: &[u8]) -> R<i64> {
+    let v1 = full_box_version(b)? == 1;
+    let n = be32(b, 4)?;
+    if n != 1 {
+        return Err(format!(
+            "the edit list has {n} edits; reel appends need exactly one"
+        ));
+    }
+    Ok(if v1 {
+        be64(b, 8 + 8)? as i64
+    } else {
+        be32(b, 8 + 4)? as i32 as i64
     })
 }
 
@@ -616,6 +673,24 @@ fn build_stbl(t: &Track) -> Vec<Atom> {
         b.extend_from_slice(&d.to_be_bytes());
     }
     out.push(leafb(b"stts", b));
+
+    if let Some(offs) = t.ctts.as_ref().filter(|o| o.iter().any(|&x| x != 0)) {
+        let signed = offs.iter().any(|&x| x < 0);
+        let mut runs: Vec<(u32, i64)> = Vec::new();
+        for &o in offs {
+            match runs.last_mut() {
+                Some((c, oo)) if *oo == o => *c += 1,
+                _ => runs.push((1, o)),
+            }
+        }
+        let mut b = full_box(u8::from(signed), 0);
+        b.extend_from_slice(&(runs.len() as u32).to_be_bytes());
+        for (c, o) in runs {
+            b.extend_from_slice(&c.to_be_bytes());
+            b.extend_from_slice(&(o as i32 as u32).to_be_bytes());
+        }
+        out.push(leafb(b"ctts", b));
+    }
 
     if t.sync.iter().any(|s| !s) {
         let idx: Vec<u32> = t
@@ -720,12 +795,18 @@ fn build_moov(template: &[Atom], t: &Track) -> R<Vec<u8>> {
         b.extend_from_slice(&1u32.to_be_bytes());
         if version == 1 {
             b.extend_from_slice(&movie.to_be_bytes());
-            b.extend_from_slice(&0i64.to_be_bytes());
+            b.extend_from_slice(&t.media_time.to_be_bytes());
         } else {
             let m = u32::try_from(movie)
                 .map_err(|_| format!("elst duration {movie} does not fit a version-0 box"))?;
+            let mt = i32::try_from(t.media_time).map_err(|_| {
+                format!(
+                    "elst media time {} does not fit a version-0 box",
+                    t.media_time
+                )
+            })?;
             b.extend_from_slice(&m.to_be_bytes());
-            b.extend_from_slice(&0i32.to_be_bytes());
+            b.extend_from_slice(&mt.to_be_bytes());
         }
         b.extend_from_slice(&0x0001_0000u32.to_be_bytes());
         *elst = b;
@@ -758,6 +839,14 @@ fn merge(a: &Track, b: &Track) -> R<Track> {
             Some(f)
         }
     };
+    t.ctts = match (&a.ctts, &b.ctts) {
+        (None, None) => None,
+        (x, y) => {
+            let mut o = x.clone().unwrap_or_else(|| vec![0; a.sizes.len()]);
+            o.extend(y.clone().unwrap_or_else(|| vec![0; b.sizes.len()]));
+            Some(o)
+        }
+    };
     t.chunk_offsets.extend_from_slice(&b.chunk_offsets);
     t.chunk_samples.extend_from_slice(&b.chunk_samples);
     if t.sizes.len() > u32::MAX as usize {
@@ -767,6 +856,12 @@ fn merge(a: &Track, b: &Track) -> R<Track> {
 }
 
 fn check_compatible(a: &Track, b: &Track) -> R<()> {
+    if a.media_time != b.media_time {
+        return Err(format!(
+            "decode delay differs: target starts presentation at {} ticks, segment at {} (written by another reel version or encoder?)",
+            a.media_time, b.media_time
+        ));
+    }
     if a.timescale != b.timescale {
         return Err(format!(
             "timescale differs: target {} vs segment {} (different fps?)",
@@ -1108,6 +1203,9 @@ pub fn truncate_frames(path: &Path, keep_frames: u64, journal: &mut Journal) -> 
     if let Some(f) = &mut t.sdtp {
         f.truncate(k);
     }
+    if let Some(o) = &mut t.ctts {
+        o.truncate(k);
+    }
     let mut left = k as u64;
     let mut nchunks = 0;
     for n in t.chunk_samples.iter_mut() {
@@ -1222,6 +1320,8 @@ mod tests {
             chunk_offsets: vec![off, off + 1000],
             chunk_samples: vec![(n / 2) as u32, (n - n / 2) as u32],
             sample_description_index: 1,
+            ctts: None,
+            media_time: 0,
         }
     }
 
@@ -1350,15 +1450,33 @@ mod tests {
     }
 
     #[test]
-    fn ctts_and_garbage_are_errors() {
-        let t = track(2, 48, 64);
-        let mut moov = moov_template(&t);
-        let trak = kids_mut(find_mut(&mut moov, b"trak").unwrap()).unwrap();
-        let mdia = kids_mut(find_mut(trak, b"mdia").unwrap()).unwrap();
-        let minf = kids_mut(find_mut(mdia, b"minf").unwrap()).unwrap();
-        let stbl = kids_mut(find_mut(minf, b"stbl").unwrap()).unwrap();
-        stbl.push(leafa(b"ctts", vec![0; 8]));
-        assert!(parse_track(&moov, u64::MAX).unwrap_err().contains("ctts"));
+    fn composition_offsets_and_decode_delay_round_trip_and_merge() {
+        // A one-frame decode delay, as LeRobot's H.264 files have: dts = pts - 512.
+        let mut a = track(4, 48, 64);
+        a.ctts = Some(vec![512; 4]);
+        a.media_time = 512;
+        let bytes = build_moov(&moov_template(&a), &a).unwrap();
+        let back = parse_track(kids(&parse_atoms(&bytes).unwrap()[0]).unwrap(), u64::MAX).unwrap();
+        assert_eq!(back.ctts, a.ctts);
+        assert_eq!(back.media_time, 512);
+        let mut b = track(3, 9000, 64);
+        b.ctts = Some(vec![512; 3]);
+        b.media_time = 512;
+        let m = merge(&a, &b).unwrap();
+        assert_eq!(m.ctts.as_ref().unwrap().len(), 7);
+        // A segment without the delay does not append to a file with it.
+        let c = track(3, 9000, 64);
+        assert!(merge(&a, &c).unwrap_err().contains("decode delay"));
+        // Negative offsets are written as a version-1 ctts.
+        let mut d = track(2, 48, 64);
+        d.ctts = Some(vec![-512, 0]);
+        let bytes = build_moov(&moov_template(&d), &d).unwrap();
+        let back = parse_track(kids(&parse_atoms(&bytes).unwrap()[0]).unwrap(), u64::MAX).unwrap();
+        assert_eq!(back.ctts, Some(vec![-512, 0]));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
         assert!(parse_atoms(&[0, 0, 0, 50, b'm', b'o', b'o', b'v']).is_err());
         assert!(parse_atoms(&[0, 0, 0]).is_err());
     }

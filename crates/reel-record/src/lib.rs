@@ -6,7 +6,8 @@
 //! * [`session`]: the episode/reset state machine and the loop itself;
 //! * [`timing`]: per-tick section timings, percentiles, missed deadlines, frame ages;
 //! * [`pacing`]: sleep-then-spin waits and loop priority;
-//! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM.
+//! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM;
+//! * [`watch`]: camera disconnect detection (deadline, end the episode or flag stale frames).
 //!
 //! The loop thread never waits on encoding or disk: everything it hands over is an `Arc`
 //! or a few numbers.
@@ -16,3 +17,4 @@ pub mod pacing;
 pub mod robot;
 pub mod session;
 pub mod timing;
+pub mod watch;

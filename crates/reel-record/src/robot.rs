@@ -4,6 +4,7 @@
 //! cannot tell them apart.
 
 use reel_core::{Error, Result};
+use reel_dataset::episodes::ExtraValue;
 
 /// A robot arm: reads its joint state, takes joint targets.
 pub trait Robot: Send {
@@ -15,12 +16,22 @@ pub trait Robot: Send {
     fn observe(&mut self) -> Result<Vec<f32>>;
     /// Sends joint targets; returns what was actually sent (after clipping).
     fn send_action(&mut self, action: &[f32]) -> Result<Vec<f32>>;
+    /// Per-episode figures (bus read failures, stale observations, ...), stored as
+    /// `reel/<name>` columns of the episodes table. The session calls it when an episode
+    /// starts (dropping what the reset phase counted) and when it is saved.
+    fn take_episode_extras(&mut self) -> Vec<(String, ExtraValue)> {
+        Vec::new()
+    }
 }
 
 /// Something that produces actions: a leader arm, a gamepad, a policy.
 pub trait Teleop: Send {
     /// The action for this tick (`t` = seconds since the session started).
     fn action(&mut self, t: f64, observation: &[f32]) -> Result<Vec<f32>>;
+    /// Per-episode figures, as [`Robot::take_episode_extras`].
+    fn take_episode_extras(&mut self) -> Vec<(String, ExtraValue)> {
+        Vec::new()
+    }
 }
 
 /// The joints of an SO-100/101 follower, the most common LeRobot arm.

@@ -11,6 +11,7 @@ use crate::events::{self, Events};
 use crate::pacing::{raise_priority, sleep_until};
 use crate::robot::{Robot, Teleop};
 use crate::timing::{Summary, TickTimer};
+use crate::watch::{CameraWatch, CameraWatchConfig, Verdict};
 use reel_core::{monotonic_ns, Error, Feature, Features, Result, RowValues, SharedFrame, Value};
 use reel_dataset::writer::{DatasetWriter, EpisodeSaved};
 use std::sync::atomic::Ordering;
@@ -68,6 +69,8 @@ pub struct SessionConfig {
     pub realtime: bool,
     /// Skip pacing: run ticks back to back (benchmarks).
     pub flat_out: bool,
+    /// Camera disconnect detection (deadline, end the episode or go on flagged).
+    pub camera_watch: CameraWatchConfig,
 }
 
 /// Longest episode or reset reel accepts (seconds): a day.
@@ -125,6 +128,8 @@ enum PhaseEnd {
     Rerecord,
     Stop,
     Interrupted,
+    /// A camera stopped delivering (see [`crate::watch`]).
+    CameraLost,
 }
 
 /// What the session did.
@@ -175,6 +180,7 @@ impl<'a> Session<'a> {
             .interactive
             .then(|| events::KeyListener::start(self.events.clone()));
         let names: Vec<String> = self.cameras.iter().map(|c| c.name().to_string()).collect();
+        let mut watch = CameraWatch::new(self.cfg.camera_watch, &names);
         let t0 = monotonic_ns();
         let mut recorded = 0u32;
         let mut short_in_a_row = 0u32;
@@ -184,8 +190,17 @@ impl<'a> Session<'a> {
             let index = ep_total + self.writer.backlog().pending_saves as u64;
             observer.phase(&format!("Recording episode {index}"));
             tracing::info!("recording episode {index} ({} s)", self.cfg.episode_time_s);
+            if let Some(why) = watch.unusable() {
+                tracing::warn!(
+                    "not recording episode {index}: {why}; every saved episode is complete"
+                );
+                break;
+            }
+            let _ = self.robot.take_episode_extras();
+            let _ = self.teleop.take_episode_extras();
+            watch.begin_episode();
             let mut timer = TickTimer::new(self.cfg.fps, &names);
-            let end = match self.phase(true, self.cfg.episode_time_s, t0, &mut timer) {
+            let end = match self.phase(true, self.cfg.episode_time_s, t0, &mut timer, &mut watch) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = self.writer.discard_episode();
@@ -213,7 +228,11 @@ impl<'a> Session<'a> {
                 _ => {
                     if self.writer.frames_in_episode() >= 2 {
                         let t = std::time::Instant::now();
-                        self.writer.save_episode(summary.extras())?;
+                        let mut extras = summary.extras();
+                        extras.extend(self.robot.take_episode_extras());
+                        extras.extend(self.teleop.take_episode_extras());
+                        extras.extend(watch.extras());
+                        self.writer.save_episode(extras)?;
                         report.save_call_ms.push(t.elapsed().as_secs_f64() * 1e3);
                         tracing::info!("episode {index}: {}", summary.line());
                         report.episodes.push((index, summary));
@@ -240,16 +259,33 @@ impl<'a> Session<'a> {
             if end == PhaseEnd::Stop || self.events.stop.load(Ordering::SeqCst) {
                 break;
             }
+            if let Some(why) = watch.unusable().filter(|_| end == PhaseEnd::CameraLost) {
+                tracing::warn!("stopping: {why}; every saved episode is complete");
+                break;
+            }
             if recorded < self.cfg.num_episodes || end == PhaseEnd::Rerecord {
                 observer.phase("Resetting");
                 tracing::info!("reset ({} s)", self.cfg.reset_time_s);
                 let mut reset_timer = TickTimer::new(self.cfg.fps, &names);
-                match self.phase(false, self.cfg.reset_time_s, t0, &mut reset_timer) {
+                match self.phase(
+                    false,
+                    self.cfg.reset_time_s,
+                    t0,
+                    &mut reset_timer,
+                    &mut watch,
+                ) {
                     Ok(PhaseEnd::Interrupted) => {
                         report.interrupted = true;
                         break;
                     }
                     Ok(PhaseEnd::Stop) => break,
+                    Ok(PhaseEnd::CameraLost) => {
+                        let why = watch.unusable().unwrap_or_default();
+                        tracing::warn!(
+                            "stopping during the reset: {why}; every saved episode is complete"
+                        );
+                        break;
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         outcome = Err(e);
@@ -305,6 +341,7 @@ impl<'a> Session<'a> {
         seconds: f64,
         t0: u64,
         timer: &mut TickTimer,
+        watch: &mut CameraWatch,
     ) -> Result<PhaseEnd> {
         let period = 1_000_000_000 / self.cfg.fps as u64;
         let ticks = (seconds * self.cfg.fps as f64).round() as u64;
@@ -336,10 +373,12 @@ impl<'a> Session<'a> {
             });
             let state = self.robot.observe()?;
             let mut frames = Vec::with_capacity(self.cameras.len());
+            let mut lost = false;
             for (i, cam) in self.cameras.iter().enumerate() {
                 match cam.latest() {
                     Some(f) => {
                         timer.camera_frame(i, f.captured_ns, f.seq);
+                        lost |= watch.check(i, &f, cam.error()) == Verdict::End;
                         frames.push(f);
                     }
                     None => {
@@ -350,6 +389,9 @@ impl<'a> Session<'a> {
                         });
                     }
                 }
+            }
+            if lost {
+                return Ok(PhaseEnd::CameraLost);
             }
             tick.mark();
             let t = (monotonic_ns() - t0) as f64 / 1e9;
@@ -365,15 +407,6 @@ impl<'a> Session<'a> {
                     row.set(camera_key(cam.name()), Value::Video(f));
                 }
                 self.writer.add_frame(row)?;
-            } else {
-                for cam in &self.cameras {
-                    if let Some(e) = cam.error() {
-                        return Err(Error::Source {
-                            name: cam.name().to_string(),
-                            msg: e,
-                        });
-                    }
-                }
             }
             tick.mark();
             let r = timer.end(tick);

@@ -115,6 +115,10 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
             demo_preset: "ultrafast".into(),
             demo_crf: 23,
         },
+        lerobot: crate::robot_args::LeRobotArgs {
+            camera_timeout_ms: 500,
+            ..Default::default()
+        },
     };
     let stop = reel_core::StopToken::new();
     let _signals = reel_core::stop::on_signals(&stop)?;
@@ -122,7 +126,13 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let mut p = record::prepare(&args, &robot, &stop)?;
     p.session.flat_out = b.flat_out;
     let t0 = std::time::Instant::now();
-    let report = record::run_session(p, &mut robot, false, &stop)?;
+    let report = record::run_session(
+        p,
+        &mut robot,
+        &mut reel_record::robot::SimTeleop::default(),
+        false,
+        &stop,
+    )?;
     let wall = t0.elapsed().as_secs_f64();
     let record_section = |i: usize| -> (f64, f64, f64) {
         report

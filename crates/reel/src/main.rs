@@ -7,6 +7,8 @@ mod demo;
 mod encoders;
 mod record;
 mod reencode;
+mod robot_args;
+mod robots_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +38,10 @@ enum Cmd {
     Reencode(reencode::ReencodeArgs),
     /// List encoder candidates: compiled in, opened or rejected (why), measured frames/s.
     Encoders(encoders::EncodersArgs),
+    /// Calibrate an SO-100/101 or Koch arm (LeRobot's procedure and calibration file).
+    Calibrate(robots_cmd::CalibrateArgs),
+    /// Simulate an arm's servo bus on a pseudo-terminal (prints its path).
+    SimBus(robots_cmd::SimBusArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -70,6 +76,8 @@ fn main() {
         Cmd::Demo(a) => demo::run(a),
         Cmd::Encoders(a) => encoders::run(a),
         Cmd::Reencode(a) => reencode::run(a),
+        Cmd::Calibrate(a) => robots_cmd::run_calibrate(a),
+        Cmd::SimBus(a) => robots_cmd::run_sim_bus(a),
         Cmd::Check(a) => match check::run(a) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),

@@ -8,7 +8,7 @@ use reel_dataset::camera::QueueLimits;
 use reel_dataset::plan::{self, EncoderRequest};
 use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::events::Events;
-use reel_record::robot::{Robot, SimRobot, SimTeleop};
+use reel_record::robot::{Robot, Teleop};
 use reel_record::session::{
     camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport,
 };
@@ -43,7 +43,7 @@ pub struct RecordArgs {
     #[arg(long, default_value = "Move the arm through its range")]
     pub single_task: String,
     /// Add episodes to an existing dataset (checks fps, features and cameras match).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub resume: bool,
     /// Delete an existing dataset at --root first (only a LeRobot dataset, and only after every
     /// option, camera and encoder has been checked).
@@ -117,6 +117,8 @@ pub struct RecordArgs {
     pub say: bool,
     #[command(flatten)]
     pub demo_layout: crate::demo::DemoLayoutArgs,
+    #[command(flatten)]
+    pub lerobot: crate::robot_args::LeRobotArgs,
 }
 
 /// `--deferred` values (the library's [`reel_dataset::plan::DeferredMode`]).
@@ -169,6 +171,7 @@ pub fn session_config(a: &RecordArgs) -> Result<SessionConfig> {
         interactive: !a.no_keys,
         realtime: !a.no_realtime,
         flat_out: false,
+        camera_watch: a.lerobot.camera_watch()?,
     };
     cfg.validate()?;
     Ok(cfg)
@@ -200,7 +203,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     } else {
         a.cameras
             .iter()
-            .map(|s| CameraSpec::parse(s).with_context(|| format!("--camera {s}")))
+            .map(|s| crate::robot_args::camera_spec(&a.lerobot, s))
             .collect::<Result<_>>()?
     };
     for s in &specs {
@@ -270,10 +273,10 @@ impl Observer for Announcer {
 pub fn run_session(
     p: Prepared,
     robot: &mut dyn Robot,
+    teleop: &mut dyn Teleop,
     say: bool,
     stop: &StopToken,
 ) -> Result<SessionReport> {
-    let mut teleop = SimTeleop::default();
     let sources: Vec<Arc<dyn FrameSource>> = p
         .cameras
         .iter()
@@ -281,7 +284,7 @@ pub fn run_session(
         .collect();
     let session = Session {
         robot,
-        teleop: &mut teleop,
+        teleop,
         cameras: sources,
         writer: p.writer,
         cfg: p.session,
@@ -295,7 +298,8 @@ pub fn run_session(
     Ok(report)
 }
 
-pub fn run(a: RecordArgs) -> Result<()> {
+pub fn run(mut a: RecordArgs) -> Result<()> {
+    crate::robot_args::apply(&mut a)?;
     if !a.sim && a.cameras.is_empty() && a.num_cameras.is_none() {
         tracing::info!(
             "no --camera given and no --sim: recording the simulated robot without cameras"
@@ -303,8 +307,8 @@ pub fn run(a: RecordArgs) -> Result<()> {
     }
     let stop = StopToken::new();
     let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
-    let mut robot = SimRobot::new();
-    let p = prepare(&a, &robot, &stop)?;
+    let (mut robot, mut teleop) = crate::robot_args::connect(&a)?;
+    let p = prepare(&a, robot.as_ref(), &stop)?;
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
@@ -321,7 +325,7 @@ pub fn run(a: RecordArgs) -> Result<()> {
         }
         None => None,
     };
-    let report = run_session(p, &mut robot, a.say, &stop);
+    let report = run_session(p, robot.as_mut(), teleop.as_mut(), a.say, &stop);
     if let Some((rec, out)) = demo {
         match rec.stop() {
             Ok(stats) => crate::demo::report(&stats, &out),

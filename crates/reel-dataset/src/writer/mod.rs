@@ -33,7 +33,7 @@ use crate::lock::{DatasetLock, LockMode};
 use crate::paths::{self, FileIndex};
 use committer::{CommitState, Job, Shared, Status};
 use crossbeam_channel::Sender;
-use reel_core::journal::{self, Journal};
+use reel_core::journal;
 use reel_core::{Dtype, Error, Features, Result, RowValues, StopMark, Value};
 use reel_media::EncoderSettings;
 use std::fs;
@@ -357,9 +357,7 @@ impl DatasetWriter {
         }
         probe_writable(&root)?;
         let info = new_info(&cfg)?;
-        let mut j = Journal::begin(&journal_path(&root), &root, cfg.durable)?;
-        info.write(&root, &mut j)?;
-        j.commit()?;
+        info.write_new(&root, cfg.durable)?;
         reel_core::faultpoint::hit("create.info");
         let state = CommitState::fresh(&cfg, info);
         Self::start(cfg, state, Vec::new(), lock)
