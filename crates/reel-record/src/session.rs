@@ -10,7 +10,7 @@
 use crate::events::{self, Events};
 use crate::pacing::{raise_priority, sleep_until};
 use crate::robot::{Robot, Teleop};
-use crate::timing::{Summary, TickTimer};
+use crate::timing::{Summary, TickRecord, TickTimer};
 use reel_core::{monotonic_ns, Error, Feature, Features, Result, RowValues, SharedFrame, Value};
 use reel_dataset::writer::{DatasetWriter, EpisodeSaved};
 use std::sync::atomic::Ordering;
@@ -143,9 +143,17 @@ pub struct SessionReport {
     pub save_call_ms: Vec<f64>,
 }
 
-/// Hooks the session calls (demo-video announcements, progress lines).
+/// Hooks the session calls (demo-video announcements, progress lines, the live page, the
+/// doctor). They run on the loop thread: an implementation must return at once (publish into
+/// a slot or a bounded channel with `try_send`, never wait).
 pub trait Observer {
+    /// A phase starts or ends ("Recording episode 3", "Resetting", "Episode ended", ...).
     fn phase(&mut self, _what: &str) {}
+    /// A tick ended (`recording`: its frame was added to the dataset). The record carries the
+    /// section times, each camera's frame age and repeat, and each encoder's queue depth.
+    fn tick(&mut self, _tick: &TickRecord, _recording: bool) {}
+    /// An episode was committed to the dataset.
+    fn saved(&mut self, _saved: &EpisodeSaved) {}
 }
 
 /// A no-op observer.
@@ -185,7 +193,9 @@ impl<'a> Session<'a> {
             observer.phase(&format!("Recording episode {index}"));
             tracing::info!("recording episode {index} ({} s)", self.cfg.episode_time_s);
             let mut timer = TickTimer::new(self.cfg.fps, &names);
-            let end = match self.phase(true, self.cfg.episode_time_s, t0, &mut timer) {
+            self.writer
+                .reserve_ticks((self.cfg.episode_time_s * self.cfg.fps as f64).ceil() as usize + 1);
+            let end = match self.phase(true, self.cfg.episode_time_s, t0, &mut timer, observer) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = self.writer.discard_episode();
@@ -236,7 +246,7 @@ impl<'a> Session<'a> {
                     observer.phase("Episode ended");
                 }
             }
-            self.report_saved(&mut report);
+            self.report_saved(&mut report, observer);
             if end == PhaseEnd::Stop || self.events.stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -244,7 +254,7 @@ impl<'a> Session<'a> {
                 observer.phase("Resetting");
                 tracing::info!("reset ({} s)", self.cfg.reset_time_s);
                 let mut reset_timer = TickTimer::new(self.cfg.fps, &names);
-                match self.phase(false, self.cfg.reset_time_s, t0, &mut reset_timer) {
+                match self.phase(false, self.cfg.reset_time_s, t0, &mut reset_timer, observer) {
                     Ok(PhaseEnd::Interrupted) => {
                         report.interrupted = true;
                         break;
@@ -256,7 +266,7 @@ impl<'a> Session<'a> {
                         break;
                     }
                 }
-                self.report_saved(&mut report);
+                self.report_saved(&mut report, observer);
             }
         }
         let backlog = self.writer.backlog();
@@ -283,6 +293,7 @@ impl<'a> Session<'a> {
                 let saved = fin.saved;
                 for s in &saved {
                     log_saved(s);
+                    observer.saved(s);
                 }
                 report.saved.extend(saved);
             }
@@ -291,21 +302,34 @@ impl<'a> Session<'a> {
         outcome.map(|_| report)
     }
 
-    fn report_saved(&mut self, report: &mut SessionReport) {
+    fn report_saved(&mut self, report: &mut SessionReport, observer: &mut dyn Observer) {
         for s in self.writer.poll_saved() {
             log_saved(&s);
+            observer.saved(&s);
             report.saved.push(s);
         }
     }
 
     /// One phase: ticks at the fixed rate for `seconds` (or until an event).
+    ///
+    /// Cameras whose key is not a video feature of the dataset are read and timed but not
+    /// recorded (`reel doctor` measures the loop with encoding off that way).
     fn phase(
         &mut self,
         record: bool,
         seconds: f64,
         t0: u64,
         timer: &mut TickTimer,
+        observer: &mut dyn Observer,
     ) -> Result<PhaseEnd> {
+        let stored: Vec<Option<String>> = self
+            .cameras
+            .iter()
+            .map(|c| {
+                let key = camera_key(c.name());
+                self.writer.features().get(&key).map(|_| key)
+            })
+            .collect();
         let period = 1_000_000_000 / self.cfg.fps as u64;
         let ticks = (seconds * self.cfg.fps as f64).round() as u64;
         let mut anchor = monotonic_ns();
@@ -361,8 +385,10 @@ impl<'a> Session<'a> {
                 let mut row = RowValues::new(self.cfg.task.clone());
                 row.set("action", Value::F32(action));
                 row.set("observation.state", Value::F32(state));
-                for (cam, f) in self.cameras.iter().zip(frames) {
-                    row.set(camera_key(cam.name()), Value::Video(f));
+                for (key, f) in stored.iter().zip(frames) {
+                    if let Some(key) = key {
+                        row.set(key.clone(), Value::Video(f));
+                    }
                 }
                 self.writer.add_frame(row)?;
             } else {
@@ -376,7 +402,12 @@ impl<'a> Session<'a> {
                 }
             }
             tick.mark();
-            let r = timer.end(tick);
+            let mut rec = timer.end(tick).record;
+            self.writer.fill_queue_depths(&mut rec);
+            if record {
+                self.writer.add_tick(rec);
+            }
+            observer.tick(&rec, record);
             done += 1;
             k += 1;
             let now = monotonic_ns();
@@ -385,7 +416,6 @@ impl<'a> Session<'a> {
                 anchor = now;
                 k = 0;
             }
-            let _ = r;
             if !record && now - last_backlog_log > 2_000_000_000 {
                 last_backlog_log = now;
                 let b = self.writer.backlog();
