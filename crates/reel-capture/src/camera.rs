@@ -42,6 +42,8 @@ pub(crate) struct Slot {
     pub(crate) error: Option<String>,
     /// The reader thread has exited (with or without error).
     pub(crate) done: bool,
+    /// What the input delivers, as opened (codec, pixel format, size, rate).
+    pub(crate) format: Option<String>,
 }
 
 /// State shared by a [`Camera`] handle and its reader thread.
@@ -254,6 +256,12 @@ impl Camera {
             mean_interval_ms,
             max_interval_ms: s.max_interval_ns as f64 / 1e6,
         }
+    }
+
+    /// What the input delivers as negotiated with it: decoder, pixel format, size and rate,
+    /// e.g. `mjpeg yuvj422p 640x480 @ 30.00 fps` or `rawvideo yuyv422 640x480 @ 30.00 fps`.
+    pub fn format(&self) -> Option<String> {
+        self.shared.lock().format.clone()
     }
 
     /// The reader thread's terminal error (device gone, end of file without loop...), if it died.

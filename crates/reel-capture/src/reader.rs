@@ -174,6 +174,24 @@ impl<'a> Reader<'a> {
         let decoder = ffmpeg::codec::context::Context::from_parameters(stream.parameters())
             .and_then(|c| c.decoder().video())
             .map_err(|e| format!("{what}: cannot open a decoder for its video stream: {e}"))?;
+        let rate = stream.avg_frame_rate();
+        let rate = if rate.denominator() != 0 && rate.numerator() > 0 {
+            format!(" @ {:.2} fps", f64::from(rate))
+        } else {
+            String::new()
+        };
+        let format = format!(
+            "{} {} {}x{}{rate}",
+            decoder.id().name(),
+            decoder
+                .format()
+                .descriptor()
+                .map(|d| d.name())
+                .unwrap_or("?"),
+            decoder.width(),
+            decoder.height()
+        );
+        shared.lock().format = Some(format);
         let pacer = Pacer::new(
             kind.paced(),
             start_ns,

@@ -330,12 +330,14 @@ pub fn read_all(root: &Path) -> Result<Vec<EpisodeTicks>> {
                             cs.repeated.push(rep.value(r));
                             cs.queued.push(q.value(r));
                         }
-                        _ => return Err(Error::corrupt(
-                            &path,
-                            format!(
+                        _ => {
+                            return Err(Error::corrupt(
+                                &path,
+                                format!(
                                 "episode {e}: its ticks name different cameras in different files"
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
             }
