@@ -22,6 +22,8 @@ pub fn thumbnail_size(w: u32, h: u32, max_width: u32) -> (u32, u32) {
 /// Encodes downscaled JPEGs of RGB24 frames.
 pub struct Thumbnailer {
     max_width: u32,
+    /// Frames encoded (their pts: MJPEG wants them increasing).
+    count: i64,
     /// (input w, input h) → scaler, encoder, output size.
     state: Option<((u32, u32), scaling::Context, ff::encoder::Video, (u32, u32))>,
 }
@@ -36,6 +38,7 @@ impl Thumbnailer {
         crate::init();
         Thumbnailer {
             max_width,
+            count: 0,
             state: None,
         }
     }
@@ -101,7 +104,8 @@ impl Thumbnailer {
         scaler
             .run(&rgb, &mut yuv)
             .map_err(|e| media("downscale", e))?;
-        yuv.set_pts(Some(0));
+        yuv.set_pts(Some(self.count));
+        self.count += 1;
         // SAFETY: writing a plain int field of a frame we own: the quality MJPEG uses with QSCALE.
         unsafe {
             (*yuv.as_mut_ptr()).quality = 5 * ff::ffi::FF_QP2LAMBDA;
@@ -139,8 +143,10 @@ mod tests {
         let ww = u16::from_be_bytes([jpg[sof + 7], jpg[sof + 8]]);
         assert_eq!((ww, hh), (160, 120));
         let g = VideoFrame::solid(96, 64, [0, 0, 0]);
-        let jpg2 = t.encode(&g).unwrap();
-        assert_eq!(&jpg2[..2], &[0xFF, 0xD8]);
+        for _ in 0..3 {
+            let jpg2 = t.encode(&g).unwrap();
+            assert_eq!(&jpg2[..2], &[0xFF, 0xD8], "every call makes a picture");
+        }
         let bad = VideoFrame {
             data: vec![0; 10],
             ..VideoFrame::solid(4, 4, [0, 0, 0])

@@ -49,7 +49,7 @@ pub struct Extras {
     pub markers: Option<Series>,
     /// A horizontal red line (the tick budget) with its legend name.
     pub limit: Option<(f64, String)>,
-    /// Draw points as dots too (few points: trends across episodes).
+    /// Draw points as dots too, and label x with whole numbers (trends across episodes).
     pub dots: bool,
 }
 
@@ -136,14 +136,23 @@ pub fn lines(
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, 0.0..y1)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
+        let whole = |x: &f64| {
+            if (x - x.round()).abs() < 1e-6 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        };
+        let span = (x1 - x0).round().max(1.0) as usize;
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(x_desc)
             .y_desc(y_desc)
             .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .draw()
-            .map_err(err)?;
+            .bold_line_style(RGBColor(215, 215, 215));
+        if extras.dots {
+            mesh.x_labels((span + 1).min(12)).x_label_formatter(&whole);
+        }
+        mesh.draw().map_err(err)?;
         for (i, (s, pts)) in series.iter().zip(&reduced).enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             chart
@@ -259,12 +268,10 @@ pub fn stacked(
                 .map(|(&i, &xv)| (xv, tops[li][i]))
                 .collect();
             chart
-                .draw_series(AreaSeries::new(pts, 0.0, c.mix(0.75)).border_style(c))
+                .draw_series(AreaSeries::new(pts, 0.0, c.filled()).border_style(c))
                 .map_err(err)?
                 .label(name.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.mix(0.75).filled())
-                });
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
         }
         if let Some((l, name)) = &extras.limit {
             if *l <= y1 {

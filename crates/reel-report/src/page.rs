@@ -120,6 +120,7 @@ function table(rows) {
   });
   return t;
 }
+const THUMBS = document.getElementById('thumbs');
 function figure(f) {
   const fig = el('figure', {id: f.id, 'data-figure': f.title});
   fig.innerHTML = f.svg;
@@ -143,6 +144,7 @@ function render(page) {
     st.appendChild(document.createTextNode(` · ${lv.ticks} ticks seen, ${lv.recorded} recorded · ${lv.dropped} updates dropped`));
     app.appendChild(st);
     setupThumbs(lv.cameras);
+    app.appendChild(THUMBS);
     if (lv.events.length) {
       const ul = el('ul', {id: 'live-events'});
       lv.events.forEach(e => ul.appendChild(el('li', {}, e)));
@@ -207,7 +209,7 @@ let thumbsReady = false;
 function setupThumbs(names) {
   if (thumbsReady || !names.length) return;
   thumbsReady = true;
-  const box = document.getElementById('thumbs');
+  const box = THUMBS;
   names.forEach((name, i) => {
     const fig = el('figure');
     const img = el('img', {id: 'thumb-' + i, alt: name, 'data-loaded': '0'});
@@ -215,16 +217,26 @@ function setupThumbs(names) {
     fig.appendChild(el('figcaption', {}, name));
     box.appendChild(fig);
     let n = 0;
-    const next = () => setTimeout(() => { img.src = `/camera/${i}.jpg?n=${++n}`; }, 250);
+    const next = () => { if (pollsLeft > 0) setTimeout(() => { img.src = `/camera/${i}.jpg?n=${++n}`; }, 250); };
     img.onload = () => { img.setAttribute('data-loaded', String(n)); next(); };
     img.onerror = next;
     img.src = `/camera/${i}.jpg?n=0`;
   });
 }
+// `?polls=N`: stop refreshing after N updates (a snapshot for scripts and headless browsers).
+const pollsParam = new URLSearchParams(location.search).get('polls');
+let pollsLeft = pollsParam === null ? Infinity : Number(pollsParam);
 function poll() {
+  if (pollsLeft <= 0) return;
+  pollsLeft -= 1;
   fetch('/api/page', {cache: 'no-store'})
     .then(r => r.json())
-    .then(p => { render(p); setTimeout(poll, 1000); })
+    .then(p => {
+      render(p);
+      const app = document.getElementById('app');
+      app.setAttribute('data-polls', String((Number(app.getAttribute('data-polls')) || 0) + 1));
+      setTimeout(poll, 1000);
+    })
     .catch(() => setTimeout(poll, 2000));
 }
 const data = JSON.parse(document.getElementById('reel-data').textContent);

@@ -4,9 +4,11 @@
 mod bench;
 mod check;
 mod demo;
+mod doctor;
 mod encoders;
 mod record;
 mod reencode;
+mod report;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,11 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Re-encode a dataset's videos (worker pool, fallback, resumable, atomic swap, --shard/--commit).
     Reencode(reencode::ReencodeArgs),
+    /// Run the lag investigation on this setup: short trials, then the causes ranked with
+    /// evidence, the highest rate that holds and the `reel record` command to use.
+    Doctor(Box<doctor::DoctorArgs>),
+    /// Write one self-contained HTML page of a dataset's timing (read-only).
+    Report(report::ReportArgs),
     /// List encoder candidates: compiled in, opened or rejected (why), measured frames/s.
     Encoders(encoders::EncodersArgs),
     /// Benchmarks.
@@ -46,6 +53,8 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let level = match cli.verbose {
+        // The doctor's trials end sessions on purpose: their warnings are expected noise.
+        0 if matches!(cli.cmd, Cmd::Doctor(_)) => "error",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -69,6 +78,8 @@ fn main() {
         Cmd::Bench { what } => bench::run(what),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Encoders(a) => encoders::run(a),
+        Cmd::Doctor(a) => doctor::run(*a),
+        Cmd::Report(a) => report::run(a),
         Cmd::Reencode(a) => reencode::run(a),
         Cmd::Check(a) => match check::run(a) {
             Ok(true) => Ok(()),

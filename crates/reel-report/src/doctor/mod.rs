@@ -135,8 +135,9 @@ pub struct DoctorReport {
     /// One sentence.
     pub headline: String,
     /// The `reel record` command that follows (filled in by the front end, which knows its
-    /// own option names).
+    /// own option names), as one shell line and as its words.
     pub command: String,
+    pub command_args: Vec<String>,
     /// Set when the run was stopped before it finished.
     pub interrupted: bool,
 }
