@@ -118,6 +118,7 @@ impl DoctorConfig {
 
 /// Everything the doctor measured and concluded (`reel doctor --json` prints it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DoctorReport {
     /// The requested rate.
     pub fps: u32,
