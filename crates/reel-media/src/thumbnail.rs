@@ -19,13 +19,19 @@ pub fn thumbnail_size(w: u32, h: u32, max_width: u32) -> (u32, u32) {
     ((tw.max(16) + 1) & !1, (th.max(16) + 1) & !1)
 }
 
+/// The open scaler and encoder for one input size.
+struct Open {
+    input: (u32, u32),
+    scaler: scaling::Context,
+    encoder: ff::encoder::Video,
+}
+
 /// Encodes downscaled JPEGs of RGB24 frames.
 pub struct Thumbnailer {
     max_width: u32,
     /// Frames encoded (their pts: MJPEG wants them increasing).
     count: i64,
-    /// (input w, input h) → scaler, encoder, output size.
-    state: Option<((u32, u32), scaling::Context, ff::encoder::Video, (u32, u32))>,
+    state: Option<Open>,
 }
 
 // SAFETY: the FFmpeg contexts are owned by this value and used only through `&mut self`, so
@@ -69,7 +75,11 @@ impl Thumbnailer {
         enc.set_flags(codec::Flags::QSCALE);
         enc.set_global_quality(5 * ff::ffi::FF_QP2LAMBDA);
         let enc = enc.open_as(c).map_err(|e| media("open MJPEG encoder", e))?;
-        self.state = Some(((w, h), scaler, enc, (tw, th)));
+        self.state = Some(Open {
+            input: (w, h),
+            scaler,
+            encoder: enc,
+        });
         Ok(())
     }
 
@@ -86,10 +96,15 @@ impl Thumbnailer {
                 ),
             ));
         }
-        if self.state.as_ref().is_none_or(|s| s.0 != (w, h)) {
+        if self.state.as_ref().is_none_or(|s| s.input != (w, h)) {
             self.open(w, h)?;
         }
-        let Some((_, scaler, enc, _)) = self.state.as_mut() else {
+        let Some(Open {
+            scaler,
+            encoder: enc,
+            ..
+        }) = self.state.as_mut()
+        else {
             return Err(media("encoder", "not open"));
         };
         let mut rgb = ff::frame::Video::new(Pixel::RGB24, w, h);

@@ -16,10 +16,14 @@ fn chromium() -> Option<PathBuf> {
     let found = std::env::var_os("REEL_CHROMIUM")
         .map(PathBuf::from)
         .or_else(|| {
-            ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.is_file())
+            [
+                "/usr/bin/chromium",
+                "/usr/bin/chromium-browser",
+                "/usr/bin/google-chrome",
+            ]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
         });
     if found.is_none() {
         assert!(
@@ -205,16 +209,28 @@ fn report_page_draws_every_episode_and_leaves_the_dataset_alone() {
     );
     assert_eq!(tree(root), before, "reel report must not touch the dataset");
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "self-contained");
+    assert!(
+        !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "self-contained"
+    );
     // Writing into the dataset is refused.
-    let err = run_err(reel().arg("report").arg(root).arg("-o").arg(root.join("r.html")));
+    let err = run_err(
+        reel()
+            .arg("report")
+            .arg(root)
+            .arg("-o")
+            .arg(root.join("r.html")),
+    );
     assert!(err.contains("inside the dataset"), "{err}");
     assert_eq!(tree(root), before);
 
     let Some(bin) = chromium() else { return };
     let url = format!("file://{}", html.display());
     let dom = browse(&bin, &url, &["--dump-dom"]);
-    assert!(dom.contains("data-rendered=\"yes\""), "the page's script ran");
+    assert!(
+        dom.contains("data-rendered=\"yes\""),
+        "the page's script ran"
+    );
     let eps = lengths(root);
     let ids = attrs(&dom, "class=\"episode\"", "data-episode");
     let ticks = attrs(&dom, "class=\"episode\"", "data-ticks");
@@ -222,21 +238,52 @@ fn report_page_draws_every_episode_and_leaves_the_dataset_alone() {
     assert_eq!(ids.len(), eps.len(), "one section per episode");
     for (k, (i, len)) in eps.iter().enumerate() {
         assert_eq!(ids[k], i.to_string());
-        assert_eq!(ticks[k], len.to_string(), "episode {i}: tick count = rows recorded");
+        assert_eq!(
+            ticks[k],
+            len.to_string(),
+            "episode {i}: tick count = rows recorded"
+        );
         assert_eq!(rows[k], len.to_string());
         let sec = &dom[dom.find(&format!("id=\"episode-{i}\"")).unwrap()..];
         let sec = &sec[..sec[1..].find("class=\"episode\"").unwrap_or(sec.len() - 1)];
-        for f in ["tick time by section", "start lateness", "frame age per camera", "encoder queue per camera"] {
-            assert!(sec.contains(&format!("data-figure=\"{f}\"")), "episode {i} lacks {f}");
+        for f in [
+            "tick time by section",
+            "start lateness",
+            "frame age per camera",
+            "encoder queue per camera",
+        ] {
+            assert!(
+                sec.contains(&format!("data-figure=\"{f}\"")),
+                "episode {i} lacks {f}"
+            );
         }
         assert!(sec.contains("<svg"), "episode {i} has drawn figures");
     }
-    for t in ["tick time per episode", "missed deadlines per episode", "encoder speed per camera", "spilled frames per camera", "encoder switches per camera"] {
-        assert!(dom.contains(&format!("data-figure=\"{t}\"")), "trend {t} missing");
+    for t in [
+        "tick time per episode",
+        "missed deadlines per episode",
+        "encoder speed per camera",
+        "spilled frames per camera",
+        "encoder switches per camera",
+    ] {
+        assert!(
+            dom.contains(&format!("data-figure=\"{t}\"")),
+            "trend {t} missing"
+        );
     }
-    assert!(dom.contains("data-cause=\"camera `wrist` is slower than the loop\""), "doctor findings shown");
+    assert!(
+        dom.contains("data-cause=\"camera `wrist` is slower than the loop\""),
+        "doctor findings shown"
+    );
     let shot = out.path().join("report.png");
-    browse(&bin, &url, &[&format!("--screenshot={}", shot.display()), "--window-size=1000,2400"]);
+    browse(
+        &bin,
+        &url,
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,2400",
+        ],
+    );
     assert_eq!(png_size(&shot), (1000, 2400));
     if let Some(keep) = std::env::var_os("REEL_KEEP_SCREENSHOTS") {
         let _ = std::fs::copy(&shot, Path::new(&keep).join("report.png"));
@@ -259,19 +306,30 @@ fn live_page_updates_while_a_session_runs() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
     let url = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the live page's address");
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the live page's address");
         if let Some(u) = line.strip_prefix("live page: ") {
             break u.trim().to_string();
         }
     };
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     std::thread::sleep(Duration::from_millis(1500));
-    let snap = |polls: u32| browse(&bin, &format!("{url}?polls={polls}"), &["--virtual-time-budget=5000", "--dump-dom"]);
+    let snap = |polls: u32| {
+        browse(
+            &bin,
+            &format!("{url}?polls={polls}"),
+            &["--virtual-time-budget=5000", "--dump-dom"],
+        )
+    };
     let first = snap(1);
     std::thread::sleep(Duration::from_millis(1500));
     let second = snap(2);
@@ -282,7 +340,10 @@ fn live_page_updates_while_a_session_runs() {
             .unwrap_or_else(|| panic!("no live tick count in the page:\n{dom}"))
     };
     let (a, b) = (live_ticks(&first), live_ticks(&second));
-    assert!(a > 0 && b > a, "the page follows the session: {a} then {b} ticks");
+    assert!(
+        a > 0 && b > a,
+        "the page follows the session: {a} then {b} ticks"
+    );
     let polls: Vec<u32> = attrs(&second, "id=\"app\"", "data-polls")
         .iter()
         .filter_map(|s| s.parse().ok())
@@ -291,16 +352,31 @@ fn live_page_updates_while_a_session_runs() {
         polls.first().is_some_and(|p| *p >= 1),
         "the page refreshed itself from /api/page: {polls:?}"
     );
-    assert!(second.contains("Recording episode") || second.contains("Resetting") || second.contains("Episode ended"));
+    assert!(
+        second.contains("Recording episode")
+            || second.contains("Resetting")
+            || second.contains("Episode ended")
+    );
     let loaded: Vec<u64> = attrs(&second, "id=\"thumb-", "data-loaded")
         .iter()
         .map(|s| s.parse().unwrap())
         .collect();
     assert_eq!(loaded.len(), 3, "one thumbnail per camera");
-    assert!(loaded.iter().all(|n| *n >= 1), "every camera's picture loaded: {loaded:?}");
+    assert!(
+        loaded.iter().all(|n| *n >= 1),
+        "every camera's picture loaded: {loaded:?}"
+    );
     assert!(second.contains("data-figure=\"tick time by section\""));
     let shot = d.path().join("live.png");
-    browse(&bin, &format!("{url}?polls=1"), &["--virtual-time-budget=2000", &format!("--screenshot={}", shot.display()), "--window-size=1000,1400"]);
+    browse(
+        &bin,
+        &format!("{url}?polls=1"),
+        &[
+            "--virtual-time-budget=2000",
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,1400",
+        ],
+    );
     assert_eq!(png_size(&shot), (1000, 1400));
     if let Some(keep) = std::env::var_os("REEL_KEEP_SCREENSHOTS") {
         let _ = std::fs::copy(&shot, Path::new(&keep).join("live.png"));
@@ -310,7 +386,10 @@ fn live_page_updates_while_a_session_runs() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "the session did not end");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the session did not end"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success());
@@ -326,7 +405,13 @@ fn report_refuses_a_dataset_with_an_unfinished_save() {
     std::fs::create_dir_all(root.join(".reel")).unwrap();
     std::fs::write(root.join(".reel/journal"), b"x").unwrap();
     let before = tree(&root);
-    let err = run_err(reel().arg("report").arg(&root).arg("-o").arg(d.path().join("r.html")));
+    let err = run_err(
+        reel()
+            .arg("report")
+            .arg(&root)
+            .arg("-o")
+            .arg(d.path().join("r.html")),
+    );
     assert!(err.contains("unfinished episode save"), "{err}");
     assert_eq!(tree(&root), before, "a read-only command repairs nothing");
     let err = run_err(reel().arg("report").arg(d.path().join("missing")));

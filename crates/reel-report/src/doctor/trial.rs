@@ -520,7 +520,10 @@ fn run_inner(
     t.cpu = sampler.finish(from, to);
     // An aborted encoder finishes the frames it holds on its own thread: let it, so that the
     // next trial does not share the CPU with this one's leftovers.
-    wait_for_quiet(&["encoder-worker", "reel-deferred"], Duration::from_secs(20));
+    wait_for_quiet(
+        &["encoder-worker", "reel-deferred"],
+        Duration::from_secs(20),
+    );
     t.priority = watcher.priority.clone();
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     figures(t, &watcher, &names);
@@ -565,7 +568,10 @@ mod tests {
         t.cameras[0].delivered_fps = 30.0;
         t.cameras[0].queue_growth_fps = 10.0;
         t.cameras[0].queue_end = 3;
-        assert!(t.encoders_keep_up(), "a few frames in flight are not a backlog");
+        assert!(
+            t.encoders_keep_up(),
+            "a few frames in flight are not a backlog"
+        );
         t.cameras[0].queue_end = 20;
         assert!(!t.encoders_keep_up() && !t.stable());
         t.cameras[0].queue_growth_fps = 0.0;
