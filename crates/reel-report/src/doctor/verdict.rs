@@ -297,16 +297,17 @@ pub fn conclude(cfg: &DoctorConfig, rep: &mut DoctorReport) {
                     );
                 }
             }
-            if let Some(t) = l
+            let encoding: f64 = l
                 .cpu
                 .threads
                 .iter()
-                .filter(|t| t.own && !t.name.starts_with("camera"))
-                .max_by(|a, b| a.cpu_pct.total_cmp(&b.cpu_pct))
-            {
+                .filter(|t| t.own && !t.name.starts_with("camera") && t.name != "doctor-cpu")
+                .map(|t| t.cpu_pct)
+                .sum();
+            if encoding > 0.0 {
                 evidence.push_str(&format!(
-                    "; busiest encoding thread `{}` {:.0} % of a core",
-                    t.name, t.cpu_pct
+                    "; reel's other threads (encoders, queues) used {:.1} cores",
+                    encoding / 100.0
                 ));
             }
             let cores: Vec<String> = l.cpu.cores.iter().map(|c| format!("{c:.0} %")).collect();
