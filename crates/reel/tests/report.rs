@@ -417,3 +417,36 @@ fn report_refuses_a_dataset_with_an_unfinished_save() {
     let err = run_err(reel().arg("report").arg(d.path().join("missing")));
     assert!(err.contains("missing"), "{err}");
 }
+
+#[test]
+fn a_crash_inside_the_ticks_append_is_rolled_back_with_the_episode() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    // Killed right after the second episode's ticks were appended, before its commit.
+    let out = sim(&root, 1, 2, 0.5)
+        .args(["--vcodec", "libx264"])
+        .env("REEL_FAULT_AT", "commit.ticks@2:kill")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault point killed it");
+    assert!(
+        reel_dataset::writer::journal_pending(&root),
+        "the second save was in flight"
+    );
+    let ticks_file = reel_dataset::ticks::ticks_file(&root, Default::default());
+    assert_eq!(
+        reel_dataset::ticks::rows(&ticks_file).unwrap(),
+        30,
+        "both episodes' ticks on disk before repair"
+    );
+    run_ok(reel().arg("check").arg("--repair").arg(&root));
+    assert_eq!(lengths(&root), vec![(0, 15)]);
+    assert_eq!(
+        reel_dataset::ticks::rows(&ticks_file).unwrap(),
+        15,
+        "the unfinished episode's ticks are gone with it"
+    );
+    let t = reel_dataset::ticks::read_all(&root).unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].len(), 15);
+}
