@@ -352,7 +352,7 @@ pub fn conclude(cfg: &DoctorConfig, rep: &mut DoctorReport) {
             .filter(|th| !th.own && th.cpu_pct >= 50.0)
         {
             if seen_other.insert((th.pid, th.tid)) {
-                let missed = rep.loops.iter().any(|t| t.missed > 0);
+                let missed = t.missed > 0;
                 f.push(Finding {
                     kind: "cpu".into(),
                     cause: "a thread of another program holds a core".into(),
@@ -545,4 +545,184 @@ pub fn text(rep: &DoctorReport) -> String {
         s.push_str(&format!("\nRecord with:\n  {}\n", rep.command));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::proc::{CpuUse, ThreadCpu};
+    use crate::doctor::{CaptureResult, LoopCamera};
+    use reel_capture::CameraSpec;
+    use reel_dataset::plan::EncoderRequest;
+
+    fn cam(name: &str, delivered: f64, growth: f64, end: u32) -> LoopCamera {
+        LoopCamera {
+            name: name.into(),
+            delivered_fps: delivered,
+            queue_growth_fps: growth,
+            queue_end: end,
+            encoder_fps: 30.0 - growth,
+            ..Default::default()
+        }
+    }
+
+    fn looptrial(
+        fps: u32,
+        mode: TrialMode,
+        realtime: bool,
+        cams: Vec<LoopCamera>,
+        missed: u64,
+    ) -> LoopTrial {
+        LoopTrial {
+            name: format!("{} @ {fps} Hz", mode.label()),
+            mode: Some(mode),
+            fps,
+            realtime,
+            vcodec: if mode == TrialMode::Deferred {
+                "libx264"
+            } else {
+                "libsvtav1"
+            }
+            .into(),
+            ticks: 60,
+            missed,
+            cameras: cams,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn ranks_data_problems_before_backlogs_and_recommends_what_held() {
+        let specs = vec![
+            CameraSpec::parse("front=lavfi:testsrc2@64x48@30").unwrap(),
+            CameraSpec::parse("slow=lavfi:testsrc2=size=64x48:rate=20@64x48@30").unwrap(),
+        ];
+        let cfg = DoctorConfig::new(specs, 30, EncoderRequest::new(64, 48, 2, 30));
+        let res = |n: &str, f: f64| CaptureResult {
+            name: n.into(),
+            requested_fps: 30,
+            delivered_fps: f,
+            format: "rawvideo".into(),
+            ..Default::default()
+        };
+        let mut rep = DoctorReport {
+            fps: 30,
+            capture: vec![
+                CaptureTrial {
+                    name: "front alone".into(),
+                    seconds: 2.0,
+                    results: vec![res("front", 30.0)],
+                },
+                CaptureTrial {
+                    name: "slow alone".into(),
+                    seconds: 2.0,
+                    results: vec![res("slow", 20.0)],
+                },
+                CaptureTrial {
+                    name: "all 2 cameras together".into(),
+                    seconds: 2.0,
+                    results: vec![res("front", 30.0), res("slow", 20.1)],
+                },
+            ],
+            ..Default::default()
+        };
+        let mut live = looptrial(
+            30,
+            TrialMode::Live,
+            true,
+            vec![cam("front", 30.0, 15.0, 40), cam("slow", 20.0, 16.0, 42)],
+            0,
+        );
+        live.cpu = CpuUse {
+            threads: vec![ThreadCpu {
+                name: "cc1plus".into(),
+                process: "cc1plus".into(),
+                pid: 1,
+                tid: 1,
+                own: false,
+                cpu_pct: 85.0,
+            }],
+            cores: vec![100.0, 60.0],
+            seconds: 2.0,
+        };
+        rep.loops = vec![
+            live,
+            looptrial(
+                30,
+                TrialMode::Deferred,
+                true,
+                vec![cam("front", 30.0, 0.0, 1), cam("slow", 20.0, 0.0, 1)],
+                0,
+            ),
+            looptrial(
+                30,
+                TrialMode::EncodingOff,
+                true,
+                vec![cam("front", 30.0, 0.0, 0), cam("slow", 20.0, 0.0, 0)],
+                0,
+            ),
+            looptrial(
+                30,
+                TrialMode::Deferred,
+                false,
+                vec![cam("front", 30.0, 0.0, 1), cam("slow", 20.0, 0.0, 1)],
+                2,
+            ),
+        ];
+        assert_eq!(
+            lower_rates(&cfg, &rep),
+            vec![20, 15, 10],
+            "25 is above what the slow camera delivers"
+        );
+        let modes = modes_worth_trying(&cfg, &rep, 20, true);
+        assert_eq!(
+            modes,
+            vec![TrialMode::Deferred],
+            "live AV1 reached only ~14 fps per camera"
+        );
+        rep.loops.push(looptrial(
+            20,
+            TrialMode::Deferred,
+            true,
+            vec![cam("front", 30.0, 0.0, 1), cam("slow", 20.0, 0.0, 1)],
+            0,
+        ));
+        conclude(&cfg, &mut rep);
+        let kinds: Vec<&str> = rep.findings.iter().map(|f| f.kind.as_str()).collect();
+        assert_eq!(kinds[0], "camera", "{:#?}", rep.findings);
+        assert!(rep.findings[0]
+            .evidence
+            .contains("delivers 20.1 fps of 30 requested"));
+        let enc = kinds.iter().position(|k| *k == "encoder").unwrap();
+        assert!(
+            rep.findings[enc]
+                .evidence
+                .contains("backlog grows 31.0 frames/s"),
+            "{}",
+            rep.findings[enc].evidence
+        );
+        assert!(rep.findings[enc].advice.contains("--deferred always"));
+        assert!(rep
+            .findings
+            .iter()
+            .any(|f| f.cause.contains("another program") && f.evidence.contains("cc1plus")));
+        assert!(rep
+            .findings
+            .iter()
+            .any(|f| f.kind == "priority" && f.cause.contains("keeps the loop on time")));
+        assert_eq!(
+            rep.findings.last().unwrap().kind,
+            "ok",
+            "what is fine comes last"
+        );
+        let r = rep.recommendation.clone().unwrap();
+        assert_eq!(
+            (r.fps, r.deferred.as_str(), r.realtime),
+            (20, "always", true)
+        );
+        assert!(rep.headline.contains("20 Hz"));
+        let v = view(&rep);
+        assert_eq!(v.trials.len(), rep.loops.len() + 1);
+        assert!(text(&rep).contains("1. camera `slow`"));
+    }
 }
