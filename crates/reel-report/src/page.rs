@@ -175,7 +175,7 @@ function render(page) {
     });
     s.appendChild(ol);
     if (d.command) s.appendChild(el('div', {class: 'cmd'}, d.command));
-    if (d.trials.length) s.appendChild(table(d.trials));
+    if (d.trials.length > 1) s.appendChild(table(d.trials));
     app.appendChild(s);
   }
   if (page.trends.length) {
