@@ -4,7 +4,7 @@
 # the page, then with the page and a headless Chromium connected to it (polling the page and
 # every camera's thumbnail, as a person watching would), alternating, in this script.
 # Prints per-run figures and the ratio with/without of the medians.
-# Usage: scripts/bench_display.sh [--cameras 3] [--seconds 10] [--vcodec libx264]
+# Usage: scripts/bench_display.sh [reel bench record options; default --cameras 3 --seconds 10 --vcodec libx264]
 # Environment: RUNS (default 3), PORT (default 8797), REEL (default target/release/reel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,8 @@ PORT=${PORT:-8797}
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 [ -x "$REEL" ] || cargo build --release -j2 -p reel >/dev/null
 [ -n "$CHROMIUM" ] || { echo "chromium missing: REEL_DEPS_TESTS=1 source scripts/deps.sh installs it" >&2; exit 2; }
-args=(--cameras 3 --seconds 10 --vcodec libx264 "$@")
+args=("$@")
+[ $# -gt 0 ] || args=(--cameras 3 --seconds 10 --vcodec libx264)
 out=$(mktemp -d)
 browser() {
   # Waits for the page, then keeps a headless browser on it until the bench ends.
@@ -41,11 +42,11 @@ off = [json.load(open(f"{out}/off-{i}.json")) for i in range(1, runs + 1)]
 on = [json.load(open(f"{out}/on-{i}.json")) for i in range(1, runs + 1)]
 r = off[0]
 print(f"workload: {r['cameras']} cameras {r['width']}x{r['height']} @ {r['fps']} Hz, {r['seconds']} s, {r['vcodec']}, {runs} runs each, alternating")
-print("| run | display | missed deadlines | add_frame p50 ms | add_frame p99 ms | add_frame max ms | start lateness p99 ms | thumbnails | updates dropped |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| run | display | missed deadlines | add_frame p50 ms | add_frame p99 ms | add_frame max ms | start lateness p99 ms | thumbnails | requests answered | updates dropped |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for i, (a, b) in enumerate(zip(off, on), 1):
     for name, x in (("off", a), ("on + browser", b)):
-        print(f"| {i} | {name} | {x['missed_deadlines']} | {x['add_frame_ms']['p50']:.3f} | {x['add_frame_ms']['p99']:.3f} | {x['add_frame_ms']['max']:.3f} | {x['tick_start_lateness_p99_ms']:.3f} | {x.get('display_thumbnails', 0)} | {x.get('display_dropped_updates', 0)} |")
+        print(f"| {i} | {name} | {x['missed_deadlines']} | {x['add_frame_ms']['p50']:.3f} | {x['add_frame_ms']['p99']:.3f} | {x['add_frame_ms']['max']:.3f} | {x['tick_start_lateness_p99_ms']:.3f} | {x.get('display_thumbnails', 0)} | {x.get('display_requests', 0)} | {x.get('display_dropped_updates', 0)} |")
 med = lambda xs, k: statistics.median(x['add_frame_ms'][k] for x in xs)
 for k in ("p50", "p99"):
     a, b = med(off, k), med(on, k)

@@ -93,6 +93,8 @@ struct Shared {
     /// Frames handed over by a front end without a frame source.
     published: Vec<Mutex<Option<SharedFrame>>>,
     thumbs_made: AtomicU64,
+    /// HTTP requests answered (page, data, pictures).
+    requests: AtomicU64,
 }
 
 /// A running live page. Dropping it (or [`stop`](Self::stop)) ends its threads.
@@ -130,6 +132,7 @@ impl LiveServer {
             thumbs: (0..n).map(|_| Mutex::new(None)).collect(),
             published: (0..n).map(|_| Mutex::new(None)).collect(),
             thumbs_made: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
         });
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL);
         let mut threads = Vec::new();
@@ -212,6 +215,11 @@ impl LiveServer {
     /// Thumbnails encoded so far (all cameras).
     pub fn thumbnails_made(&self) -> u64 {
         self.shared.thumbs_made.load(Ordering::Relaxed)
+    }
+
+    /// HTTP requests answered so far (a browser polling the page makes them).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
     }
 
     /// Stops the threads (the page stops updating).
@@ -542,6 +550,7 @@ fn serve(server: tiny_http::Server, rx: Receiver<Msg>, cfg: LiveConfig, shared: 
                 continue;
             }
         };
+        shared.requests.fetch_add(1, Ordering::Relaxed);
         let path = req.url().split('?').next().unwrap_or("").to_string();
         let dropped = shared.dropped.load(Ordering::Relaxed);
         match path.as_str() {
@@ -636,6 +645,7 @@ mod tests {
         assert_eq!(s, 200);
         assert!(String::from_utf8_lossy(&html).contains("id=\"reel-data\""));
         assert_eq!(get(live.url(), "/nope").0, 404);
+        assert!(live.requests() >= 6);
         live.stop();
     }
 

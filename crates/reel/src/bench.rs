@@ -139,13 +139,13 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let report = record::run_session(p, &mut robot, false, display.as_mut(), &stop)?;
     let wall = t0.elapsed().as_secs_f64();
-    let (display_dropped, thumbnails) = display
+    let (display_dropped, thumbnails, requests) = display
         .map(|d| {
-            let r = (d.dropped(), d.thumbnails_made());
+            let r = (d.dropped(), d.thumbnails_made(), d.requests());
             d.stop();
             r
         })
-        .unwrap_or((0, 0));
+        .unwrap_or((0, 0, 0));
     let record_section = |i: usize| -> (f64, f64, f64) {
         report
             .episodes
@@ -212,7 +212,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         "finalize_wait_s": report.finalize_wait_s, "deferred_wait_s": report.deferred_wait_s,
         "peak_rss_mb": rss,
         "loop_priority": report.priority,
-        "display": b.display, "display_dropped_updates": display_dropped, "display_thumbnails": thumbnails,
+        "display": b.display, "display_dropped_updates": display_dropped, "display_thumbnails": thumbnails, "display_requests": requests,
     });
     if b.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -272,7 +272,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         println!("  peak RSS                  {rss:.0} MB");
         println!("  loop priority             {}", report.priority);
         if b.display {
-            println!("  live page                 {thumbnails} thumbnails, {display_dropped} updates dropped");
+            println!("  live page                 {thumbnails} thumbnails, {requests} requests answered, {display_dropped} updates dropped");
         }
     }
     Ok(())
