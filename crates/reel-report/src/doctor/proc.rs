@@ -160,7 +160,8 @@ pub fn between(a: &Snapshot, b: &Snapshot) -> CpuUse {
                 .threads
                 .get(&(pid, tid))
                 .map(|x| x.ticks)
-                .unwrap_or(t.ticks);
+                // A thread born inside the window spent all its time in it.
+                .unwrap_or(0);
             let pct = t.ticks.saturating_sub(before) as f64 / hz / secs * 100.0;
             (pct >= 2.0).then(|| ThreadCpu {
                 name: t.comm.clone(),
@@ -295,9 +296,10 @@ mod tests {
             })
             .unwrap();
         std::thread::sleep(Duration::from_millis(1300));
+        // Measured while it still runs (a thread that ended is not in the last snapshot).
+        let u = s.finish(from, monotonic_ns());
         stop.store(true, Ordering::Relaxed);
         let _ = h.join();
-        let u = s.finish(from, monotonic_ns());
         let t = u
             .threads
             .iter()
