@@ -2,6 +2,7 @@
 //! (with optional markers and a horizontal limit) and stacked areas. Long series are reduced
 //! to at most [`MAX_POINTS`] points by keeping each bucket's maximum, so peaks stay visible.
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::RGBColor;
 
@@ -109,22 +110,20 @@ fn y_max(series: &[&[(f64, f64)]], limit: Option<f64>) -> f64 {
     }
 }
 
-/// A line chart: one line per series (colours from [`PALETTE`]), plus `extras`.
-pub fn lines(
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The frame every figure shares: caption, axes, the series `body` draws, then `extras` (the
+/// limit line and the red markers) and the legend.
+#[allow(clippy::too_many_arguments)]
+fn draw(
     title: &str,
     x_desc: &str,
     y_desc: &str,
-    series: &[Series],
+    (x0, x1, y1): (f64, f64, f64),
     extras: &Extras,
+    markers: Option<&[(f64, f64)]>,
+    body: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), String>,
 ) -> Result<String, String> {
-    let reduced: Vec<Vec<(f64, f64)>> = series.iter().map(|s| reduce(&s.points)).collect();
-    let markers = extras.markers.as_ref().map(|m| reduce(&m.points));
-    let mut all: Vec<&[(f64, f64)]> = reduced.iter().map(|v| v.as_slice()).collect();
-    if let Some(m) = &markers {
-        all.push(m);
-    }
-    let (x0, x1) = x_range(&all);
-    let y1 = y_max(&all, extras.limit.as_ref().map(|l| l.0));
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -153,21 +152,7 @@ pub fn lines(
             mesh.x_labels((span + 1).min(12)).x_label_formatter(&whole);
         }
         mesh.draw().map_err(err)?;
-        for (i, (s, pts)) in series.iter().zip(&reduced).enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
-                });
-            if extras.dots {
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                    .map_err(err)?;
-            }
-        }
+        body(&mut chart)?;
         if let Some((l, name)) = &extras.limit {
             if *l <= y1 {
                 chart
@@ -180,7 +165,7 @@ pub fn lines(
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BAD));
             }
         }
-        if let (Some(m), Some(pts)) = (&extras.markers, &markers) {
+        if let (Some(m), Some(pts)) = (&extras.markers, markers) {
             if !pts.is_empty() {
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 3, BAD.filled())))
@@ -200,6 +185,50 @@ pub fn lines(
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// A line chart: one line per series (colours from [`PALETTE`]), plus `extras`.
+pub fn lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    extras: &Extras,
+) -> Result<String, String> {
+    let reduced: Vec<Vec<(f64, f64)>> = series.iter().map(|s| reduce(&s.points)).collect();
+    let markers = extras.markers.as_ref().map(|m| reduce(&m.points));
+    let mut all: Vec<&[(f64, f64)]> = reduced.iter().map(|v| v.as_slice()).collect();
+    if let Some(m) = &markers {
+        all.push(m);
+    }
+    let (x0, x1) = x_range(&all);
+    let y1 = y_max(&all, extras.limit.as_ref().map(|l| l.0));
+    draw(
+        title,
+        x_desc,
+        y_desc,
+        (x0, x1, y1),
+        extras,
+        markers.as_deref(),
+        |chart| {
+            for (i, (s, pts)) in series.iter().zip(&reduced).enumerate() {
+                let c = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                    .map_err(err)?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
+                    });
+                if extras.dots {
+                    chart
+                        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                        .map_err(err)?;
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 /// A stacked area chart: `layers` (name, y per x) stacked bottom-up over `x`, plus `extras`.
@@ -231,7 +260,6 @@ pub fn stacked(
             .filter_map(|c| c.iter().copied().max_by(|a, b| acc[*a].total_cmp(&acc[*b])))
             .collect()
     };
-    let xs: Vec<f64> = keep.iter().map(|&i| x[i]).collect();
     let total: Vec<(f64, f64)> = keep.iter().map(|&i| (x[i], acc[i])).collect();
     let markers = extras.markers.as_ref().map(|m| reduce(&m.points));
     let mut all: Vec<&[(f64, f64)]> = vec![&total];
@@ -240,71 +268,29 @@ pub fn stacked(
     }
     let (x0, x1) = x_range(&all);
     let y1 = y_max(&all, extras.limit.as_ref().map(|l| l.0));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 15))
-            .margin(8)
-            .x_label_area_size(32)
-            .y_label_area_size(56)
-            .build_cartesian_2d(x0..x1, 0.0..y1)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .light_line_style(RGBColor(235, 235, 235))
-            .bold_line_style(RGBColor(215, 215, 215))
-            .draw()
-            .map_err(err)?;
-        // Top layer first, so each lower layer paints over the part below its top.
-        for (li, (name, _)) in layers.iter().enumerate().rev() {
-            let c = PALETTE[li % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = keep
-                .iter()
-                .zip(&xs)
-                .map(|(&i, &xv)| (xv, tops[li][i]))
-                .collect();
-            chart
-                .draw_series(AreaSeries::new(pts, 0.0, c.filled()).border_style(c))
-                .map_err(err)?
-                .label(name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
-        }
-        if let Some((l, name)) = &extras.limit {
-            if *l <= y1 {
+    draw(
+        title,
+        x_desc,
+        y_desc,
+        (x0, x1, y1),
+        extras,
+        markers.as_deref(),
+        |chart| {
+            // Top layer first, so each lower layer paints over the part below its top.
+            for (li, (name, _)) in layers.iter().enumerate().rev() {
+                let c = PALETTE[li % PALETTE.len()];
+                let pts: Vec<(f64, f64)> = keep.iter().map(|&i| (x[i], tops[li][i])).collect();
                 chart
-                    .draw_series(LineSeries::new(
-                        vec![(x0, *l), (x1, *l)],
-                        BAD.stroke_width(1),
-                    ))
+                    .draw_series(AreaSeries::new(pts, 0.0, c.filled()).border_style(c))
                     .map_err(err)?
                     .label(name.clone())
-                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BAD));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
+                    });
             }
-        }
-        if let (Some(m), Some(pts)) = (&extras.markers, &markers) {
-            if !pts.is_empty() {
-                chart
-                    .draw_series(pts.iter().map(|&p| Circle::new(p, 3, BAD.filled())))
-                    .map_err(err)?
-                    .label(m.name.clone())
-                    .legend(|(x, y)| Circle::new((x + 7, y), 3, BAD.filled()));
-            }
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
