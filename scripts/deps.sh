@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages reel needs (Debian 12), only those missing. Sourced by setup.sh and test.sh.
+# With REEL_DEPS_TESTS=1 (test.sh sets it) also what the tests need: Debian's chromium, the
+# headless browser that renders `reel report` and the live page in the tests.
 set -euo pipefail
 REEL_APT_PACKAGES=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libavfilter-dev
                    libavdevice-dev libswresample-dev libclang-dev pkg-config ffmpeg)
+if [ "${REEL_DEPS_TESTS:-0}" = 1 ]; then
+  REEL_APT_PACKAGES+=(chromium)
+fi
 missing=()
 for p in "${REEL_APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,6 +44,8 @@ pub(crate) struct Slot {
     pub(crate) done: bool,
     /// What the camera delivers, known after its first second.
     pub(crate) negotiated: Option<crate::negotiate::Negotiated>,
+    /// What the input delivers, as opened (codec, pixel format, size, rate).
+    pub(crate) format: Option<String>,
 }
 
 /// State shared by a [`Camera`] handle and its reader thread.
@@ -261,6 +263,12 @@ impl Camera {
     /// The format, size and measured rate the camera delivers (after its first second).
     pub fn negotiated(&self) -> Option<crate::negotiate::Negotiated> {
         self.shared.lock().negotiated.clone()
+    }
+
+    /// What the input delivers as negotiated with it: decoder, pixel format, size and rate,
+    /// e.g. `mjpeg yuvj422p 640x480 @ 30.00 fps` or `rawvideo yuyv422 640x480 @ 30.00 fps`.
+    pub fn format(&self) -> Option<String> {
+        self.shared.lock().format.clone()
     }
 
     /// The reader thread's terminal error (device gone, end of file without loop...), if it died.

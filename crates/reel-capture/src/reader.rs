@@ -198,6 +198,24 @@ impl<'a> Reader<'a> {
             ffmpeg::codec::Id::RAWVIDEO => format!("{:?}", decoder.format()).to_uppercase(),
             other => format!("{other:?} ({:?})", decoder.format()),
         };
+        let rate = stream.avg_frame_rate();
+        let rate = if rate.denominator() != 0 && rate.numerator() > 0 {
+            format!(" @ {:.2} fps", f64::from(rate))
+        } else {
+            String::new()
+        };
+        let opened = format!(
+            "{} {} {}x{}{rate}",
+            decoder.id().name(),
+            decoder
+                .format()
+                .descriptor()
+                .map(|d| d.name())
+                .unwrap_or("?"),
+            decoder.width(),
+            decoder.height()
+        );
+        shared.lock().format = Some(opened);
         let pacer = Pacer::new(
             kind.paced(),
             start_ns,

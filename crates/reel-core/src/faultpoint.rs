@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Every fault point in reel, with where it is.
-pub const POINTS: [(&str, &str); 12] = [
+pub const POINTS: [(&str, &str); 13] = [
     (
         "journal.record",
         "after each undo-journal record is on disk, before its change",
@@ -40,6 +40,10 @@ pub const POINTS: [(&str, &str); 12] = [
     (
         "commit.data",
         "inside an episode's transaction, after the data parquet append",
+    ),
+    (
+        "commit.ticks",
+        "inside an episode's transaction, after the per-tick timing file append",
     ),
     (
         "commit.videos",

@@ -9,7 +9,8 @@
 //! On top of it: the [`writer`] (the API a recording session calls, whose committer thread
 //! saves each episode as one journaled transaction), the per-camera encoding [`camera`]
 //! pipeline (memory queue, disk spill, encoder, image stats), the [`deferred`] transcoder (live
-//! codec → final codec in the background) and [`check`] (validate, repair).
+//! codec → final codec in the background), [`check`] (validate, repair) and [`ticks`] (the
+//! per-tick timing of every recorded frame, in files LeRobot ignores).
 
 pub mod camera;
 pub mod check;
@@ -26,4 +27,5 @@ pub mod plan;
 pub mod pyjson;
 pub mod stats_json;
 pub mod tasks;
+pub mod ticks;
 pub mod writer;

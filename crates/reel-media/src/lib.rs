@@ -3,7 +3,8 @@
 //! appends finished segments to a dataset's MP4 by box surgery in O(segment + index) under
 //! the undo journal ([`mp4`]), and probes ([`probe`]) and decodes ([`decode`]) what was
 //! written, re-encodes whole files ([`transcode`]), and finds which encoders really work on
-//! this machine ([`encoders`]).
+//! this machine ([`encoders`]), and makes small JPEGs of frames for the live page
+//! ([`thumbnail`]).
 
 pub mod decode;
 mod encoder;
@@ -12,6 +13,7 @@ mod fault;
 pub mod mp4;
 pub mod probe;
 mod settings;
+pub mod thumbnail;
 pub mod transcode;
 
 pub use encoder::{partial_path, salvage, EncodedSegment, EpisodeEncoder};

@@ -10,7 +10,7 @@
 use crate::events::{self, Events};
 use crate::pacing::{raise_priority, sleep_until};
 use crate::robot::{Robot, Teleop};
-use crate::timing::{Summary, TickTimer};
+use crate::timing::{Summary, TickRecord, TickTimer};
 use crate::watch::{CameraWatch, CameraWatchConfig, Verdict};
 use reel_core::{monotonic_ns, Error, Feature, Features, Result, RowValues, SharedFrame, Value};
 use reel_dataset::writer::{DatasetWriter, EpisodeSaved};
@@ -148,9 +148,17 @@ pub struct SessionReport {
     pub save_call_ms: Vec<f64>,
 }
 
-/// Hooks the session calls (demo-video announcements, progress lines).
+/// Hooks the session calls (demo-video announcements, progress lines, the live page, the
+/// doctor). They run on the loop thread: an implementation must return at once (publish into
+/// a slot or a bounded channel with `try_send`, never wait).
 pub trait Observer {
+    /// A phase starts or ends ("Recording episode 3", "Resetting", "Episode ended", ...).
     fn phase(&mut self, _what: &str) {}
+    /// A tick ended (`recording`: its frame was added to the dataset). The record carries the
+    /// section times, each camera's frame age and repeat, and each encoder's queue depth.
+    fn tick(&mut self, _tick: &TickRecord, _recording: bool) {}
+    /// An episode was committed to the dataset.
+    fn saved(&mut self, _saved: &EpisodeSaved) {}
 }
 
 /// A no-op observer.
@@ -200,7 +208,16 @@ impl<'a> Session<'a> {
             let _ = self.teleop.take_episode_extras();
             watch.begin_episode();
             let mut timer = TickTimer::new(self.cfg.fps, &names);
-            let end = match self.phase(true, self.cfg.episode_time_s, t0, &mut timer, &mut watch) {
+            self.writer
+                .reserve_ticks((self.cfg.episode_time_s * self.cfg.fps as f64).ceil() as usize + 1);
+            let end = match self.phase(
+                true,
+                self.cfg.episode_time_s,
+                t0,
+                &mut timer,
+                &mut watch,
+                observer,
+            ) {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = self.writer.discard_episode();
@@ -255,7 +272,7 @@ impl<'a> Session<'a> {
                     observer.phase("Episode ended");
                 }
             }
-            self.report_saved(&mut report);
+            self.report_saved(&mut report, observer);
             if end == PhaseEnd::Stop || self.events.stop.load(Ordering::SeqCst) {
                 break;
             }
@@ -273,6 +290,7 @@ impl<'a> Session<'a> {
                     t0,
                     &mut reset_timer,
                     &mut watch,
+                    observer,
                 ) {
                     Ok(PhaseEnd::Interrupted) => {
                         report.interrupted = true;
@@ -292,7 +310,7 @@ impl<'a> Session<'a> {
                         break;
                     }
                 }
-                self.report_saved(&mut report);
+                self.report_saved(&mut report, observer);
             }
         }
         let backlog = self.writer.backlog();
@@ -319,6 +337,7 @@ impl<'a> Session<'a> {
                 let saved = fin.saved;
                 for s in &saved {
                     log_saved(s);
+                    observer.saved(s);
                 }
                 report.saved.extend(saved);
             }
@@ -327,14 +346,18 @@ impl<'a> Session<'a> {
         outcome.map(|_| report)
     }
 
-    fn report_saved(&mut self, report: &mut SessionReport) {
+    fn report_saved(&mut self, report: &mut SessionReport, observer: &mut dyn Observer) {
         for s in self.writer.poll_saved() {
             log_saved(&s);
+            observer.saved(&s);
             report.saved.push(s);
         }
     }
 
     /// One phase: ticks at the fixed rate for `seconds` (or until an event).
+    ///
+    /// Cameras whose key is not a video feature of the dataset are read and timed but not
+    /// recorded (`reel doctor` measures the loop with encoding off that way).
     fn phase(
         &mut self,
         record: bool,
@@ -342,7 +365,16 @@ impl<'a> Session<'a> {
         t0: u64,
         timer: &mut TickTimer,
         watch: &mut CameraWatch,
+        observer: &mut dyn Observer,
     ) -> Result<PhaseEnd> {
+        let stored: Vec<Option<String>> = self
+            .cameras
+            .iter()
+            .map(|c| {
+                let key = camera_key(c.name());
+                self.writer.features().get(&key).map(|_| key)
+            })
+            .collect();
         let period = 1_000_000_000 / self.cfg.fps as u64;
         let ticks = (seconds * self.cfg.fps as f64).round() as u64;
         let mut anchor = monotonic_ns();
@@ -403,13 +435,20 @@ impl<'a> Session<'a> {
                 let mut row = RowValues::new(self.cfg.task.clone());
                 row.set("action", Value::F32(action));
                 row.set("observation.state", Value::F32(state));
-                for (cam, f) in self.cameras.iter().zip(frames) {
-                    row.set(camera_key(cam.name()), Value::Video(f));
+                for (key, f) in stored.iter().zip(frames) {
+                    if let Some(key) = key {
+                        row.set(key.clone(), Value::Video(f));
+                    }
                 }
                 self.writer.add_frame(row)?;
             }
             tick.mark();
-            let r = timer.end(tick);
+            let mut rec = timer.end(tick).record;
+            self.writer.fill_queue_depths(&mut rec);
+            if record {
+                self.writer.add_tick(rec);
+            }
+            observer.tick(&rec, record);
             done += 1;
             k += 1;
             let now = monotonic_ns();
@@ -418,7 +457,6 @@ impl<'a> Session<'a> {
                 anchor = now;
                 k = 0;
             }
-            let _ = r;
             if !record && now - last_backlog_log > 2_000_000_000 {
                 last_backlog_log = now;
                 let b = self.writer.backlog();

@@ -5,9 +5,7 @@
 use hdrhistogram::Histogram;
 use reel_core::monotonic_ns;
 use reel_dataset::episodes::ExtraValue;
-
-/// The sections of a tick, in order.
-pub const SECTIONS: [&str; 4] = ["observe", "action", "send", "record"];
+pub use reel_dataset::ticks::{TickRecord, SECTIONS};
 
 fn hist() -> Histogram<u64> {
     // 1 µs .. 60 s, 3 significant digits: constant, valid bounds, so this cannot fail.
@@ -48,6 +46,9 @@ pub struct TickReport {
     pub late_start_ns: u64,
     pub missed: bool,
     pub sections_ns: [u64; 4],
+    /// The same tick as the fixed-size record stored per tick in the dataset
+    /// ([`reel_dataset::writer::DatasetWriter::add_tick`]) and shown live.
+    pub record: TickRecord,
 }
 
 /// Accumulates tick timings over an episode (or a reset phase).
@@ -60,6 +61,8 @@ pub struct TickTimer {
     cam_age: Vec<Histogram<u64>>,
     cam_stale: Vec<u64>,
     cam_last_seq: Vec<Option<u64>>,
+    /// This tick's camera figures (age ns, repeated), reset by `begin`.
+    cam_now: Vec<(u64, bool)>,
     ticks: u64,
     missed: u64,
     first_ns: Option<u64>,
@@ -97,6 +100,7 @@ impl TickTimer {
             cam_age: cameras.iter().map(|_| hist()).collect(),
             cam_stale: vec![0; cameras.len()],
             cam_last_seq: vec![None; cameras.len()],
+            cam_now: vec![(0, false); cameras.len()],
             ticks: 0,
             missed: 0,
             first_ns: None,
@@ -109,6 +113,7 @@ impl TickTimer {
     pub fn begin(&mut self, scheduled_ns: u64) -> Tick {
         let now = monotonic_ns();
         self.first_ns.get_or_insert(now);
+        self.cam_now.iter_mut().for_each(|c| *c = (0, false));
         Tick {
             scheduled_ns,
             start_ns: now,
@@ -122,13 +127,13 @@ impl TickTimer {
         if cam >= self.cam_names.len() {
             return;
         }
-        rec(
-            &mut self.cam_age[cam],
-            monotonic_ns().saturating_sub(captured_ns),
-        );
-        if self.cam_last_seq[cam] == Some(seq) {
+        let age = monotonic_ns().saturating_sub(captured_ns);
+        rec(&mut self.cam_age[cam], age);
+        let repeated = self.cam_last_seq[cam] == Some(seq);
+        if repeated {
             self.cam_stale[cam] += 1;
         }
+        self.cam_now[cam] = (age, repeated);
         self.cam_last_seq[cam] = Some(seq);
     }
 
@@ -173,11 +178,20 @@ impl TickTimer {
                 );
             }
         }
+        let mut record = TickRecord::new(t.scheduled_ns, t.start_ns);
+        for (i, s) in sections_ns.iter().enumerate() {
+            record.set_section(i, *s);
+        }
+        record.missed = missed;
+        for (i, (age, repeated)) in self.cam_now.iter().enumerate() {
+            record.set_camera(i, *age, *repeated);
+        }
         TickReport {
             work_ns,
             late_start_ns,
             missed,
             sections_ns,
+            record,
         }
     }
 
@@ -328,6 +342,9 @@ mod tests {
         t.camera_frame(0, monotonic_ns(), 7);
         let r = t.end(tick);
         assert!(!r.missed);
+        assert_eq!(r.record.n_cameras, 1);
+        assert!(r.record.cameras[0].repeated);
+        assert_eq!(r.record.work_ns(), r.work_ns);
         let s = t.summary();
         assert_eq!(s.ticks, 2);
         assert_eq!(s.missed, 1);

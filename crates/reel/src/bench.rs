@@ -2,7 +2,7 @@
 //! figures that matter (add_frame latency, missed deadlines, save latency, encoder speed,
 //! queued/spilled frames, peak memory), as a table or JSON.
 
-use crate::record::{self, RecordArgs};
+use crate::record::{self, RecordArgs, SetupArgs};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use reel_record::robot::SimRobot;
@@ -53,6 +53,12 @@ pub struct BenchRecordArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run the live page too (as `reel record --display`), to measure what it costs the loop.
+    #[arg(long)]
+    pub display: bool,
+    /// Port of the live page (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub display_port: u16,
 }
 
 fn peak_rss_mb() -> f64 {
@@ -77,32 +83,34 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("reel-bench-").tempdir()?;
     let root = b.root.clone().unwrap_or_else(|| tmp.path().join("dataset"));
     let args = RecordArgs {
-        sim: true,
+        setup: SetupArgs {
+            sim: true,
+            fps: b.fps,
+            cameras: Vec::new(),
+            num_cameras: Some(b.cameras),
+            width: b.width,
+            height: b.height,
+            vcodec: b.vcodec.clone(),
+            crf: b.crf,
+            preset: b.preset.clone(),
+            gop: None,
+            deferred: b.deferred,
+            max_queue_frames: 60,
+            inject_fault: None,
+            encoder_timeout_s: 5.0,
+            no_realtime: false,
+        },
         root: Some(root.clone()),
         repo_id: "bench/record".into(),
-        fps: b.fps,
         num_episodes: Some(b.episodes),
         episode_time_s: Some(b.seconds),
         reset_time_s: Some(b.reset_s),
         single_task: "benchmark".into(),
         resume: false,
         overwrite: true,
-        cameras: Vec::new(),
-        num_cameras: Some(b.cameras),
-        width: b.width,
-        height: b.height,
-        vcodec: b.vcodec.clone(),
-        crf: b.crf,
-        preset: b.preset.clone(),
-        gop: None,
-        deferred: b.deferred,
         data_files_size_mb: None,
         video_files_size_mb: None,
-        max_queue_frames: 60,
         no_fsync: false,
-        inject_fault: None,
-        encoder_timeout_s: 5.0,
-        no_realtime: false,
         no_keys: true,
         demo_video: None,
         demo_audio: None,
@@ -115,6 +123,8 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
             demo_preset: "ultrafast".into(),
             demo_crf: 23,
         },
+        display: b.display,
+        display_port: b.display_port,
         lerobot: crate::robot_args::LeRobotArgs {
             camera_timeout_ms: 500,
             ..Default::default()
@@ -125,15 +135,28 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let mut robot = SimRobot::new();
     let mut p = record::prepare(&args, &robot, &stop)?;
     p.session.flat_out = b.flat_out;
+    let mut display = if b.display {
+        Some(record::start_display(&p, b.display_port)?)
+    } else {
+        None
+    };
     let t0 = std::time::Instant::now();
     let report = record::run_session(
         p,
         &mut robot,
         &mut reel_record::robot::SimTeleop::default(),
         false,
+        display.as_mut(),
         &stop,
     )?;
     let wall = t0.elapsed().as_secs_f64();
+    let (display_dropped, thumbnails, requests) = display
+        .map(|d| {
+            let r = (d.dropped(), d.thumbnails_made(), d.requests());
+            d.stop();
+            r
+        })
+        .unwrap_or((0, 0, 0));
     let record_section = |i: usize| -> (f64, f64, f64) {
         report
             .episodes
@@ -200,6 +223,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         "finalize_wait_s": report.finalize_wait_s, "deferred_wait_s": report.deferred_wait_s,
         "peak_rss_mb": rss,
         "loop_priority": report.priority,
+        "display": b.display, "display_dropped_updates": display_dropped, "display_thumbnails": thumbnails, "display_requests": requests,
     });
     if b.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -258,6 +282,9 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         );
         println!("  peak RSS                  {rss:.0} MB");
         println!("  loop priority             {}", report.priority);
+        if b.display {
+            println!("  live page                 {thumbnails} thumbnails, {requests} requests answered, {display_dropped} updates dropped");
+        }
     }
     Ok(())
 }

@@ -4,9 +4,11 @@
 mod bench;
 mod check;
 mod demo;
+mod doctor;
 mod encoders;
 mod record;
 mod reencode;
+mod report;
 mod robot_args;
 mod robots_cmd;
 
@@ -36,6 +38,11 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Re-encode a dataset's videos (worker pool, fallback, resumable, atomic swap, --shard/--commit).
     Reencode(reencode::ReencodeArgs),
+    /// Run the lag investigation on this setup: short trials, then the causes ranked with
+    /// evidence, the highest rate that holds and the `reel record` command to use.
+    Doctor(Box<doctor::DoctorArgs>),
+    /// Write one self-contained HTML page of a dataset's timing (read-only).
+    Report(report::ReportArgs),
     /// List encoder candidates: compiled in, opened or rejected (why), measured frames/s.
     Encoders(encoders::EncodersArgs),
     /// Calibrate an SO-100/101 or Koch arm (LeRobot's procedure and calibration file).
@@ -52,6 +59,9 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let level = match cli.verbose {
+        // The doctor's trials end sessions on purpose (their errors are expected, and each
+        // trial's own failure is in its result): library logs only with -v.
+        0 if matches!(cli.cmd, Cmd::Doctor(_)) => "off",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -75,6 +85,8 @@ fn main() {
         Cmd::Bench { what } => bench::run(what),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Encoders(a) => encoders::run(a),
+        Cmd::Doctor(a) => doctor::run(*a),
+        Cmd::Report(a) => report::run(a),
         Cmd::Reencode(a) => reencode::run(a),
         Cmd::Calibrate(a) => robots_cmd::run_calibrate(a),
         Cmd::SimBus(a) => robots_cmd::run_sim_bus(a),

@@ -12,24 +12,22 @@ use reel_record::robot::{Robot, Teleop};
 use reel_record::session::{
     camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport,
 };
+use reel_report::live::{CameraFeed, LiveConfig, LiveServer};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args, Debug, Clone)]
 pub struct RecordArgs {
-    /// Simulated robot and synthetic cameras; with no other option: 2 episodes x 5 s, 2 cameras, into ./datasets/demo.
-    #[arg(long)]
-    pub sim: bool,
+    /// The robot, cameras, rate and encoder (shared with `reel doctor`).
+    #[command(flatten)]
+    pub setup: SetupArgs,
     /// Dataset directory (default: ./datasets/demo with --sim, else ./datasets/<repo-id name>).
     #[arg(long)]
     pub root: Option<PathBuf>,
     /// Dataset id (user/name); only a label locally.
     #[arg(long, default_value = "local/demo")]
     pub repo_id: String,
-    /// Control loop rate (Hz).
-    #[arg(long, default_value_t = 30)]
-    pub fps: u32,
     /// Episodes to record in this session.
     #[arg(long)]
     pub num_episodes: Option<u32>,
@@ -49,6 +47,50 @@ pub struct RecordArgs {
     /// option, camera and encoder has been checked).
     #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Data parquet file size limit (MB; default LeRobot's 100, or the dataset's own with --resume).
+    #[arg(long)]
+    pub data_files_size_mb: Option<f64>,
+    /// Video file size limit (MB; default LeRobot's 200, or the dataset's own with --resume).
+    #[arg(long)]
+    pub video_files_size_mb: Option<f64>,
+    /// Do not fsync commits (still survives kill -9, not power loss).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Do not read keys from the terminal.
+    #[arg(long)]
+    pub no_keys: bool,
+    /// Also record a demo video of the session (cameras picture-in-picture, wall-clock timed).
+    #[arg(long)]
+    pub demo_video: Option<PathBuf>,
+    /// Audio input of the demo video (lavfi:sine=frequency=1000, pulse:default, alsa:hw:0, a file).
+    #[arg(long)]
+    pub demo_audio: Option<String>,
+    /// Speak "Recording episode N", "Resetting", ... through espeak-ng / spd-say when present.
+    #[arg(long)]
+    pub say: bool,
+    #[command(flatten)]
+    pub demo_layout: crate::demo::DemoLayoutArgs,
+    /// Show the session live on a local page (127.0.0.1): cameras, tick timing, encoder
+    /// backlog, episode/reset state. The loop never waits for it.
+    #[arg(long)]
+    pub display: bool,
+    /// Port of the live page (0: any free port; the URL is printed).
+    #[arg(long, default_value_t = 8765)]
+    pub display_port: u16,
+    /// lerobot-record's flags (`--robot.*`, `--teleop.*`, `--dataset.*`) and camera watch options.
+    #[command(flatten)]
+    pub lerobot: crate::robot_args::LeRobotArgs,
+}
+
+/// What `reel record` and `reel doctor` share: the robot, the cameras, the rate, the encoder.
+#[derive(Args, Debug, Clone)]
+pub struct SetupArgs {
+    /// Simulated robot and synthetic cameras; with no other option: 2 episodes x 5 s, 2 cameras, into ./datasets/demo.
+    #[arg(long)]
+    pub sim: bool,
+    /// Control loop rate (Hz).
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
     /// A camera: NAME=INPUT[@WxH[@FPS]], INPUT = lavfi:testsrc2 | /dev/videoN | file.mp4. Repeatable.
     #[arg(long = "camera")]
     pub cameras: Vec<String>,
@@ -79,12 +121,6 @@ pub struct RecordArgs {
     /// when the chosen encoder's measured speed cannot keep up with cameras x fps (30% headroom).
     #[arg(long, value_enum, default_value = "auto")]
     pub deferred: DeferredMode,
-    /// Data parquet file size limit (MB; default LeRobot's 100, or the dataset's own with --resume).
-    #[arg(long)]
-    pub data_files_size_mb: Option<f64>,
-    /// Video file size limit (MB; default LeRobot's 200, or the dataset's own with --resume).
-    #[arg(long)]
-    pub video_files_size_mb: Option<f64>,
     /// Frames per camera kept in memory before spilling to disk.
     #[arg(long, default_value_t = 60)]
     pub max_queue_frames: usize,
@@ -96,29 +132,10 @@ pub struct RecordArgs {
     /// replaced by the next one; flushing may take 4x this.
     #[arg(long, default_value_t = 5.0)]
     pub encoder_timeout_s: f64,
-    /// Do not fsync commits (still survives kill -9, not power loss).
-    #[arg(long)]
-    pub no_fsync: bool,
     /// Do not ask for SCHED_FIFO for the loop thread (by default reel asks for it, and falls
     /// back to nice -10, then to the default priority, saying what it got).
     #[arg(long)]
     pub no_realtime: bool,
-    /// Do not read keys from the terminal.
-    #[arg(long)]
-    pub no_keys: bool,
-    /// Also record a demo video of the session (cameras picture-in-picture, wall-clock timed).
-    #[arg(long)]
-    pub demo_video: Option<PathBuf>,
-    /// Audio input of the demo video (lavfi:sine=frequency=1000, pulse:default, alsa:hw:0, a file).
-    #[arg(long)]
-    pub demo_audio: Option<String>,
-    /// Speak "Recording episode N", "Resetting", ... through espeak-ng / spd-say when present.
-    #[arg(long)]
-    pub say: bool,
-    #[command(flatten)]
-    pub demo_layout: crate::demo::DemoLayoutArgs,
-    #[command(flatten)]
-    pub lerobot: crate::robot_args::LeRobotArgs,
 }
 
 /// `--deferred` values (the library's [`reel_dataset::plan::DeferredMode`]).
@@ -148,7 +165,7 @@ pub struct Prepared {
 }
 
 /// The options' encoder request for `cameras` cameras whose largest is `width`x`height`.
-pub fn encoder_request(a: &RecordArgs, width: u32, height: u32, cameras: u32) -> EncoderRequest {
+pub fn encoder_request(a: &SetupArgs, width: u32, height: u32, cameras: u32) -> EncoderRequest {
     let mut r = EncoderRequest::new(width, height, cameras, a.fps);
     r.vcodec = a.vcodec.clone();
     r.crf = a.crf;
@@ -160,35 +177,12 @@ pub fn encoder_request(a: &RecordArgs, width: u32, height: u32, cameras: u32) ->
     r
 }
 
-/// The options' session (episodes, times, task, keys, priority), validated.
-pub fn session_config(a: &RecordArgs) -> Result<SessionConfig> {
-    let cfg = SessionConfig {
-        fps: a.fps,
-        num_episodes: a.num_episodes.unwrap_or(if a.sim { 2 } else { 50 }),
-        episode_time_s: a.episode_time_s.unwrap_or(if a.sim { 5.0 } else { 60.0 }),
-        reset_time_s: a.reset_time_s.unwrap_or(if a.sim { 1.0 } else { 60.0 }),
-        task: a.single_task.clone(),
-        interactive: !a.no_keys,
-        realtime: !a.no_realtime,
-        flat_out: false,
-        camera_watch: a.lerobot.camera_watch()?,
-    };
-    cfg.validate()?;
-    Ok(cfg)
-}
-
-/// Validates every option, plans the encoders, opens the cameras, then creates, resumes or
-/// overwrites the dataset (the library deletes only after all of that succeeded).
-pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Prepared> {
-    let root = match &a.root {
-        Some(r) => r.clone(),
-        None if a.sim => PathBuf::from("datasets/demo"),
-        None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
-    };
-    let session = session_config(a)?;
-    if a.resume || a.overwrite {
-        DatasetWriter::check_available(&root)?;
-    }
+/// The cameras the options describe (synthetic ones at the loop rate when no --camera is
+/// given, `--camera-fault`s of `lerobot` applied), each checked; and whether they are synthetic.
+pub fn camera_specs(
+    a: &SetupArgs,
+    lerobot: &crate::robot_args::LeRobotArgs,
+) -> Result<(Vec<CameraSpec>, bool)> {
     let specs: Vec<CameraSpec> = if a.cameras.is_empty() {
         let n = a.num_cameras.unwrap_or(if a.sim { 2 } else { 0 });
         if n > SYNTHETIC_NAMES.len() {
@@ -203,36 +197,73 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     } else {
         a.cameras
             .iter()
-            .map(|s| crate::robot_args::camera_spec(&a.lerobot, s))
+            .map(|s| crate::robot_args::camera_spec(lerobot, s))
             .collect::<Result<_>>()?
     };
     for s in &specs {
         reel_dataset::plan::validate_size(s.width, s.height)
             .with_context(|| format!("camera '{}'", s.name))?;
     }
+    Ok((specs, a.cameras.is_empty()))
+}
+
+/// The options' session (episodes, times, task, keys, priority), validated.
+pub fn session_config(a: &RecordArgs) -> Result<SessionConfig> {
+    let cfg = SessionConfig {
+        fps: a.setup.fps,
+        num_episodes: a.num_episodes.unwrap_or(if a.setup.sim { 2 } else { 50 }),
+        episode_time_s: a
+            .episode_time_s
+            .unwrap_or(if a.setup.sim { 5.0 } else { 60.0 }),
+        reset_time_s: a
+            .reset_time_s
+            .unwrap_or(if a.setup.sim { 1.0 } else { 60.0 }),
+        task: a.single_task.clone(),
+        interactive: !a.no_keys,
+        realtime: !a.setup.no_realtime,
+        flat_out: false,
+        camera_watch: a.lerobot.camera_watch()?,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Validates every option, plans the encoders, opens the cameras, then creates, resumes or
+/// overwrites the dataset (the library deletes only after all of that succeeded).
+pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Prepared> {
+    let root = match &a.root {
+        Some(r) => r.clone(),
+        None if a.setup.sim => PathBuf::from("datasets/demo"),
+        None => PathBuf::from("datasets").join(a.repo_id.rsplit('/').next().unwrap_or("dataset")),
+    };
+    let session = session_config(a)?;
+    if a.resume || a.overwrite {
+        DatasetWriter::check_available(&root)?;
+    }
+    let (specs, _) = camera_specs(&a.setup, &a.lerobot)?;
     let (w, h) = specs
         .iter()
         .map(|s| (s.width, s.height))
         .max_by_key(|(w, h)| w * h)
-        .unwrap_or((a.width, a.height));
+        .unwrap_or((a.setup.width, a.setup.height));
     let dims: Vec<(String, u32, u32)> = specs
         .iter()
         .map(|s| (s.name.clone(), s.width, s.height))
         .collect();
     let features = features_for(robot.joint_names(), &dims)?;
-    let plan = plan::plan_encoders(&encoder_request(a, w, h, specs.len() as u32))?;
+    let plan = plan::plan_encoders(&encoder_request(&a.setup, w, h, specs.len() as u32))?;
     let mut cameras = Vec::new();
     for spec in &specs {
         let cam = Camera::open(spec, Duration::from_secs(5))
             .with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
         cameras.push(Arc::new(cam));
     }
-    let mut cfg = WriterConfig::new(&root, a.fps, features).with_plan(&plan);
+    let mut cfg = WriterConfig::new(&root, a.setup.fps, features).with_plan(&plan);
     cfg.robot_type = Some(robot.name().to_string());
     cfg.data_files_size_mb = a.data_files_size_mb;
     cfg.video_files_size_mb = a.video_files_size_mb;
     cfg.queue = QueueLimits {
-        max_frames_in_memory: a.max_queue_frames,
+        max_frames_in_memory: a.setup.max_queue_frames,
         ..QueueLimits::default()
     };
     cfg.durable = !a.no_fsync;
@@ -270,11 +301,40 @@ impl Observer for Announcer {
     }
 }
 
+/// Forwards every hook to each observer in turn.
+struct Tee<'a>(Vec<&'a mut dyn Observer>);
+impl Observer for Tee<'_> {
+    fn phase(&mut self, what: &str) {
+        self.0.iter_mut().for_each(|o| o.phase(what));
+    }
+    fn tick(&mut self, tick: &reel_record::timing::TickRecord, recording: bool) {
+        self.0.iter_mut().for_each(|o| o.tick(tick, recording));
+    }
+    fn saved(&mut self, s: &reel_dataset::writer::EpisodeSaved) {
+        self.0.iter_mut().for_each(|o| o.saved(s));
+    }
+}
+
+/// Starts the live page of `--display` on the prepared cameras and prints its address.
+pub fn start_display(p: &Prepared, port: u16) -> Result<LiveServer> {
+    let feeds = p
+        .cameras
+        .iter()
+        .map(|c| CameraFeed::Source(c.clone() as Arc<dyn FrameSource>))
+        .collect();
+    let mut cfg = LiveConfig::new(port, p.session.fps, feeds);
+    cfg.title = format!("reel · live · {}", p.root.display());
+    let live = LiveServer::start(cfg)?;
+    eprintln!("live page: {}", live.url());
+    Ok(live)
+}
+
 pub fn run_session(
     p: Prepared,
     robot: &mut dyn Robot,
     teleop: &mut dyn Teleop,
     say: bool,
+    display: Option<&mut LiveServer>,
     stop: &StopToken,
 ) -> Result<SessionReport> {
     let sources: Vec<Arc<dyn FrameSource>> = p
@@ -290,17 +350,18 @@ pub fn run_session(
         cfg: p.session,
         events: Events::with_stop(stop.clone()),
     };
-    let report = if say {
-        session.run(&mut Announcer)?
-    } else {
-        session.run(&mut Quiet)?
-    };
-    Ok(report)
+    let mut announcer = Announcer;
+    let mut quiet = Quiet;
+    let mut hooks: Vec<&mut dyn Observer> = vec![if say { &mut announcer } else { &mut quiet }];
+    if let Some(d) = display {
+        hooks.push(d);
+    }
+    Ok(session.run(&mut Tee(hooks))?)
 }
 
 pub fn run(mut a: RecordArgs) -> Result<()> {
     crate::robot_args::apply(&mut a)?;
-    if !a.sim && a.cameras.is_empty() && a.num_cameras.is_none() {
+    if !a.setup.sim && a.setup.cameras.is_empty() && a.setup.num_cameras.is_none() {
         tracing::info!(
             "no --camera given and no --sim: recording the simulated robot without cameras"
         );
@@ -316,7 +377,7 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
         Some(out) => {
             let cfg = crate::demo::config(
                 out.clone(),
-                a.fps,
+                a.setup.fps,
                 a.demo_audio.clone(),
                 &a.demo_layout,
                 p.cameras.len(),
@@ -325,7 +386,22 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
         }
         None => None,
     };
-    let report = run_session(p, robot.as_mut(), teleop.as_mut(), a.say, &stop);
+    let mut display = if a.display {
+        Some(start_display(&p, a.display_port)?)
+    } else {
+        None
+    };
+    let report = run_session(
+        p,
+        robot.as_mut(),
+        teleop.as_mut(),
+        a.say,
+        display.as_mut(),
+        &stop,
+    );
+    if let Some(d) = display {
+        d.stop();
+    }
     if let Some((rec, out)) = demo {
         match rec.stop() {
             Ok(stats) => crate::demo::report(&stats, &out),

@@ -149,23 +149,25 @@ pub fn apply(a: &mut crate::record::RecordArgs) -> Result<()> {
         a.single_task = v;
     }
     if let Some(v) = l.dataset_fps {
-        a.fps = v;
+        a.setup.fps = v;
     }
     if l.dataset_push_to_hub == Some(true) {
         tracing::warn!("--dataset.push_to_hub=true: reel does not upload; push the dataset folder afterwards (huggingface-cli upload --repo-type dataset)");
     }
     if l.display_data == Some(true) {
-        tracing::warn!("--display_data=true: reel has no live viewer; ignored");
+        tracing::info!("--display_data=true: showing the session on reel's live page (--display)");
+        a.display = true;
     }
     if let Some(c) = &l.robot_cameras {
         for (name, spec) in lerobot_cameras(c).context("--robot.cameras")? {
-            if a.cameras
+            if a.setup
+                .cameras
                 .iter()
                 .any(|s| s.split('=').next() == Some(name.as_str()))
             {
                 bail!("camera '{name}' is given twice (--robot.cameras and --camera)");
             }
-            a.cameras.push(spec);
+            a.setup.cameras.push(spec);
         }
     }
     Ok(())
@@ -216,7 +218,7 @@ pub fn connect(a: &crate::record::RecordArgs) -> Result<(Box<dyn Robot>, Box<dyn
         }
         (None, Some(_)) => bail!("--teleop.type needs a --robot.type (the follower arm)"),
         (Some(rt), Some(tt)) => {
-            if a.sim {
+            if a.setup.sim {
                 bail!("--sim records the simulated arm: drop it to use --robot.type={rt}");
             }
             let tcfg = arm_config(

@@ -67,6 +67,8 @@ pub(super) struct Job {
     pub(super) episode_tasks: Vec<String>,
     pub(super) frames: u64,
     pub(super) extra: Vec<(String, ExtraValue)>,
+    /// Per-tick timing of the episode (may be empty: a loop that gives none).
+    pub(super) ticks: Vec<crate::ticks::TickRecord>,
     pub(super) queued_at: Instant,
 }
 
@@ -103,6 +105,8 @@ pub(super) struct CommitState {
     pub(super) video_info_checked: Vec<bool>,
     /// The dataset held episodes before this session (resume).
     pub(super) had_episodes: bool,
+    /// Ticks files this session has written to (see [`crate::ticks::append`]).
+    pub(super) ticks_written: Vec<FileIndex>,
 }
 
 impl CommitState {
@@ -130,6 +134,7 @@ impl CommitState {
             encoder_fields: cfg.encoder.info_fields(),
             video_info_checked: vec![false; cfg.features.video_keys().len()],
             had_episodes: info.total_episodes > 0,
+            ticks_written: Vec::new(),
             info,
         }
     }
@@ -411,6 +416,19 @@ fn write_episode(
     let kv = vec![("huggingface".to_string(), data::hf_metadata(features))];
     parquet_append::append_batch(&paths::data_file(&root, data_file), &batch, &kv, j)?;
     faultpoint::hit("commit.data");
+    // 1b. per-tick timing, beside the data (a file LeRobot never reads)
+    let first_ticks = !state.ticks_written.contains(&data_file);
+    let cams: Vec<String> = state.videos.iter().map(|(k, _, _)| k.clone()).collect();
+    crate::ticks::append(
+        &root,
+        data_file,
+        episode_index,
+        &job.ticks,
+        &cams,
+        first_ticks,
+        j,
+    )?;
+    faultpoint::hit("commit.ticks");
     marks.push(("data", Instant::now()));
 
     // 2. videos
@@ -624,6 +642,9 @@ fn write_episode(
     state.video_info_checked.iter_mut().for_each(|c| *c = true);
     state.tasks_written = job.tasks.len();
     state.data = Some((data_file, data_start));
+    if !job.ticks.is_empty() && !state.ticks_written.contains(&data_file) {
+        state.ticks_written.push(data_file);
+    }
     for ((_, cursor, _), (v, frames)) in state.videos.iter_mut().zip(&videos) {
         *cursor = Some(VideoCursor {
             file: v.file,

@@ -213,6 +213,8 @@ pub struct DatasetWriter {
     codecs_before: Vec<(String, String)>,
     /// Held from open to the end of `finalize`: one writer per dataset.
     lock: Option<DatasetLock>,
+    /// Per-tick timing of the episode in progress (at most one per frame added).
+    ticks: Vec<crate::ticks::TickRecord>,
 }
 
 /// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
@@ -460,6 +462,7 @@ impl DatasetWriter {
             stop: cfg.stop,
             codecs_before: Vec::new(),
             lock: Some(lock),
+            ticks: Vec::new(),
         })
     }
 
@@ -512,6 +515,37 @@ impl DatasetWriter {
         Ok(())
     }
 
+    /// Adds the timing of the tick that produced the last frame added (stored per tick in
+    /// `meta/reel/ticks/`, see [`crate::ticks`]). O(1): copies the fixed-size record into the
+    /// episode's buffer; the writer fills in each camera's encoder queue depth. Ticks beyond
+    /// the frames added so far are ignored, so the buffer never outgrows the episode.
+    pub fn add_tick(&mut self, mut tick: crate::ticks::TickRecord) {
+        if (self.ticks.len() as u64) < self.frames_in_episode {
+            self.fill_queue_depths(&mut tick);
+            self.ticks.push(tick);
+        }
+    }
+
+    /// Reserves room for `n` ticks in the episode's buffer, so that [`add_tick`](Self::add_tick)
+    /// does not reallocate mid-episode (call it when an episode starts).
+    pub fn reserve_ticks(&mut self, n: usize) {
+        self.ticks.reserve(n.saturating_sub(self.ticks.len()));
+    }
+
+    /// Writes each camera's encoder backlog (frames handed over and not yet encoded) into
+    /// `tick.cameras[i].queued`: a few atomic loads, no lock, no allocation.
+    pub fn fill_queue_depths(&self, tick: &mut crate::ticks::TickRecord) {
+        for (slot, c) in tick.cameras.iter_mut().zip(&self.cameras) {
+            slot.queued = c
+                .counters()
+                .queued
+                .load(Ordering::Relaxed)
+                .min(u32::MAX as u64) as u32;
+        }
+        let n = self.cameras.len().min(crate::ticks::MAX_TICK_CAMERAS) as u8;
+        tick.n_cameras = tick.n_cameras.max(n);
+    }
+
     /// Ends the episode in progress and queues its commit. Returns at once; the episode is
     /// saved when [`wait_saved`](Self::wait_saved) says so (or [`poll_saved`](Self::poll_saved)).
     /// `extra` are per-episode figures stored as `reel/<name>` columns of the episodes table.
@@ -539,6 +573,7 @@ impl DatasetWriter {
             episode_tasks: std::mem::take(&mut self.episode_tasks),
             frames: self.frames_in_episode,
             extra,
+            ticks: std::mem::take(&mut self.ticks),
             queued_at: Instant::now(),
         };
         self.shared.lock().pending += 1;
@@ -557,6 +592,7 @@ impl DatasetWriter {
             c.discard_episode()?;
         }
         self.columns.clear();
+        self.ticks.clear();
         self.tasks.truncate(self.tasks_at_episode_start);
         self.episode_tasks.clear();
         self.frames_in_episode = 0;

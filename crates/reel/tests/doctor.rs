@@ -1,0 +1,171 @@
+//! `reel doctor` on synthetic cameras where one camera is slow (a lavfi source at 20 fps for
+//! a 30 Hz loop) and the encoder cannot keep up (libsvtav1 forced live with 3 cameras at
+//! 960x540): the verdict names both causes in order with their numbers, gives the highest
+//! stable rate it measured, and the command it prints records with 0 missed deadlines.
+//! (Its own test binary: the trials measure the machine, so nothing else of this crate's
+//! tests runs beside them.)
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+#[test]
+fn doctor_ranks_the_slow_camera_and_the_encoder_and_its_command_holds() {
+    let d = tempfile::tempdir().unwrap();
+    let json = d.path().join("doctor.json");
+    let cams = [
+        "front=lavfi:testsrc2@960x540@30",
+        "wrist=lavfi:testsrc@960x540@30",
+        "slow=lavfi:testsrc2=size=960x540:rate=20@960x540@30",
+    ];
+    let mut cmd = reel();
+    cmd.arg("doctor");
+    for c in cams {
+        cmd.args(["--camera", c]);
+    }
+    cmd.args([
+        "--fps",
+        "30",
+        "--vcodec",
+        "libsvtav1",
+        "--deferred",
+        "never",
+        "--trial-s",
+        "2",
+        "--json",
+        "-o",
+    ])
+    .arg(&json);
+    let out = run_ok(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("capture: slow alone"),
+        "progress is shown:\n{stderr}"
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rep, saved, "-o writes the same report");
+    let findings = rep["findings"].as_array().unwrap();
+    let text: Vec<String> = findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{}: {}",
+                f["cause"].as_str().unwrap(),
+                f["evidence"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let cam = findings
+        .iter()
+        .position(|f| f["kind"] == "camera" && f["cause"].as_str().unwrap().contains("`slow`"))
+        .unwrap_or_else(|| panic!("no slow-camera cause in {text:#?}"));
+    let enc = findings
+        .iter()
+        .position(|f| f["kind"] == "encoder" && f["cause"].as_str().unwrap().contains("libsvtav1"))
+        .unwrap_or_else(|| panic!("no encoder cause in {text:#?}"));
+    assert!(
+        cam < enc,
+        "a camera that repeats frames changes the data; a backlog does not: {text:#?}"
+    );
+    let ev = findings[cam]["evidence"].as_str().unwrap();
+    let delivered: f64 = ev
+        .split("delivers ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no delivered rate in '{ev}'"));
+    assert!((17.0..=21.0).contains(&delivered), "{ev}");
+    assert!(ev.contains("of 30 requested"), "{ev}");
+    let ev = findings[enc]["evidence"].as_str().unwrap();
+    assert!(
+        ev.contains("backlog grows") && ev.contains("frames/s"),
+        "{ev}"
+    );
+    // No other camera is blamed.
+    assert!(
+        !text
+            .iter()
+            .any(|t| t.contains("`front`") || t.contains("`wrist`")),
+        "{text:#?}"
+    );
+
+    let r = &rep["recommendation"];
+    let fps = r["fps"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no stable rate found: {}", rep["headline"]));
+    assert!(fps <= 20, "the slow camera holds 20 fps at most: {r}");
+    assert!(rep["headline"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("{fps} Hz")));
+    let trials = rep["loops"].as_array().unwrap();
+    let held = trials
+        .iter()
+        .find(|t| t["name"] == r["trial"])
+        .expect("the trial that held is in the report");
+    assert_eq!(held["missed"], 0);
+    assert!(trials.iter().any(|t| t["mode"] == "encoding-off"));
+    assert!(trials.iter().any(|t| t["mode"] == "deferred"));
+    assert!(trials.iter().any(|t| t["realtime"] == false));
+    assert!(
+        rep["capture"].as_array().unwrap().len() >= 4,
+        "each camera alone, then together"
+    );
+
+    // The command it prints records at that rate with 0 missed deadlines.
+    let args: Vec<String> = rep["command_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(&args[..2], ["reel", "record"]);
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--fps" && w[1] == fps.to_string()),
+        "{args:?}"
+    );
+    let root = d.path().join("ds");
+    run_ok(reel().args(&args[1..]).arg("--root").arg(&root).args([
+        "--num-episodes",
+        "1",
+        "--episode-time-s",
+        "2",
+        "--reset-time-s",
+        "0",
+        "--no-keys",
+        "--no-fsync",
+    ]));
+    let info = reel_dataset::info::Info::read(&root).unwrap();
+    assert_eq!(info.fps as u64, fps);
+    let eps = reel_dataset::episodes::read_all(&root, &info.features).unwrap();
+    assert_eq!(eps.len(), 1);
+    let figures = reel_dataset::figures::read(&root).unwrap();
+    let missed = figures[&0]
+        .iter()
+        .find(|(k, _)| k == "missed_deadlines")
+        .map(|(_, v)| v.clone());
+    assert_eq!(
+        missed,
+        Some(reel_dataset::episodes::ExtraValue::I64(0)),
+        "recorded with 0 missed deadlines"
+    );
+    assert_eq!(eps[0].length, 2 * fps);
+    // And the report shows the doctor's findings beside the recording.
+    let html = d.path().join("report.html");
+    run_ok(
+        reel()
+            .arg("report")
+            .arg(&root)
+            .arg("-o")
+            .arg(&html)
+            .arg("--doctor")
+            .arg(&json),
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("`slow`"), "the page carries the findings");
+    let _ = Path::new(&html);
+}
