@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Every fault point in reel, with where it is.
-pub const POINTS: [(&str, &str); 12] = [
+pub const POINTS: [(&str, &str); 13] = [
     (
         "journal.record",
         "after each undo-journal record is on disk, before its change",
@@ -49,6 +49,10 @@ pub const POINTS: [(&str, &str); 12] = [
     (
         "deferred.converted",
         "after the background conversion finished one part",
+    ),
+    (
+        "deferred.lane_placed",
+        "a final lane's file became an episode's converted part (live parts deleted)",
     ),
     (
         "swap.built",

@@ -149,6 +149,29 @@ pub fn demote_realtime_threads(to: Policy) -> usize {
     n
 }
 
+/// Moves every SCHED_IDLE thread of this process to `to`. Idle priority is for background
+/// work that must never compete with the control loop; once the loop has stopped, that work
+/// (the final-codec conversion and the threads its encoders made) may use the whole machine.
+/// Returns how many threads were moved (0 when the change is refused, e.g. no permission).
+pub fn raise_idle_threads(to: Policy) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: querying a thread id of this process.
+        if unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_IDLE
+            && !set_thread(tid, to).contains("refused")
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +202,32 @@ mod tests {
         } else {
             eprintln!("note: no permission for SCHED_FIFO here; nothing to demote");
         }
+    }
+
+    #[test]
+    fn idle_threads_are_raised_and_others_left_alone() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            set_current(Policy::Idle);
+            tx.send(current_tid()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        // SAFETY: querying live threads of this process.
+        let before = unsafe { libc::sched_getscheduler(tid) };
+        let n = raise_idle_threads(Policy::Normal { nice: 0 });
+        let after = unsafe { libc::sched_getscheduler(tid) };
+        let me = unsafe { libc::sched_getscheduler(0) };
+        done_tx.send(()).unwrap();
+        h.join().unwrap();
+        assert_eq!(
+            before,
+            libc::SCHED_IDLE,
+            "setting SCHED_IDLE needs no permission"
+        );
+        assert!(n >= 1);
+        assert_eq!(after, libc::SCHED_OTHER);
+        assert_ne!(me, libc::SCHED_IDLE);
     }
 }

@@ -132,6 +132,7 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
     cfg.queue = QueueLimits {
         max_frames_in_memory: 2,
         max_spill_bytes: 1 << 30,
+        ..QueueLimits::default()
     };
     let mut w = DatasetWriter::create(cfg).unwrap();
     let n = 90;

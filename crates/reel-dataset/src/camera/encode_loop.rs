@@ -14,8 +14,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs until a `Shutdown` entry (or the committer hangs up).
+/// Runs until a `Shutdown` entry (or the committer hangs up); removes the spill file at the end.
 pub(crate) fn encoder_loop(
+    sup: Supervisor<'_>,
+    spill: SpillReader,
+    queue: Arc<Queue>,
+    counters: Arc<CameraCounters>,
+    abort: Arc<AtomicBool>,
+    results: Sender<Result<SegmentResult>>,
+) {
+    let path = spill.path().to_path_buf();
+    run(sup, spill, queue, counters, abort, results);
+    let _ = std::fs::remove_file(path);
+}
+
+fn run(
     mut sup: Supervisor<'_>,
     mut spill: SpillReader,
     queue: Arc<Queue>,
@@ -94,6 +107,8 @@ pub(crate) fn encoder_loop(
                     return;
                 }
             }
+            // Only final lanes give episodes up; the live lane never does.
+            Entry::Abandon => {}
             Entry::Discard => {
                 if let Some(mut ep) = current.take() {
                     sup.abandon(&mut ep);

@@ -1,7 +1,10 @@
 //! The deferred conversion's swap-in: at `finalize`, the final-codec version of every video
 //! file this session wrote is built from the converted parts, checked (frame count, duration)
 //! against the live file, and all of them are swapped in with info.json in one journaled
-//! transaction (rename old → `.reel/deferred/old/…`, create + rename new → old).
+//! transaction (rename old → `.reel/deferred/old/…`, create + rename new → old). The episodes
+//! files holding this session's episodes are rewritten the same way, so that each converted
+//! camera's `reel/videos/<key>/encoder` column names the encoder that produced what the
+//! video file now holds.
 
 use super::committer::video_info_block;
 use super::journal_path;
@@ -9,12 +12,16 @@ use crate::deferred;
 use crate::episodes::VideoRef;
 use crate::info::Info;
 use crate::paths::{self, FileIndex};
+use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
 use reel_core::faultpoint;
 use reel_core::journal::Journal;
 use reel_core::{Error, Result};
 use reel_media::EncoderSettings;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Builds the final-codec version of every video file this session wrote and swaps them
 /// all in, with info.json, in one transaction. Cameras with a failed conversion, or whose
@@ -43,9 +50,7 @@ pub(super) fn swap_in_final_codec(
     let mut skip: Vec<String> = Vec::new();
     for (key, ep, e) in failed {
         if !skip.contains(key) {
-            tracing::warn!(
-                "camera {key} keeps its live codec: converting episode {ep} failed ({e})"
-            );
+            tracing::warn!("camera {key} keeps its live codec (episode {ep}: {e})");
             skip.push(key.clone());
         }
     }
@@ -124,6 +129,9 @@ pub(super) fn swap_in_final_codec(
         }
         built.push((key.clone(), old, new, dir.join("old").join(rel)));
     }
+    let keys: Vec<String> = built.iter().map(|(k, _, _, _)| k.clone()).collect();
+    let session_eps: Vec<u64> = videos.iter().map(|(e, _)| *e).collect();
+    let tables = rewrite_encoder_columns(root, &dir, &keys, &session_eps, &fin.vcodec)?;
     faultpoint::hit("swap.built");
     // 2. Swap every file and info.json in one transaction of the dataset journal.
     let mut info = Info::read(root)?;
@@ -131,6 +139,16 @@ pub(super) fn swap_in_final_codec(
     let mut j = Journal::begin(&journal_path(root), root, durable)?;
     let swapped = (|| -> Result<()> {
         for (_, old, new, stash) in &built {
+            if let Some(d) = stash.parent() {
+                fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
+            }
+            j.record_rename(old, stash)?;
+            fs::rename(old, stash).map_err(|e| Error::io("move aside", old, e))?;
+            j.record_create(old)?;
+            fs::rename(new, old).map_err(|e| Error::io("move into place", new, e))?;
+            faultpoint::hit("swap.renamed");
+        }
+        for (old, new, stash) in &tables {
             if let Some(d) = stash.parent() {
                 fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
             }
@@ -160,4 +178,119 @@ pub(super) fn swap_in_final_codec(
         fin.vcodec
     );
     Ok(built.len())
+}
+
+/// Builds, under `dir/new/`, a copy of every episodes file holding one of `episodes` in which
+/// the `reel/videos/<key>/encoder` column of those episodes (for each of `keys`) says
+/// `encoder`, row group by row group as the original. Returns (file, new copy, stash path)
+/// for the files that needed it (a dataset without reel's columns needs none).
+fn rewrite_encoder_columns(
+    root: &Path,
+    dir: &Path,
+    keys: &[String],
+    episodes: &[u64],
+    encoder: &str,
+) -> Result<Vec<(PathBuf, PathBuf, PathBuf)>> {
+    let perr = |p: &Path, e: &dyn std::fmt::Display| Error::corrupt(p, e.to_string());
+    let mut out = Vec::new();
+    for file in crate::episodes::episode_files(root)? {
+        let open = || {
+            let f = fs::File::open(&file).map_err(|e| Error::io("open", &file, e))?;
+            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| perr(&file, &e))
+        };
+        let b = open()?;
+        let schema = b.schema().clone();
+        let group_rows: Vec<usize> = b
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows().max(1) as usize)
+            .collect();
+        let cols: Vec<usize> = keys
+            .iter()
+            .filter_map(|k| schema.index_of(&format!("reel/videos/{k}/encoder")).ok())
+            .collect();
+        let Ok(ep_col) = schema.index_of("episode_index") else {
+            continue;
+        };
+        if cols.is_empty() {
+            continue;
+        }
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        let mut changed = false;
+        for (g, rows) in group_rows.iter().enumerate() {
+            let reader = open()?
+                .with_row_groups(vec![g])
+                .with_batch_size(*rows)
+                .build()
+                .map_err(|e| perr(&file, &e))?;
+            for batch in reader {
+                let batch = batch.map_err(|e| perr(&file, &e))?;
+                let eps = batch
+                    .column(ep_col)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| perr(&file, &"episode_index is not int64"))?;
+                let hit: Vec<bool> = (0..batch.num_rows())
+                    .map(|r| {
+                        eps.is_valid(r)
+                            && u64::try_from(eps.value(r)).is_ok_and(|e| episodes.contains(&e))
+                    })
+                    .collect();
+                if !hit.iter().any(|h| *h) {
+                    batches.push(batch);
+                    continue;
+                }
+                let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+                for &c in &cols {
+                    let Some(old) = columns[c].as_any().downcast_ref::<StringArray>() else {
+                        continue;
+                    };
+                    let new: StringArray = (0..old.len())
+                        .map(|r| {
+                            if hit[r] {
+                                Some(encoder.to_string())
+                            } else {
+                                old.is_valid(r).then(|| old.value(r).to_string())
+                            }
+                        })
+                        .collect();
+                    columns[c] = Arc::new(new);
+                    changed = true;
+                }
+                batches.push(
+                    RecordBatch::try_new(batch.schema(), columns).map_err(|e| perr(&file, &e))?,
+                );
+            }
+        }
+        if !changed {
+            continue;
+        }
+        let rel = file
+            .strip_prefix(root)
+            .map_err(|_| Error::invalid(format!("{} is outside the dataset", file.display())))?
+            .to_path_buf();
+        let new = dir.join("new").join(&rel);
+        if let Some(d) = new.parent() {
+            fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
+        }
+        let kv: Vec<(String, String)> = crate::parquet_append::key_value_metadata(&file)?
+            .into_iter()
+            .filter(|(k, _)| k != "ARROW:schema")
+            .collect();
+        let f = fs::File::create(&new).map_err(|e| Error::io("create", &new, e))?;
+        let mut w = ArrowWriter::try_new(
+            f,
+            schema.clone(),
+            Some(crate::parquet_append::writer_properties(&kv)),
+        )
+        .map_err(|e| perr(&new, &e))?;
+        for b in &batches {
+            w.write(b).map_err(|e| perr(&new, &e))?;
+            w.flush().map_err(|e| perr(&new, &e))?; // one row group per original row group
+        }
+        w.close().map_err(|e| perr(&new, &e))?;
+        out.push((file, new, dir.join("old").join(rel)));
+    }
+    Ok(out)
 }
