@@ -554,4 +554,39 @@ mod tests {
         let e = plan_encoders(&r).unwrap_err().to_string();
         assert!(e.contains("explode"), "{e}");
     }
+
+    #[test]
+    fn a_live_plan_is_confirmed_or_deferred_by_measuring_all_cameras_at_once() {
+        // A plan that needs no check comes back as it is.
+        let mut r = EncoderRequest::new(64, 64, 2, 30);
+        r.vcodec = "libx264".into();
+        r.deferred = DeferredMode::Never;
+        let p = plan_encoders(&r).unwrap();
+        assert!(!p.needs_load_check);
+        let p = confirm_under_load(p, &r).unwrap();
+        assert!(p.final_codec.is_none());
+        // Two 64x64 x264 streams at 30 Hz: easily live.
+        let mut live = p.clone();
+        live.needs_load_check = true;
+        let p = confirm_under_load(live.clone(), &r).unwrap();
+        assert!(p.final_codec.is_none(), "{:?}", p.decisions);
+        assert!(!p.needs_load_check, "checked once");
+        assert!(p.decisions.last().unwrap().contains("under the real load"));
+        // 8 cameras at 1000 Hz are beyond any encoder here: the plan becomes deferred, and
+        // an injected fault moves to the live encoder.
+        r.cameras = 8;
+        r.fps = 1000;
+        live.live.fault = Some(reel_media::Fault::parse("error-after=3").unwrap());
+        let p = confirm_under_load(live, &r).unwrap();
+        let fin = p.final_codec.as_ref().expect("deferred");
+        assert_eq!(fin.vcodec, "libx264");
+        assert!(fin.fault.is_none());
+        assert_eq!(p.live.preset.as_deref(), Some("ultrafast"));
+        assert!(p.live.fault.is_some());
+        assert!(
+            p.decisions.last().unwrap().contains("encode only"),
+            "{:?}",
+            p.decisions
+        );
+    }
 }

@@ -316,13 +316,13 @@ impl CameraPipeline {
         }
     }
 
-    /// Waits up to `deadline` for the final lane's thread (after its queue is done, or after
-    /// the conversion was cancelled); a thread still running then is left to end by itself.
-    pub fn join_final_lane(&mut self, deadline: Duration) {
+    /// Waits until `until` for the final lane's thread (after its queue is done, or after
+    /// the conversion was cancelled); a thread still running then is left to end by itself
+    /// (an aborted encoder may still be flushing; it touches no file of the dataset).
+    pub fn join_final_lane(&mut self, until: Instant) {
         let Some(h) = self.final_lane.take() else {
             return;
         };
-        let until = Instant::now() + deadline;
         while !h.is_finished() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -339,7 +339,7 @@ impl CameraPipeline {
     /// [`close`](Self::close), then [`join_final_lane`](Self::join_final_lane) for up to 2 s.
     pub fn shutdown(&mut self) {
         self.close();
-        self.join_final_lane(Duration::from_secs(2));
+        self.join_final_lane(Instant::now() + Duration::from_secs(2));
     }
 }
 

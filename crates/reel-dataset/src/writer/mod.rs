@@ -700,7 +700,7 @@ impl DatasetWriter {
             self.finish_conversion(t, result.is_ok(), mark, &mut out)?;
         }
         for c in &mut self.cameras {
-            c.shutdown();
+            c.close();
         }
         let scratch = paths::reel_dir(&self.root);
         let _ = fs::remove_dir_all(scratch.join("segments"));
@@ -738,7 +738,7 @@ impl DatasetWriter {
         };
         let conv: Result<usize> = if !session_ok {
             // Nothing is swapped after a failed or stopped session: the live codec stays.
-            t.cancel(Duration::from_secs(1));
+            t.cancel(Duration::from_millis(300));
             Err(Error::Interrupted("the session did not finish".into()))
         } else {
             match t.finish(&self.stop, mark) {
@@ -767,8 +767,15 @@ impl DatasetWriter {
                 Err(e) => Err(e),
             }
         };
+        // After a stop, an aborted encoder may still be flushing: wait a little, then leave it.
+        let until = Instant::now()
+            + if conv.is_ok() && !out.conversion_stopped {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(300)
+            };
         for c in &mut self.cameras {
-            c.join_final_lane(Duration::from_secs(1));
+            c.join_final_lane(until);
         }
         let how = self
             .final_settings
