@@ -54,6 +54,10 @@ pub struct BenchRecordArgs {
     /// Deferred final codec (see `reel record --deferred`; the same default).
     #[arg(long, value_enum, default_value = "auto")]
     pub deferred: record::DeferredMode,
+    /// MiB per camera for the final-codec lane's spill (see `reel record --final-spill-mb`);
+    /// 0 turns the lane off (conversion of each committed episode only).
+    #[arg(long, default_value_t = 2048)]
+    pub final_spill_mb: u64,
     /// Keep the dataset here (default: a temporary directory, deleted afterwards).
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -132,6 +136,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         data_files_size_mb: 100.0,
         video_files_size_mb: 200.0,
         max_queue_frames: 60,
+        final_spill_mb: b.final_spill_mb,
         no_fsync: false,
         inject_fault: None,
         encoder_timeout_s: 5.0,

@@ -91,6 +91,11 @@ pub struct RecordArgs {
     /// Frames per camera kept in memory before spilling to disk.
     #[arg(long, default_value_t = 60)]
     pub max_queue_frames: usize,
+    /// Deferred final codec: MiB of raw frames per camera the final-codec lane may keep on
+    /// disk while it catches up (beyond it, an episode is converted from the live file after
+    /// its commit instead); 0 turns the lane off.
+    #[arg(long, default_value_t = 2048)]
+    pub final_spill_mb: u64,
     /// Testing aid: make every camera's primary encoder fail (hang-open, hang-after=N,
     /// error-after=N, no-flush) to exercise the watchdog and the fallback.
     #[arg(long)]
@@ -233,6 +238,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     cfg.video_files_size_mb = a.video_files_size_mb;
     cfg.queue = QueueLimits {
         max_frames_in_memory: a.max_queue_frames,
+        max_final_spill_bytes: a.final_spill_mb << 20,
         ..QueueLimits::default()
     };
     cfg.durable = !a.no_fsync;

@@ -40,7 +40,7 @@ enum State {
     /// No frame yet.
     Idle,
     Encoding {
-        enc: EpisodeEncoder,
+        enc: Box<EpisodeEncoder>,
         path: PathBuf,
         frames: u64,
     },
@@ -163,7 +163,7 @@ impl FinalLane {
             match EpisodeEncoder::create(&path, self.width, self.height, self.fps, &self.settings) {
                 Ok(enc) => {
                     *state = State::Encoding {
-                        enc,
+                        enc: Box::new(enc),
                         path,
                         frames: 0,
                     }

@@ -53,7 +53,8 @@ pub struct QueueLimits {
     pub max_spill_bytes: u64,
     /// Deferred final codec: bytes of raw frames the final lane may keep on disk (per camera).
     /// When full, the lane gives the episode up (it is converted from the committed live file
-    /// instead), and it skips an episode that starts with more than half of it in use.
+    /// instead), and it skips an episode that starts with more than half of it in use. 0: no
+    /// final lane at all (every episode is converted from its live file after its commit).
     pub max_final_spill_bytes: u64,
 }
 

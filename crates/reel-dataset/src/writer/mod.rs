@@ -323,8 +323,12 @@ impl DatasetWriter {
                         chain: encoder_chain(&cfg),
                         limits: cfg.queue,
                         watchdog: cfg.watchdog,
+                        // A zero final spill budget means no final lane: every episode is
+                        // transcoded from its committed live file.
                         final_lane: match (&cfg.deferred, &transcoder) {
-                            (Some(fin), Some(t)) => Some((fin.clone(), t.sink(key))),
+                            (Some(fin), Some(t)) if cfg.queue.max_final_spill_bytes > 0 => {
+                                Some((fin.clone(), t.sink(key)))
+                            }
                             _ => None,
                         },
                     },
