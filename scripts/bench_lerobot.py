@@ -137,6 +137,9 @@ def main():
     period = 1.0 / a.fps
     add_ms, missed, ticks, save_ms = [], 0, 0, []
     last_save_start = None
+    # CPU from here on (imports and dataset creation excluded), as reel's sampler sees a session.
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    main0 = time.thread_time()
 
     def loop(n, record):
         nonlocal missed, ticks
@@ -177,9 +180,9 @@ def main():
         t.join(5)
     ru = resource.getrusage(resource.RUSAGE_SELF)
     rss = ru.ru_maxrss / 1024.0
-    total_cpu = ru.ru_utime + ru.ru_stime
+    total_cpu = (ru.ru_utime + ru.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     capture_cpu = sum(t.cpu_s for t in cam_threads)
-    main_cpu = time.thread_time()
+    main_cpu = time.thread_time() - main0
     a_ms = np.array(add_ms)
     out = {
         "writer": "lerobot-0.6.1", "cameras": len(cams), "camera_inputs": a.camera, "seconds": a.seconds,

@@ -149,11 +149,17 @@ pub fn demote_realtime_threads(to: Policy) -> usize {
     n
 }
 
-/// Moves every SCHED_IDLE thread of this process to `to`. Idle priority is for background
-/// work that must never compete with the control loop; once the loop has stopped, that work
-/// (the final-codec conversion and the threads its encoders made) may use the whole machine.
-/// Returns how many threads were moved (0 when the change is refused, e.g. no permission).
-pub fn raise_idle_threads(to: Policy) -> usize {
+/// Moves every SCHED_IDLE thread of this process, and with `also_niced` every thread niced
+/// above `to`'s nice value (the live encoders at [`ENCODER`]), to `to`. Those priorities are
+/// for background work that must never compete with the control loop; once the loop has
+/// stopped, that work (encoding, the final-codec conversion and the threads their encoders
+/// made) may use the whole machine. Returns how many threads were moved (0 when the change
+/// is refused, e.g. no permission).
+pub fn raise_background_threads(to: Policy, also_niced: bool) -> usize {
+    let floor = match to {
+        Policy::Normal { nice } => nice,
+        Policy::Idle => return 0,
+    };
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
@@ -163,9 +169,15 @@ pub fn raise_idle_threads(to: Policy) -> usize {
             continue;
         };
         // SAFETY: querying a thread id of this process.
-        if unsafe { libc::sched_getscheduler(tid) } == libc::SCHED_IDLE
-            && !set_thread(tid, to).contains("refused")
-        {
+        let (policy, nice) = unsafe {
+            (
+                libc::sched_getscheduler(tid),
+                libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
+            )
+        };
+        let background = policy == libc::SCHED_IDLE
+            || (also_niced && policy == libc::SCHED_OTHER && nice > floor);
+        if background && !set_thread(tid, to).contains("refused") {
             n += 1;
         }
     }
@@ -216,7 +228,7 @@ mod tests {
         let tid = rx.recv().unwrap();
         // SAFETY: querying live threads of this process.
         let before = unsafe { libc::sched_getscheduler(tid) };
-        let n = raise_idle_threads(Policy::Normal { nice: 0 });
+        let n = raise_background_threads(Policy::Normal { nice: 0 }, false);
         let after = unsafe { libc::sched_getscheduler(tid) };
         let me = unsafe { libc::sched_getscheduler(0) };
         done_tx.send(()).unwrap();

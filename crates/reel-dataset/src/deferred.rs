@@ -487,11 +487,12 @@ impl DeferredTranscoder {
     }
 
     /// The control loop is over: every converter thread (and the encoders' own threads) moves
-    /// from idle to normal priority, and encoders opened from now on open there.
+    /// from idle to normal priority, and encoders opened from now on open there; so do the
+    /// live encoders (nice 10), whose last segments the swap waits for.
     pub fn raise(&self) {
         self.shared.control.raised.store(true, Ordering::SeqCst);
-        let n = reel_core::sched::raise_idle_threads(Policy::Normal { nice: 0 });
-        tracing::debug!("final codec: {n} thread(s) raised from idle to normal priority");
+        let n = reel_core::sched::raise_background_threads(Policy::Normal { nice: 0 }, true);
+        tracing::debug!("finishing: {n} background thread(s) raised to normal priority");
     }
 
     /// Stops the conversion now (lanes and workers drop what they do) and joins the workers,
@@ -564,7 +565,7 @@ impl DeferredTranscoder {
             if last_raise.elapsed() >= Duration::from_millis(500) {
                 // Threads an encoder started since (SVT's pools) inherit idle from old openers.
                 last_raise = Instant::now();
-                reel_core::sched::raise_idle_threads(Policy::Normal { nice: 0 });
+                reel_core::sched::raise_background_threads(Policy::Normal { nice: 0 }, true);
             }
             if !self.workers.is_empty() && self.workers.iter().all(|h| h.is_finished()) {
                 let p = self.shared.lock();

@@ -674,8 +674,15 @@ impl DatasetWriter {
         }
         // The control loop is over (finalize is called after it): nothing real-time is left
         // to protect, so the conversion to the final codec may use the whole machine.
-        if let Some(t) = &self.deferred {
-            t.raise();
+        match &self.deferred {
+            Some(t) => t.raise(),
+            None => {
+                // The live encoders' backlog (if any) is all that is left: let it use the machine.
+                reel_core::sched::raise_background_threads(
+                    reel_core::sched::Policy::Normal { nice: 0 },
+                    true,
+                );
+            }
         }
         let result = self.wait_for_commits(mark);
         self.jobs = None;
