@@ -128,6 +128,7 @@ impl FinalLane {
                 }
                 Entry::Discard => {
                     self.drop_episode(&mut state);
+                    state = State::Idle;
                     self.sink.progress().store(0, Ordering::Relaxed);
                 }
                 Entry::Shutdown => {

@@ -350,6 +350,16 @@ impl Lane {
     }
 
     fn marker(&mut self, entry: Entry) {
+        if matches!(
+            (self.kind, &entry),
+            (LaneKind::Final { .. }, Entry::Discard)
+        ) && !self.skipping
+        {
+            // A discarded episode's frames are not worth encoding: drop what is still queued.
+            let (n, disk) = self.queue.abandon_episode();
+            self.counters.queued.fetch_sub(n, Ordering::Relaxed);
+            self.counters.spilled_now.fetch_sub(disk, Ordering::Relaxed);
+        }
         self.in_episode = false;
         self.skipping = false;
         self.queue.push(entry);
@@ -604,5 +614,12 @@ mod tests {
         l.offer(&frame(40));
         l.marker(Entry::End(4));
         assert_eq!(drain(&l), vec![('m', 40), ('E', 4)]);
+        // A discarded episode's queued frames are dropped at once.
+        let queued = l.counters.queued.load(Ordering::Relaxed);
+        l.offer(&frame(50));
+        l.offer(&frame(51));
+        l.marker(Entry::Discard);
+        assert_eq!(drain(&l), vec![('A', 0), ('D', 0)]);
+        assert_eq!(l.counters.queued.load(Ordering::Relaxed), queued);
     }
 }
