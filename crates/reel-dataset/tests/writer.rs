@@ -235,10 +235,10 @@ fn final_lanes_encode_from_the_raw_frames_and_skip_discarded_episodes() {
 fn a_final_lane_over_its_spill_budget_hands_the_episode_to_the_transcoder() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("ds");
-    // Room for 4 frames in memory and 2 on disk: a 40-frame burst overflows the lane, which
+    // Room for 4 frames in memory and 2 on disk: a 20-frame burst overflows the lane, which
     // gives the episode up; it is converted from the committed live file instead.
     let mut w = deferred_writer(&root, 2 * u64::from(W * H * 3));
-    for k in 0..40 {
+    for k in 0..20 {
         w.add_frame(row(k, "t")).unwrap();
     }
     w.save_episode(Vec::new()).unwrap();
@@ -248,6 +248,6 @@ fn a_final_lane_over_its_spill_budget_hands_the_episode_to_the_transcoder() {
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0].1 + routes[0].2, 1, "{routes:?}");
     assert_eq!(routes[0].2, 1, "transcoded: {routes:?}");
-    assert_final_video(&root, &[40]);
+    assert_final_video(&root, &[20]);
     lerobot_loads(&root);
 }
