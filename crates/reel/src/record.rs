@@ -238,7 +238,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     cfg.video_files_size_mb = a.video_files_size_mb;
     cfg.queue = QueueLimits {
         max_frames_in_memory: a.max_queue_frames,
-        max_final_spill_bytes: a.final_spill_mb << 20,
+        max_final_spill_bytes: a.final_spill_mb.saturating_mul(1 << 20),
         ..QueueLimits::default()
     };
     cfg.durable = !a.no_fsync;
