@@ -112,19 +112,23 @@ pub fn current_policy() -> Policy {
     }
 }
 
+/// The kernel thread ids of this process (empty when /proc is not readable).
+fn process_threads() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .collect()
+}
+
 /// Moves every SCHED_FIFO / SCHED_RR thread of this process, except the control loop's, to
 /// `to` (normally the [`current_policy`] of the thread that opened the encoder, taken before
 /// the open). Returns how many threads were demoted.
 pub fn demote_realtime_threads(to: Policy) -> usize {
     let keep = CONTROL_TID.load(Ordering::SeqCst);
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
     let mut n = 0;
-    for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for tid in process_threads() {
         if tid == keep {
             continue;
         }
@@ -160,14 +164,8 @@ pub fn raise_background_threads(to: Policy, also_niced: bool) -> usize {
         Policy::Normal { nice } => nice,
         Policy::Idle => return 0,
     };
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
     let mut n = 0;
-    for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for tid in process_threads() {
         // SAFETY: querying a thread id of this process.
         let (policy, nice) = unsafe {
             (

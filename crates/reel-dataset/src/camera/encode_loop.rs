@@ -60,35 +60,22 @@ fn run(
             }
             continue;
         };
-        match entry {
-            Entry::Mem(f) => {
-                counters.queued.fetch_sub(1, Ordering::Relaxed);
+        let entry = match spill.frame_of(entry, &queue, &counters) {
+            Ok(frame) => {
                 let ep = current.get_or_insert_with(|| sup.new_episode());
-                sup.add_frame(ep, f);
-            }
-            Entry::Disk {
-                offset,
-                width,
-                height,
-                captured_ns,
-                seq,
-            } => {
-                counters.queued.fetch_sub(1, Ordering::Relaxed);
-                counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
-                let read = spill.read(offset, width, height);
-                queue.spill_read_back();
-                let ep = current.get_or_insert_with(|| sup.new_episode());
-                match read {
-                    Ok(mut f) => {
-                        f.captured_ns = captured_ns;
-                        f.seq = seq;
-                        sup.add_frame(ep, Arc::new(f));
-                    }
+                match frame {
+                    Ok(f) => sup.add_frame(ep, f),
                     Err(e) => ep.lost_frame(
                         e.context(format!("camera {key}: reading a spilled frame back")),
                     ),
                 }
+                continue;
             }
+            Err(marker) => marker,
+        };
+        match entry {
+            // Frames were handled above.
+            Entry::Mem(_) | Entry::Disk { .. } => {}
             Entry::End(seq) => {
                 let (spilled, max_depth) = queue.take_episode_figures();
                 let res = match current.take() {

@@ -75,28 +75,16 @@ impl FinalLane {
             let Some(entry) = self.queue.take(Duration::from_millis(50)) else {
                 continue;
             };
+            let entry = match spill.frame_of(entry, &self.queue, &self.counters) {
+                Ok(frame) => {
+                    self.frame(&mut state, &mut counter, &mut applied, frame);
+                    continue;
+                }
+                Err(marker) => marker,
+            };
             match entry {
-                Entry::Mem(f) => {
-                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                    self.frame(&mut state, &mut counter, &mut applied, Ok(f));
-                }
-                Entry::Disk {
-                    offset,
-                    width,
-                    height,
-                    captured_ns,
-                    seq,
-                } => {
-                    self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-                    self.counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
-                    let read = spill.read(offset, width, height).map(|mut f| {
-                        f.captured_ns = captured_ns;
-                        f.seq = seq;
-                        Arc::new(f)
-                    });
-                    self.queue.spill_read_back();
-                    self.frame(&mut state, &mut counter, &mut applied, read);
-                }
+                // Frames were handled above.
+                Entry::Mem(_) | Entry::Disk { .. } => {}
                 Entry::End(seq) => {
                     let outcome = match std::mem::replace(&mut state, State::Idle) {
                         State::Idle => LaneOutcome::Skipped("no frames".into()),

@@ -441,6 +441,41 @@ impl SpillReader {
         }
     }
 
+    /// Counts a taken `Mem` or `Disk` entry out of `queue` and returns its frame (a spilled
+    /// frame read back, with its capture time and sequence number); any other entry is handed
+    /// back as it is.
+    pub(crate) fn frame_of(
+        &mut self,
+        entry: Entry,
+        queue: &Queue,
+        counters: &CameraCounters,
+    ) -> std::result::Result<Result<SharedFrame>, Entry> {
+        match entry {
+            Entry::Mem(f) => {
+                counters.queued.fetch_sub(1, Ordering::Relaxed);
+                Ok(Ok(f))
+            }
+            Entry::Disk {
+                offset,
+                width,
+                height,
+                captured_ns,
+                seq,
+            } => {
+                counters.queued.fetch_sub(1, Ordering::Relaxed);
+                counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
+                let read = self.read(offset, width, height).map(|mut f| {
+                    f.captured_ns = captured_ns;
+                    f.seq = seq;
+                    Arc::new(f)
+                });
+                queue.spill_read_back();
+                Ok(read)
+            }
+            other => Err(other),
+        }
+    }
+
     /// The spill file read.
     pub(crate) fn path(&self) -> &Path {
         &self.path

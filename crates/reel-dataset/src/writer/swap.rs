@@ -138,17 +138,8 @@ pub(super) fn swap_in_final_codec(
     let fields = fin.info_fields();
     let mut j = Journal::begin(&journal_path(root), root, durable)?;
     let swapped = (|| -> Result<()> {
-        for (_, old, new, stash) in &built {
-            if let Some(d) = stash.parent() {
-                fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
-            }
-            j.record_rename(old, stash)?;
-            fs::rename(old, stash).map_err(|e| Error::io("move aside", old, e))?;
-            j.record_create(old)?;
-            fs::rename(new, old).map_err(|e| Error::io("move into place", new, e))?;
-            faultpoint::hit("swap.renamed");
-        }
-        for (old, new, stash) in &tables {
+        let videos = built.iter().map(|(_, old, new, stash)| (old, new, stash));
+        for (old, new, stash) in videos.chain(tables.iter().map(|(o, n, s)| (o, n, s))) {
             if let Some(d) = stash.parent() {
                 fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
             }
