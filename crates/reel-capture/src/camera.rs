@@ -281,6 +281,13 @@ impl Camera {
         drop(self);
     }
 
+    /// Asks the reader thread to stop, without waiting (for a camera shared behind an `Arc`):
+    /// it ends at its next frame or blocking read; the latest frame stays readable, and
+    /// [`wait_newer`](Self::wait_newer) returns at once once it has ended.
+    pub fn request_stop(&self) {
+        self.shared.request_stop();
+    }
+
     fn shutdown(&mut self) {
         self.shared.request_stop();
         let Some(thread) = self.thread.take() else {

@@ -132,6 +132,8 @@ struct Reader<'a> {
     time_base: f64,
     decoder: ffmpeg::decoder::Video,
     scaler: Option<(scaling::Context, (Pixel, u32, u32))>,
+    /// The spec's filter chain, built for the decoded frames' format and size.
+    filter: Option<(ffmpeg::filter::Graph, (Pixel, u32, u32))>,
     decoded: ffmpeg::frame::Video,
     rgb: ffmpeg::frame::Video,
     pacer: Pacer,
@@ -233,6 +235,7 @@ impl<'a> Reader<'a> {
             time_base,
             decoder,
             scaler: None,
+            filter: None,
             decoded: ffmpeg::frame::Video::empty(),
             rgb: ffmpeg::frame::Video::empty(),
             pacer,
@@ -320,7 +323,12 @@ impl<'a> Reader<'a> {
             match self.decoder.receive_frame(&mut self.decoded) {
                 Ok(()) => {
                     self.decoded_in_pass += 1;
-                    if !self.deliver()? {
+                    let go_on = if self.spec.filter.is_some() {
+                        self.filter_and_deliver()?
+                    } else {
+                        self.deliver()?
+                    };
+                    if !go_on {
                         return Ok(false);
                     }
                 }
@@ -335,6 +343,86 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+    }
+
+    /// Runs the decoded frame through the spec's filter chain and delivers what comes out;
+    /// returns false when stopping.
+    fn filter_and_deliver(&mut self) -> Result<bool, String> {
+        let src = (
+            self.decoded.format(),
+            self.decoded.width(),
+            self.decoded.height(),
+        );
+        if self.filter.as_ref().is_none_or(|(_, k)| *k != src) {
+            let graph = self.build_filter(src)?;
+            self.filter = Some((graph, src));
+        }
+        let Some((graph, _)) = self.filter.as_mut() else {
+            return Err("no filter graph".into());
+        };
+        let mut input = graph
+            .get("in")
+            .ok_or_else(|| "the filter graph lost its input".to_string())?;
+        input
+            .source()
+            .add(&self.decoded)
+            .map_err(|e| format!("filter: {e}"))?;
+        loop {
+            let Some((graph, _)) = self.filter.as_mut() else {
+                return Err("no filter graph".into());
+            };
+            let mut out = graph
+                .get("out")
+                .ok_or_else(|| "the filter graph lost its output".to_string())?;
+            let mut filtered = ffmpeg::frame::Video::empty();
+            match out.sink().frame(&mut filtered) {
+                Ok(()) => {
+                    self.decoded = filtered;
+                    if !self.deliver()? {
+                        return Ok(false);
+                    }
+                }
+                Err(ffmpeg::Error::Other { errno }) if errno == ffmpeg::util::error::EAGAIN => {
+                    return Ok(true)
+                }
+                Err(ffmpeg::Error::Eof) => return Ok(true),
+                Err(e) => return Err(format!("filter: {e}")),
+            }
+        }
+    }
+
+    /// `buffer → <spec filter> → buffersink` for frames of `src` (format, width, height) in
+    /// the stream's time base (the filters used here keep timestamps as they are).
+    fn build_filter(&self, src: (Pixel, u32, u32)) -> Result<ffmpeg::filter::Graph, String> {
+        let spec = self.spec.filter.clone().unwrap_or_default();
+        let bad = |e: ffmpeg::Error| format!("filter '{spec}': {e}");
+        let tb = self
+            .input
+            .stream(self.stream_index)
+            .map(|s| s.time_base())
+            .filter(|t| t.numerator() > 0 && t.denominator() > 0)
+            .unwrap_or(ffmpeg::Rational::new(1, self.spec.fps as i32));
+        let pix: ffi::AVPixelFormat = src.0.into();
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect=1/1",
+            src.1,
+            src.2,
+            pix as i32,
+            tb.numerator(),
+            tb.denominator()
+        );
+        let mut graph = ffmpeg::filter::Graph::new();
+        let buffer = ffmpeg::filter::find("buffer").ok_or("FFmpeg has no 'buffer' filter")?;
+        let sink = ffmpeg::filter::find("buffersink").ok_or("FFmpeg has no 'buffersink' filter")?;
+        graph.add(&buffer, "in", &args).map_err(bad)?;
+        graph.add(&sink, "out", "").map_err(bad)?;
+        graph
+            .output("in", 0)
+            .and_then(|p| p.input("out", 0))
+            .and_then(|p| p.parse(&spec))
+            .map_err(bad)?;
+        graph.validate().map_err(bad)?;
+        Ok(graph)
     }
 
     /// Paces, converts and publishes the decoded frame; returns false when stopping.

@@ -1,5 +1,6 @@
-//! What a camera is: its name, its FFmpeg input, the size and rate it must deliver, and the
-//! fault-injection knobs. Parsing of the command-line form `name=input[@WxH[@FPS[@FORMAT]]]`.
+//! What a camera is: its name, its FFmpeg input, the size and rate it must deliver, an
+//! optional filter, and the fault-injection knobs. Parsing of the command-line form
+//! `name=input[@WxH[@FPS[@FORMAT]]][@vf=FILTERS]`.
 
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ pub struct CameraSpec {
     /// V4L2 only: ask the device for this pixel format (`mjpeg` or `yuyv422`); `None` lets the
     /// driver choose.
     pub input_format: Option<String>,
+    /// An FFmpeg video filter chain applied to every decoded frame before it is scaled to
+    /// RGB24 (e.g. `noise=alls=4:allf=t`, sensor-like noise on clean footage).
+    pub filter: Option<String>,
     /// Fault injection: frames stop for `len` starting `at` after open (`(at, len)`).
     pub stall: Option<(Duration, Duration)>,
     /// Fault injection: deliver at this rate instead of the nominal one.
@@ -51,6 +55,7 @@ impl Default for CameraSpec {
             fps: DEFAULT_FPS,
             loop_file: true,
             input_format: None,
+            filter: None,
             stall: None,
             deliver_fps: None,
             fail_after: None,
@@ -85,16 +90,29 @@ impl InputKind {
 }
 
 impl CameraSpec {
-    /// Parses `"name=input[@WxH[@FPS[@FORMAT]]]"`, e.g. `"front=lavfi:testsrc2@640x480@30"`,
-    /// `"wrist=/dev/video2@640x480"`, `"top=/dev/video0@1280x720@30@mjpeg"`.
+    /// Parses `"name=input[@WxH[@FPS[@FORMAT]]][@vf=FILTERS]"`, e.g.
+    /// `"front=lavfi:testsrc2@640x480@30"`, `"wrist=/dev/video2@640x480"`,
+    /// `"top=/dev/video0@1280x720@30@mjpeg"`, `"top=clip.mkv@640x480@30@vf=noise=alls=4:allf=t"`.
     ///
     /// The input ends at its first `@`. Omitted size and rate default to 640x480 and 30 fps;
-    /// `FORMAT` (V4L2 only) is `mjpeg` or `yuyv422`.
+    /// `FORMAT` (V4L2 only) is `mjpeg` or `yuyv422`; everything after `@vf=` is an FFmpeg
+    /// filter chain applied to the decoded frames. A file input loops at its end.
     pub fn parse(s: &str) -> Result<CameraSpec> {
         let bad = |why: String| {
-            Error::invalid(format!("camera spec '{s}': {why} (expected name=input[@WxH[@FPS[@FORMAT]]], e.g. front=lavfi:testsrc2@640x480@30)"))
+            Error::invalid(format!("camera spec '{s}': {why} (expected name=input[@WxH[@FPS[@FORMAT]]][@vf=FILTERS], e.g. front=lavfi:testsrc2@640x480@30)"))
         };
-        let (name, rest) = s.split_once('=').ok_or_else(|| bad("missing '='".into()))?;
+        let (s_main, filter) = match s.split_once("@vf=") {
+            Some((main, f)) => {
+                if f.trim().is_empty() {
+                    return Err(bad("empty filter after '@vf='".into()));
+                }
+                (main, Some(f.trim().to_string()))
+            }
+            None => (s, None),
+        };
+        let (name, rest) = s_main
+            .split_once('=')
+            .ok_or_else(|| bad("missing '='".into()))?;
         let name = name.trim();
         check_name(name).map_err(bad)?;
         let mut parts = rest.split('@');
@@ -105,6 +123,7 @@ impl CameraSpec {
         let mut spec = CameraSpec {
             name: name.to_string(),
             input: input.to_string(),
+            filter,
             ..Default::default()
         };
         if let Some(size) = parts.next() {
@@ -204,6 +223,14 @@ impl CameraSpec {
             if !(d.is_finite() && d > 0.0 && d <= 1000.0) {
                 return Err(Error::invalid(format!(
                     "camera '{}': deliver_fps {d} must be in (0, 1000]",
+                    self.name
+                )));
+            }
+        }
+        if let Some(f) = &self.filter {
+            if f.trim().is_empty() || f.contains('\0') {
+                return Err(Error::invalid(format!(
+                    "camera '{}': the filter must be a non-empty FFmpeg filter chain",
                     self.name
                 )));
             }
@@ -358,6 +385,14 @@ mod tests {
             }
         );
 
+        let s = CameraSpec::parse("top=clip.mkv@320x240@15@vf=noise=alls=4:allf=t").unwrap();
+        assert_eq!(s.input, "clip.mkv");
+        assert_eq!((s.width, s.height, s.fps), (320, 240, 15));
+        assert_eq!(s.filter.as_deref(), Some("noise=alls=4:allf=t"));
+        let s = CameraSpec::parse("top=clip.mkv@vf=hflip,vflip").unwrap();
+        assert_eq!((s.input.as_str(), s.width), ("clip.mkv", DEFAULT_WIDTH));
+        assert_eq!(s.filter.as_deref(), Some("hflip,vflip"));
+
         // '=' inside the input belongs to the input (lavfi options).
         let s = CameraSpec::parse("g=lavfi:testsrc2=size=320x240:rate=10@320x240@10").unwrap();
         assert_eq!(s.input, "lavfi:testsrc2=size=320x240:rate=10");
@@ -385,6 +420,7 @@ mod tests {
             ("front=lavfi:testsrc2@640x480@30@mjpeg", "V4L2 devices only"),
             ("front=/dev/video0@640x480@30@mjpeg@x", "unexpected '@x'"),
             ("front=lavfi:", "empty lavfi graph"),
+            ("front=a.mkv@vf= ", "empty filter"),
         ];
         for (input, want) in cases {
             let err = CameraSpec::parse(input).expect_err(input).to_string();

@@ -296,3 +296,76 @@ fn measured_rate_and_format_are_reported_after_the_first_second() {
     );
     assert!(gone.apply_fault("explode").is_err());
 }
+
+/// A lossless 64x48 clip (FFV1, like the footage clips) of `frames` identical frames (colour
+/// bars), so that any frame of one camera compares with any frame of another.
+fn lossless_clip(dir: &std::path::Path, frames: u32) -> std::path::PathBuf {
+    let path = dir.join("clip.mkv");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("smptebars=size=64x48:rate=30")
+        .args(["-frames:v", &frames.to_string(), "-c:v", "ffv1"])
+        .args(["-pix_fmt", "bgr0"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg CLI");
+    assert!(status.success());
+    path
+}
+
+#[test]
+fn a_filter_applies_to_every_frame_of_a_looped_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lossless_clip(dir.path(), 5);
+    let plain = Camera::open(
+        &CameraSpec::parse(&format!("p={}@64x48@30", path.display())).unwrap(),
+        OPEN,
+    )
+    .unwrap();
+    let spec = CameraSpec::parse(&format!("n={}@64x48@30@vf=negate", path.display())).unwrap();
+    assert_eq!(spec.filter.as_deref(), Some("negate"));
+    let negated = Camera::open(&spec, OPEN).unwrap();
+    // Every byte of a filtered frame is 255 minus the plain one's (FFV1 is lossless, so the
+    // conversion to RGB adds the same rounding to both).
+    let a = plain.wait_newer(None, OPEN).unwrap();
+    let b = negated.wait_newer(None, OPEN).unwrap();
+    assert_not_solid(&a);
+    let off = a
+        .data
+        .iter()
+        .zip(&b.data)
+        .filter(|(x, y)| (i32::from(**x) + i32::from(**y) - 255).abs() > 2)
+        .count();
+    assert_eq!(off, 0, "{off} bytes are not negated");
+    // The clip loops through the filter: more frames than the file holds, still negated.
+    let later = negated.wait_newer(Some(7), Duration::from_secs(3)).unwrap();
+    assert!(later.seq > 7);
+    assert!(negated.error().is_none(), "{:?}", negated.error());
+}
+
+#[test]
+fn a_bad_filter_fails_at_open_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lossless_clip(dir.path(), 3);
+    let spec = CameraSpec::parse(&format!("x={}@vf=nosuchfilter=3", path.display())).unwrap();
+    let e = Camera::open(&spec, OPEN).unwrap_err().to_string();
+    assert!(e.contains("nosuchfilter"), "{e}");
+    assert!(e.contains("'x'"), "{e}");
+}
+
+#[test]
+fn request_stop_ends_the_reader_without_consuming_the_camera() {
+    let spec = CameraSpec::parse("s=lavfi:testsrc2@64x48@30").unwrap();
+    let cam = std::sync::Arc::new(Camera::open(&spec, OPEN).unwrap());
+    let last = cam.latest().unwrap();
+    cam.request_stop();
+    // The reader ends: no newer frame comes, and waiting for one returns at once.
+    let t = Instant::now();
+    let mut newest = last.seq;
+    while let Some(f) = cam.wait_newer(Some(newest), Duration::from_millis(500)) {
+        newest = f.seq;
+        assert!(t.elapsed() < Duration::from_secs(2), "frames keep coming");
+    }
+    assert!(cam.latest().is_some(), "the latest frame stays readable");
+    assert!(cam.error().is_none(), "a requested stop is not an error");
+}

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Every fault point in reel, with where it is.
-pub const POINTS: [(&str, &str); 13] = [
+pub const POINTS: [(&str, &str); 14] = [
     (
         "journal.record",
         "after each undo-journal record is on disk, before its change",
@@ -53,6 +53,10 @@ pub const POINTS: [(&str, &str); 13] = [
     (
         "deferred.converted",
         "after the background conversion finished one part",
+    ),
+    (
+        "deferred.lane_placed",
+        "a final lane's file became an episode's converted part (live parts deleted)",
     ),
     (
         "swap.built",

@@ -112,19 +112,23 @@ pub fn current_policy() -> Policy {
     }
 }
 
+/// The kernel thread ids of this process (empty when /proc is not readable).
+fn process_threads() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .collect()
+}
+
 /// Moves every SCHED_FIFO / SCHED_RR thread of this process, except the control loop's, to
 /// `to` (normally the [`current_policy`] of the thread that opened the encoder, taken before
 /// the open). Returns how many threads were demoted.
 pub fn demote_realtime_threads(to: Policy) -> usize {
     let keep = CONTROL_TID.load(Ordering::SeqCst);
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
     let mut n = 0;
-    for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for tid in process_threads() {
         if tid == keep {
             continue;
         }
@@ -144,6 +148,35 @@ pub fn demote_realtime_threads(to: Policy) -> usize {
                     n += 1;
                 }
             }
+        }
+    }
+    n
+}
+
+/// Moves every SCHED_IDLE thread of this process, and with `also_niced` every thread niced
+/// above `to`'s nice value (the live encoders at [`ENCODER`]), to `to`. Those priorities are
+/// for background work that must never compete with the control loop; once the loop has
+/// stopped, that work (encoding, the final-codec conversion and the threads their encoders
+/// made) may use the whole machine. Returns how many threads were moved (0 when the change
+/// is refused, e.g. no permission).
+pub fn raise_background_threads(to: Policy, also_niced: bool) -> usize {
+    let floor = match to {
+        Policy::Normal { nice } => nice,
+        Policy::Idle => return 0,
+    };
+    let mut n = 0;
+    for tid in process_threads() {
+        // SAFETY: querying a thread id of this process.
+        let (policy, nice) = unsafe {
+            (
+                libc::sched_getscheduler(tid),
+                libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t),
+            )
+        };
+        let background = policy == libc::SCHED_IDLE
+            || (also_niced && policy == libc::SCHED_OTHER && nice > floor);
+        if background && !set_thread(tid, to).contains("refused") {
+            n += 1;
         }
     }
     n
@@ -179,5 +212,32 @@ mod tests {
         } else {
             eprintln!("note: no permission for SCHED_FIFO here; nothing to demote");
         }
+    }
+
+    #[test]
+    fn idle_threads_are_raised_and_others_left_alone() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            set_current(Policy::Idle);
+            tx.send(current_tid()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        // SAFETY: querying live threads of this process.
+        let before = unsafe { libc::sched_getscheduler(tid) };
+        let n = raise_background_threads(Policy::Normal { nice: 0 }, false);
+        let after = unsafe { libc::sched_getscheduler(tid) };
+        let me = unsafe { libc::sched_getscheduler(0) };
+        done_tx.send(()).unwrap();
+        h.join().unwrap();
+        assert_eq!(
+            before,
+            libc::SCHED_IDLE,
+            "setting SCHED_IDLE needs no permission"
+        );
+        assert!(n >= 1);
+        assert_eq!(after, libc::SCHED_OTHER);
+        assert_ne!(me, libc::SCHED_IDLE);
     }
 }

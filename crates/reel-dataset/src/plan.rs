@@ -13,6 +13,15 @@
 //! before HEVC before H.264, hardware first. With `deferred = Auto`, an encoder whose measured
 //! speed cannot keep up with `cameras × fps` plus [`HEADROOM`] records through a fast live
 //! encoder (libx264 ultrafast, crf 18) and is converted in the background.
+//!
+//! The probe measures one stream on a machine at rest (and is cached); a session runs one
+//! encoder per camera next to the capture threads. So an encoder the probe lets through is
+//! measured again by [`confirm_under_load`] once the cameras capture: all cameras' encoders at
+//! once, under the real load. Below the need, the plan becomes deferred. The recorded codec of
+//! a camera cannot change within a session (info.json names one codec per camera and every
+//! file must match it at every commit), so this is the last point where live vs deferred is
+//! decided; during the session the deferred path adapts per camera and episode instead (see
+//! [`crate::deferred`]).
 
 use crate::camera::Watchdog;
 use reel_core::{Error, Result};
@@ -205,6 +214,9 @@ pub struct EncoderPlan {
     pub measured_fps: Option<f64>,
     /// The decisions taken and why, in words (also logged at info level).
     pub decisions: Vec<String>,
+    /// Live final codec chosen by `deferred auto` from the probe: to be confirmed under the
+    /// real load ([`confirm_under_load`]).
+    pub needs_load_check: bool,
 }
 
 impl EncoderPlan {
@@ -336,6 +348,7 @@ pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
             watchdog,
             measured_fps: measured,
             decisions,
+            needs_load_check: false,
         }
     } else {
         fin.fault = fault;
@@ -346,11 +359,67 @@ pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
             watchdog,
             measured_fps: measured,
             decisions,
+            needs_load_check: req.deferred == DeferredMode::Auto && keeps_up == Some(true),
         }
     };
     for d in &plan.decisions {
         tracing::info!("{d}");
     }
+    Ok(plan)
+}
+
+/// How long [`confirm_under_load`] encodes.
+pub const LOAD_CHECK: Duration = Duration::from_millis(1500);
+
+/// `deferred auto` with a live final codec the probe let through: encodes with one encoder
+/// per camera at once for [`LOAD_CHECK`], now (call it with the cameras capturing), and keeps
+/// the live plan only if they reach `cameras × fps` plus [`HEADROOM`]; otherwise returns the
+/// deferred plan (live libx264, the final codec converted in the background). Plans that need
+/// no check are returned as they are.
+pub fn confirm_under_load(mut plan: EncoderPlan, req: &EncoderRequest) -> Result<EncoderPlan> {
+    if !plan.needs_load_check || req.cameras == 0 {
+        return Ok(plan);
+    }
+    plan.needs_load_check = false;
+    let mut fin = plan.live.clone();
+    let fault = fin.fault.take();
+    let need = f64::from(req.cameras * req.fps) * (1.0 + HEADROOM);
+    let measured = reel_media::encoders::measure_concurrent(
+        &fin,
+        req.width,
+        req.height,
+        req.fps,
+        req.cameras,
+        LOAD_CHECK,
+    );
+    let d = match measured {
+        Ok(m) if m >= need => {
+            let d = format!(
+                "deferred auto: under the real load {} camera(s) of {} encode {m:.0} frames/s together (need {need:.0}): recording in it directly",
+                req.cameras, fin.vcodec
+            );
+            plan.decisions.push(d.clone());
+            tracing::info!("{d}");
+            return Ok(plan);
+        }
+        Ok(m) => format!(
+            "deferred auto: under the real load {} camera(s) of {} encode only {m:.0} frames/s together (need {need:.0}; the probe's one stream at rest: {:.0}): recording live with libx264 (ultrafast, crf 18) and encoding {} beside it at idle priority",
+            req.cameras,
+            fin.vcodec,
+            plan.measured_fps.unwrap_or(0.0),
+            fin.vcodec
+        ),
+        Err(e) => format!(
+            "deferred auto: {} could not be measured under the real load ({e}): recording live with libx264 and converting to it in the background",
+            fin.vcodec
+        ),
+    };
+    tracing::info!("{d}");
+    plan.decisions.push(d);
+    let mut live = deferred_live_encoder(&fin);
+    live.fault = fault;
+    plan.live = live;
+    plan.final_codec = Some(fin);
     Ok(plan)
 }
 
@@ -484,5 +553,40 @@ mod tests {
         r.fault = Some("explode".into());
         let e = plan_encoders(&r).unwrap_err().to_string();
         assert!(e.contains("explode"), "{e}");
+    }
+
+    #[test]
+    fn a_live_plan_is_confirmed_or_deferred_by_measuring_all_cameras_at_once() {
+        // A plan that needs no check comes back as it is.
+        let mut r = EncoderRequest::new(64, 64, 2, 30);
+        r.vcodec = "libx264".into();
+        r.deferred = DeferredMode::Never;
+        let p = plan_encoders(&r).unwrap();
+        assert!(!p.needs_load_check);
+        let p = confirm_under_load(p, &r).unwrap();
+        assert!(p.final_codec.is_none());
+        // Two 64x64 x264 streams at 30 Hz: easily live.
+        let mut live = p.clone();
+        live.needs_load_check = true;
+        let p = confirm_under_load(live.clone(), &r).unwrap();
+        assert!(p.final_codec.is_none(), "{:?}", p.decisions);
+        assert!(!p.needs_load_check, "checked once");
+        assert!(p.decisions.last().unwrap().contains("under the real load"));
+        // 8 cameras at 1000 Hz are beyond any encoder here: the plan becomes deferred, and
+        // an injected fault moves to the live encoder.
+        r.cameras = 8;
+        r.fps = 1000;
+        live.live.fault = Some(reel_media::Fault::parse("error-after=3").unwrap());
+        let p = confirm_under_load(live, &r).unwrap();
+        let fin = p.final_codec.as_ref().expect("deferred");
+        assert_eq!(fin.vcodec, "libx264");
+        assert!(fin.fault.is_none());
+        assert_eq!(p.live.preset.as_deref(), Some("ultrafast"));
+        assert!(p.live.fault.is_some());
+        assert!(
+            p.decisions.last().unwrap().contains("encode only"),
+            "{:?}",
+            p.decisions
+        );
     }
 }

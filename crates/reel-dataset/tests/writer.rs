@@ -132,6 +132,7 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
     cfg.queue = QueueLimits {
         max_frames_in_memory: 2,
         max_spill_bytes: 1 << 30,
+        ..QueueLimits::default()
     };
     let mut w = DatasetWriter::create(cfg).unwrap();
     let n = 90;
@@ -159,4 +160,94 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
         !root.join(".reel").exists(),
         "spill and segments removed at finalize"
     );
+}
+
+/// A deferred writer (live libx264, final libsvtav1) with the given final-lane spill budget.
+fn deferred_writer(root: &std::path::Path, final_spill: u64) -> DatasetWriter {
+    let mut cfg = WriterConfig::new(root, 30, features());
+    cfg.durable = false;
+    cfg.encoder = reel_dataset::plan::deferred_live_encoder(&cfg.encoder);
+    cfg.deferred = Some(reel_media::EncoderSettings::lerobot_default());
+    cfg.queue = QueueLimits {
+        max_frames_in_memory: 4,
+        max_final_spill_bytes: final_spill,
+        ..QueueLimits::default()
+    };
+    DatasetWriter::create(cfg).unwrap()
+}
+
+/// Every frame of the camera's final video, decoded: codec, count, and each frame's level in
+/// order (frame k of an episode of n is frame k of `row`).
+fn assert_final_video(root: &std::path::Path, lengths: &[u32]) {
+    let video = root.join("videos/observation.images.cam/chunk-000/file-000.mp4");
+    let info = reel_media::probe::probe_video(&video).unwrap();
+    let total: u32 = lengths.iter().sum();
+    assert_eq!((info.codec.as_str(), info.frames), ("av1", total as u64));
+    let want: Vec<usize> = (0..total as usize).collect();
+    let dec = reel_media::decode::decode_video(&video, &want).unwrap();
+    let mut i = 0usize;
+    for &n in lengths {
+        for k in 0..n {
+            let f = &dec.rgb.iter().find(|(j, _)| *j == i).unwrap().1;
+            let expect = (20 + 10 * (k % 20)) as f64 + 7.5;
+            assert!(
+                (mean(f) - expect).abs() < 4.0,
+                "frame {i}: mean {} expected {expect}",
+                mean(f)
+            );
+            i += 1;
+        }
+    }
+}
+
+#[test]
+fn final_lanes_encode_from_the_raw_frames_and_skip_discarded_episodes() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    let mut w = deferred_writer(&root, 1 << 30);
+    for k in 0..20 {
+        w.add_frame(row(k, "t")).unwrap();
+    }
+    w.save_episode(Vec::new()).unwrap();
+    for k in 0..7 {
+        w.add_frame(row(100 + k, "t")).unwrap();
+    }
+    w.discard_episode().unwrap();
+    for k in 0..30 {
+        w.add_frame(row(k, "t")).unwrap();
+    }
+    w.save_episode(Vec::new()).unwrap();
+    let fin = w.finalize_report().unwrap();
+    assert_eq!(fin.saved.len(), 2);
+    assert_eq!(fin.converted_files, 1);
+    assert!(!fin.conversion_stopped && fin.live_codec_cameras.is_empty());
+    assert_eq!(
+        fin.final_routes,
+        vec![("observation.images.cam".to_string(), 2, 0)],
+        "both episodes came from the final lane"
+    );
+    assert_final_video(&root, &[20, 30]);
+    assert!(!root.join(".reel").exists());
+    lerobot_loads(&root);
+}
+
+#[test]
+fn a_final_lane_over_its_spill_budget_hands_the_episode_to_the_transcoder() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    // Room for 4 frames in memory and 2 on disk: a 20-frame burst overflows the lane, which
+    // gives the episode up; it is converted from the committed live file instead.
+    let mut w = deferred_writer(&root, 2 * u64::from(W * H * 3));
+    for k in 0..20 {
+        w.add_frame(row(k, "t")).unwrap();
+    }
+    w.save_episode(Vec::new()).unwrap();
+    let fin = w.finalize_report().unwrap();
+    assert_eq!(fin.converted_files, 1);
+    let routes = &fin.final_routes;
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].1 + routes[0].2, 1, "{routes:?}");
+    assert_eq!(routes[0].2, 1, "transcoded: {routes:?}");
+    assert_final_video(&root, &[20]);
+    lerobot_loads(&root);
 }

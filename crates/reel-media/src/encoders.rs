@@ -577,6 +577,78 @@ pub fn resolve_auto(
     working_settings(&probe(req, deadline, cache), req)
 }
 
+/// Speed under the machine's real load: encodes camera-like frames with `streams` encoders of
+/// `settings` at once, each on its own thread at the live encoders' priority
+/// ([`reel_core::sched::ENCODER`]), for about `duration` (at least [`PROBE_FRAMES`] frames
+/// each), and returns the total frames per second, flushes included. Run it while the cameras
+/// capture, so that their decoding (and whatever else the machine does) is part of the figure:
+/// the probe's one stream on an idle machine overstates what a session gets.
+pub fn measure_concurrent(
+    settings: &EncoderSettings,
+    width: u32,
+    height: u32,
+    fps: u32,
+    streams: u32,
+    duration: Duration,
+) -> Result<f64> {
+    crate::init();
+    let frames: Vec<VideoFrame> = (0..PROBE_DISTINCT_FRAMES)
+        .map(|k| camera_like_frame(width, height, k))
+        .collect();
+    let t0 = Instant::now();
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..streams.max(1))
+            .map(|i| {
+                let frames = &frames;
+                std::thread::Builder::new()
+                    .name(format!("trial-{i}"))
+                    .spawn_scoped(scope, move || -> Result<u64> {
+                        reel_core::sched::set_current(reel_core::sched::ENCODER);
+                        let seq = PROBE_SEQ.fetch_add(1, Ordering::Relaxed);
+                        let path = std::env::temp_dir()
+                            .join(format!("reel-trial-{}-{seq}.mp4", std::process::id()));
+                        let res = (|| {
+                            let mut enc =
+                                EpisodeEncoder::create(&path, width, height, fps, settings)?;
+                            let mut n = 0u64;
+                            while n < PROBE_FRAMES || t0.elapsed() < duration {
+                                enc.push(&frames[n as usize % frames.len()])?;
+                                n += 1;
+                            }
+                            let seg = enc.finish()?;
+                            if seg.frames != n {
+                                return Err(Error::invalid(format!(
+                                    "{} of {n} frames came out after the flush",
+                                    seg.frames
+                                )));
+                            }
+                            Ok(n)
+                        })();
+                        let _ = std::fs::remove_file(&path);
+                        let _ = std::fs::remove_file(partial_path(&path));
+                        res
+                    })
+                    .map_err(|e| Error::invalid(format!("could not start a trial encoder: {e}")))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.and_then(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::invalid("a trial encoder panicked")))
+                })
+            })
+            .collect()
+    });
+    let elapsed = t0.elapsed().as_secs_f64().max(1e-9);
+    let mut total = 0u64;
+    for r in results {
+        total += r?;
+    }
+    Ok(total as f64 / elapsed)
+}
+
 /// Whether an encoder measured at `measured_fps` (one stream at the recording size, on this
 /// machine) can encode `cameras` streams of `fps` frames per second live with a safety
 /// margin for the control loop: `measured_fps >= cameras × fps × (1 + headroom)`.

@@ -856,12 +856,6 @@ fn merge(a: &Track, b: &Track) -> R<Track> {
 }
 
 fn check_compatible(a: &Track, b: &Track) -> R<()> {
-    if a.media_time != b.media_time {
-        return Err(format!(
-            "decode delay differs: target starts presentation at {} ticks, segment at {} (written by another reel version or encoder?)",
-            a.media_time, b.media_time
-        ));
-    }
     if a.timescale != b.timescale {
         return Err(format!(
             "timescale differs: target {} vs segment {} (different fps?)",
@@ -881,6 +875,12 @@ fn check_compatible(a: &Track, b: &Track) -> R<()> {
         let (bw, bh) = dims(&b.stsd);
         return Err(format!(
             "sample description differs (target {aw}x{ah}, segment {bw}x{bh}; size, pixel format or encoder settings changed)"
+        ));
+    }
+    if a.media_time != b.media_time {
+        return Err(format!(
+            "decode delay differs: target starts presentation at {} ticks, segment at {} (written by another reel version or encoder?)",
+            a.media_time, b.media_time
         ));
     }
     Ok(())

@@ -23,6 +23,9 @@ pub trait FrameSource: Send + Sync {
     fn latest(&self) -> Option<SharedFrame>;
     /// The source's terminal error, if it stopped.
     fn error(&self) -> Option<String>;
+    /// The session no longer needs frames (its control loop ended): stop producing them, so
+    /// that finishing the dataset gets the CPU. Frames already handed out stay valid.
+    fn stop(&self) {}
 }
 
 impl FrameSource for reel_capture::Camera {
@@ -34,6 +37,9 @@ impl FrameSource for reel_capture::Camera {
     }
     fn error(&self) -> Option<String> {
         reel_capture::Camera::error(self)
+    }
+    fn stop(&self) {
+        reel_capture::Camera::request_stop(self)
     }
 }
 
@@ -146,6 +152,15 @@ pub struct SessionReport {
     pub deferred_wait_s: f64,
     /// How long each `save_episode` call kept the loop thread (milliseconds).
     pub save_call_ms: Vec<f64>,
+    /// Seconds from the last `save_episode` call to a complete dataset (every episode
+    /// committed and, with a deferred final codec, converted and swapped in).
+    pub last_save_to_complete_s: f64,
+    /// A stop request ended the conversion to the final codec early.
+    pub conversion_stopped: bool,
+    /// Cameras left in the live codec (conversion stopped or failed).
+    pub live_codec_cameras: Vec<String>,
+    /// Episodes converted per camera: (camera, by its final lane, by transcoding).
+    pub final_routes: Vec<(String, u64, u64)>,
 }
 
 /// Hooks the session calls (demo-video announcements, progress lines, the live page, the
@@ -193,6 +208,7 @@ impl<'a> Session<'a> {
         let mut recorded = 0u32;
         let mut short_in_a_row = 0u32;
         let mut outcome: Result<()> = Ok(());
+        let mut last_save = std::time::Instant::now();
         while recorded < self.cfg.num_episodes {
             let (ep_total, _) = self.writer.totals();
             let index = ep_total + self.writer.backlog().pending_saves as u64;
@@ -245,6 +261,7 @@ impl<'a> Session<'a> {
                 _ => {
                     if self.writer.frames_in_episode() >= 2 {
                         let t = std::time::Instant::now();
+                        last_save = t;
                         let mut extras = summary.extras();
                         extras.extend(self.robot.take_episode_extras());
                         extras.extend(self.teleop.take_episode_extras());
@@ -313,6 +330,11 @@ impl<'a> Session<'a> {
                 self.report_saved(&mut report, observer);
             }
         }
+        // The control loop is over: the cameras' frames are no longer needed, and their
+        // capture threads would compete with finishing the dataset.
+        for cam in &self.cameras {
+            cam.stop();
+        }
         let backlog = self.writer.backlog();
         if backlog.pending_saves > 0 {
             tracing::info!(
@@ -331,9 +353,13 @@ impl<'a> Session<'a> {
         }
         let fin = self.writer.finalize_report();
         report.finalize_wait_s = w0.elapsed().as_secs_f64();
+        report.last_save_to_complete_s = last_save.elapsed().as_secs_f64();
         match fin {
             Ok(fin) => {
                 report.deferred_wait_s = fin.deferred_wait_s;
+                report.conversion_stopped = fin.conversion_stopped;
+                report.live_codec_cameras = fin.live_codec_cameras.clone();
+                report.final_routes = fin.final_routes.clone();
                 let saved = fin.saved;
                 for s in &saved {
                     log_saved(s);

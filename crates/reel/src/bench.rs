@@ -1,6 +1,8 @@
-//! `reel bench record`: records the simulated robot with synthetic cameras and prints the
-//! figures that matter (add_frame latency, missed deadlines, save latency, encoder speed,
-//! queued/spilled frames, peak memory), as a table or JSON.
+//! `reel bench record`: records the simulated robot with synthetic cameras (or any camera
+//! inputs: footage files, looped, with an optional filter) and prints the figures that matter
+//! (add_frame latency, missed deadlines, save latency, encoder speed, queued/spilled frames,
+//! time from the last save to a complete final-codec dataset, CPU per thread group, peak
+//! memory), as a table or JSON.
 
 use crate::record::{self, RecordArgs, SetupArgs};
 use anyhow::Result;
@@ -17,9 +19,14 @@ pub enum BenchCmd {
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchRecordArgs {
-    /// Number of cameras.
+    /// Number of synthetic cameras (when no --camera is given).
     #[arg(long, default_value_t = 3)]
     pub cameras: usize,
+    /// A camera input instead of the synthetic ones, as `reel record --camera`:
+    /// NAME=INPUT[@WxH[@FPS]][@vf=FILTERS], e.g. top=../shared/footage/aloha_top.mkv (looped).
+    /// Repeatable.
+    #[arg(long = "camera")]
+    pub camera: Vec<String>,
     /// Seconds per episode.
     #[arg(long, default_value_t = 10.0)]
     pub seconds: f64,
@@ -44,9 +51,13 @@ pub struct BenchRecordArgs {
     pub crf: Option<f64>,
     #[arg(long)]
     pub preset: Option<String>,
-    /// Deferred final codec (see `reel record --deferred`); never for the bench unless given.
-    #[arg(long, value_enum, default_value = "never")]
+    /// Deferred final codec (see `reel record --deferred`; the same default).
+    #[arg(long, value_enum, default_value = "auto")]
     pub deferred: record::DeferredMode,
+    /// MiB per camera for the final-codec lane's spill (see `reel record --final-spill-mb`);
+    /// 0 turns the lane off (conversion of each committed episode only).
+    #[arg(long, default_value_t = 2048)]
+    pub final_spill_mb: u64,
     /// Keep the dataset here (default: a temporary directory, deleted afterwards).
     #[arg(long)]
     pub root: Option<PathBuf>,
@@ -59,6 +70,32 @@ pub struct BenchRecordArgs {
     /// Port of the live page (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub display_port: u16,
+}
+
+/// The codec of every video file of the dataset at `root` (distinct, sorted).
+fn video_codecs(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join("videos")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "mp4") {
+                let c = reel_media::probe::probe_video(&p)
+                    .map(|i| i.codec)
+                    .unwrap_or_else(|e| format!("unreadable ({e})"));
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn peak_rss_mb() -> f64 {
@@ -86,8 +123,8 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         setup: SetupArgs {
             sim: true,
             fps: b.fps,
-            cameras: Vec::new(),
-            num_cameras: Some(b.cameras),
+            cameras: b.camera.clone(),
+            num_cameras: b.camera.is_empty().then_some(b.cameras),
             width: b.width,
             height: b.height,
             vcodec: b.vcodec.clone(),
@@ -96,6 +133,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
             gop: None,
             deferred: b.deferred,
             max_queue_frames: 60,
+            final_spill_mb: b.final_spill_mb,
             inject_fault: None,
             encoder_timeout_s: 5.0,
             no_realtime: false,
@@ -133,8 +171,10 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let stop = reel_core::StopToken::new();
     let _signals = reel_core::stop::on_signals(&stop)?;
     let mut robot = SimRobot::new();
+    let cpu = crate::cpu::CpuSampler::start();
     let mut p = record::prepare(&args, &robot, &stop)?;
     p.session.flat_out = b.flat_out;
+    let n_cams = p.cameras.len();
     let mut display = if b.display {
         Some(record::start_display(&p, b.display_port)?)
     } else {
@@ -150,6 +190,8 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         &stop,
     )?;
     let wall = t0.elapsed().as_secs_f64();
+    let cpu = cpu.finish();
+    let codecs = video_codecs(&root);
     let (display_dropped, thumbnails, requests) = display
         .map(|d| {
             let r = (d.dropped(), d.thumbnails_made(), d.requests());
@@ -209,8 +251,13 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         .iter()
         .map(|(_, s)| s.late_start_p99_ms)
         .fold(0.0, f64::max);
+    let routes: Vec<serde_json::Value> = report
+        .final_routes
+        .iter()
+        .map(|(k, lane, t)| json!({"camera": k, "lane": lane, "transcoded": t}))
+        .collect();
     let out = json!({
-        "cameras": b.cameras, "width": b.width, "height": b.height, "fps": b.fps, "seconds": b.seconds,
+        "cameras": n_cams, "camera_inputs": b.camera, "width": b.width, "height": b.height, "fps": b.fps, "seconds": b.seconds,
         "episodes": b.episodes, "vcodec": b.vcodec, "flat_out": b.flat_out,
         "ticks": ticks, "frames_saved": frames, "wall_s": wall,
         "loop_rate_hz_min": if rate.is_finite() { rate } else { 0.0 },
@@ -221,6 +268,11 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         "encode_fps_min_per_camera": enc.iter().map(|(k, f)| json!({"camera": k, "fps": f})).collect::<Vec<_>>(),
         "max_queue_depth": max_depth, "spilled_frames": spilled,
         "finalize_wait_s": report.finalize_wait_s, "deferred_wait_s": report.deferred_wait_s,
+        "last_save_to_complete_s": report.last_save_to_complete_s,
+        "final_routes": routes, "video_codecs": codecs,
+        "live_codec_cameras": report.live_codec_cameras,
+        "cpu_s": {"capture": cpu.capture_s, "live_encoding": cpu.live_encoding_s,
+                  "conversion": cpu.conversion_s, "other": cpu.other_s},
         "peak_rss_mb": rss,
         "loop_priority": report.priority,
         "display": b.display, "display_dropped_updates": display_dropped, "display_thumbnails": thumbnails, "display_requests": requests,
@@ -230,7 +282,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     } else {
         println!(
             "reel bench record: {} camera(s) {}x{} @ {} Hz, {} x {:.0} s, {}{}",
-            b.cameras,
+            n_cams,
             b.width,
             b.height,
             b.fps,
@@ -279,6 +331,24 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         println!(
             "  finalize waited           {:.2} s (deferred conversion {:.2} s)",
             report.finalize_wait_s, report.deferred_wait_s
+        );
+        println!(
+            "  last save → complete      {:.2} s (final codec: {})",
+            report.last_save_to_complete_s,
+            codecs.join(", ")
+        );
+        println!(
+            "  final codec per camera    {}",
+            report
+                .final_routes
+                .iter()
+                .map(|(k, l, t)| format!("{k}: {l} by its lane, {t} transcoded"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        println!(
+            "  CPU s: capture / live / conversion / other   {:.1} / {:.1} / {:.1} / {:.1}",
+            cpu.capture_s, cpu.live_encoding_s, cpu.conversion_s, cpu.other_s
         );
         println!("  peak RSS                  {rss:.0} MB");
         println!("  loop priority             {}", report.priority);

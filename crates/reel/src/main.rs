@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod cpu;
 mod demo;
 mod doctor;
 mod encoders;

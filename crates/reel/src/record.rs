@@ -91,7 +91,9 @@ pub struct SetupArgs {
     /// Control loop rate (Hz).
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
-    /// A camera: NAME=INPUT[@WxH[@FPS]], INPUT = lavfi:testsrc2 | /dev/videoN | file.mp4. Repeatable.
+    /// A camera: NAME=INPUT[@WxH[@FPS]][@vf=FILTERS], INPUT = lavfi:testsrc2 | /dev/videoN |
+    /// a video file (looped); FILTERS = an FFmpeg filter chain on the decoded frames, e.g.
+    /// noise=alls=4:allf=t. Repeatable.
     #[arg(long = "camera")]
     pub cameras: Vec<String>,
     /// Number of synthetic cameras when no --camera is given.
@@ -116,14 +118,20 @@ pub struct SetupArgs {
     /// Keyframe interval (LeRobot's default 2).
     #[arg(long)]
     pub gop: Option<u32>,
-    /// Deferred final codec: record live with libx264 (ultrafast, crf 18) and convert to the
-    /// chosen encoder in the background at idle priority, finishing at the end. auto: only
-    /// when the chosen encoder's measured speed cannot keep up with cameras x fps (30% headroom).
+    /// Deferred final codec: record live with libx264 (ultrafast, crf 18) and encode the chosen
+    /// encoder beside it at idle priority from the start of each episode, finishing at the end
+    /// at full priority. auto: only when the chosen encoder cannot keep up with cameras x fps
+    /// (30% headroom), measured by the probe and again under the real load once the cameras run.
     #[arg(long, value_enum, default_value = "auto")]
     pub deferred: DeferredMode,
     /// Frames per camera kept in memory before spilling to disk.
     #[arg(long, default_value_t = 60)]
     pub max_queue_frames: usize,
+    /// Deferred final codec: MiB of raw frames per camera the final-codec lane may keep on
+    /// disk while it catches up (beyond it, an episode is converted from the live file after
+    /// its commit instead); 0 turns the lane off.
+    #[arg(long, default_value_t = 2048)]
+    pub final_spill_mb: u64,
     /// Testing aid: make every camera's primary encoder fail (hang-open, hang-after=N,
     /// error-after=N, no-flush) to exercise the watchdog and the fallback.
     #[arg(long)]
@@ -251,19 +259,23 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
         .map(|s| (s.name.clone(), s.width, s.height))
         .collect();
     let features = features_for(robot.joint_names(), &dims)?;
-    let plan = plan::plan_encoders(&encoder_request(&a.setup, w, h, specs.len() as u32))?;
+    let req = encoder_request(&a.setup, w, h, specs.len() as u32);
+    let plan = plan::plan_encoders(&req)?;
     let mut cameras = Vec::new();
     for spec in &specs {
         let cam = Camera::open(spec, Duration::from_secs(5))
             .with_context(|| format!("camera '{}' ({})", spec.name, spec.input))?;
         cameras.push(Arc::new(cam));
     }
+    // The cameras capture now: the library checks a live final codec under the real load.
+    let plan = plan::confirm_under_load(plan, &req)?;
     let mut cfg = WriterConfig::new(&root, a.setup.fps, features).with_plan(&plan);
     cfg.robot_type = Some(robot.name().to_string());
     cfg.data_files_size_mb = a.data_files_size_mb;
     cfg.video_files_size_mb = a.video_files_size_mb;
     cfg.queue = QueueLimits {
         max_frames_in_memory: a.setup.max_queue_frames,
+        max_final_spill_bytes: a.setup.final_spill_mb.saturating_mul(1 << 20),
         ..QueueLimits::default()
     };
     cfg.durable = !a.no_fsync;
@@ -410,6 +422,14 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
     }
     let report = report?;
     let frames: u64 = report.saved.iter().map(|s| s.frames).sum();
+    if report.conversion_stopped {
+        println!(
+            "stopped by signal during the conversion to the final codec: cameras {:?} keep the live codec; `reel reencode {} --vcodec {}` converts them",
+            report.live_codec_cameras,
+            root.display(),
+            a.setup.vcodec.replace("auto", "libsvtav1")
+        );
+    }
     println!(
         "saved {} episode(s), {} frames into {}{}",
         report.saved.len(),

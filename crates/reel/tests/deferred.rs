@@ -1,12 +1,40 @@
 //! Deferred final codec end to end: `reel record --deferred always` records in libx264 and
-//! ends with an all-AV1 dataset that LeRobot loads; a `kill -9` mid-session leaves a valid
-//! x264 dataset that `reel check --repair` tidies and `reel reencode` converts.
+//! ends with an all-AV1 dataset that LeRobot loads (the episodes' encoder column names the
+//! final encoder); a `kill -9` mid-session leaves a valid x264 dataset that `reel check
+//! --repair` tidies and `reel reencode` converts; cameras whose capture saturates the CPU do
+//! not starve the conversion once the session is over, and one SIGTERM during it ends the
+//! process promptly with a valid dataset.
 
 mod common;
 use common::*;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// The `reel/videos/<key>/encoder` column of every episode, per camera key.
+fn encoder_column(root: &Path) -> Vec<(String, Vec<String>)> {
+    let figures = reel_dataset::figures::read(root).unwrap();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for extra in figures.values() {
+        for (k, v) in extra {
+            if let Some(key) = k
+                .strip_prefix("videos/")
+                .and_then(|k| k.strip_suffix("/encoder"))
+            {
+                let v = match v {
+                    reel_dataset::episodes::ExtraValue::Str(s) => s.clone(),
+                    other => format!("{other:?}"),
+                };
+                match out.iter_mut().find(|(kk, _)| kk == key) {
+                    Some((_, vs)) => vs.push(v),
+                    None => out.push((key.to_string(), vec![v])),
+                }
+            }
+        }
+    }
+    out
+}
 
 fn video_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -142,7 +170,172 @@ fn deferred_always_ends_with_an_av1_dataset() {
         !root.join(".reel").exists(),
         "scratch directory removed at the end"
     );
+    let enc = encoder_column(&root);
+    assert_eq!(enc.len(), 2, "{enc:?}");
+    for (key, per_episode) in &enc {
+        assert_eq!(
+            per_episode,
+            &vec!["libsvtav1".to_string(); 3],
+            "{key}: the encoder column names what the files hold now"
+        );
+    }
     run_ok(reel().args(["check", "--decode"]).arg(&root));
+    assert_lerobot_loads(&root);
+}
+
+/// A camera whose capture keeps a core busy: a 320x240 source through FFmpeg's slow
+/// non-local-means denoiser (~0.1 s of CPU per frame), scaled to `size`.
+/// The two sessions with saturating cameras run one after the other: side by side on 2 cores
+/// their cameras starve each other past the camera-lost deadline (500 ms).
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy_camera(name: &str, size: &str) -> String {
+    format!("{name}=lavfi:testsrc2=size=320x240:rate=30,nlmeans@{size}@30")
+}
+
+fn heavy_session(root: &Path, size: &str, seconds: &str, preset: &str) -> std::process::Command {
+    let mut c = reel();
+    c.args(["record", "--sim", "--no-keys", "--no-fsync"])
+        .arg("--root")
+        .arg(root)
+        .args(["--camera", &heavy_camera("a", size)])
+        .args(["--camera", &heavy_camera("b", size)])
+        .args(["--num-episodes", "1", "--episode-time-s", seconds])
+        .args(["--vcodec", "libsvtav1", "--deferred", "always"])
+        .args(["--preset", preset]);
+    c
+}
+
+/// Waits for `child` up to `limit`; kills it and fails past that.
+fn wait_bounded(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn saturating_capture_does_not_starve_the_conversion_after_the_session() {
+    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("heavy");
+    // While recording, the two capture threads take both cores, so the idle-priority final
+    // lanes get next to nothing; once the loop ends the cameras stop and the conversion runs
+    // at normal priority. (Before, the capture threads kept running and the conversion at
+    // idle priority made no progress for minutes.)
+    let mut child = heavy_session(&root, "160x120", "2", "12")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let st = wait_bounded(
+        &mut child,
+        Duration::from_secs(90),
+        "reel record with heavy cameras",
+    );
+    assert!(st.success(), "{st:?}");
+    let (frames, codecs) = frames_and_codecs(&root);
+    assert_eq!(codecs, vec!["av1".to_string()]);
+    assert_eq!(frames.len(), 2);
+    for (key, n) in &frames {
+        assert_eq!(*n, 60, "{key}");
+    }
+    run_ok(reel().args(["check", "--decode"]).arg(&root));
+    assert_lerobot_loads(&root);
+}
+
+#[test]
+fn one_sigterm_during_the_conversion_ends_it_promptly_with_a_valid_dataset() {
+    let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("stopped");
+    // A conversion long enough to be interrupted: 2 x 120 frames of 640x480 at preset 8.
+    let mut child = heavy_session(&root, "640x480", "4", "8")
+        .env("REEL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            let _ = tx.send(line);
+        }
+    });
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(l) if l.contains("finishing the conversion to the final codec") => break,
+            Ok(l) => seen.push(l),
+            Err(_) => {}
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the session never reached the conversion:\n{}",
+            seen.join("\n")
+        );
+    }
+    let sent = Instant::now();
+    // SAFETY: sending SIGTERM to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let st = wait_bounded(&mut child, Duration::from_secs(30), "reel after SIGTERM");
+    let took = sent.elapsed();
+    assert!(st.success(), "{st:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "one SIGTERM must end the conversion within 2 s (took {took:?})"
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains("keep the live codec") && out.contains("reel reencode"),
+        "{out}"
+    );
+    // Valid as it is: the cameras not converted keep the live codec, info.json says so.
+    let info = info(&root);
+    let (frames, codecs) = frames_and_codecs(&root);
+    for (key, n) in &frames {
+        assert_eq!(*n, 120, "{key}");
+        assert_eq!(
+            info["features"][key]["info"]["video.codec"],
+            reel_media::probe::probe_video(
+                &video_files(&root)
+                    .into_iter()
+                    .find(|f| f.to_string_lossy().contains(key.as_str()))
+                    .unwrap()
+            )
+            .unwrap()
+            .codec,
+            "{key}: info.json names the codec its file holds"
+        );
+    }
+    assert!(codecs.contains(&"h264".to_string()), "{codecs:?}");
+    assert!(!root.join(".reel").exists());
+    run_ok(reel().args(["check", "--decode"]).arg(&root));
+    assert_lerobot_loads_h264(&root);
+    // `reel reencode` finishes the conversion later.
+    run_ok(
+        reel()
+            .arg("reencode")
+            .arg(&root)
+            .args(["--vcodec", "libsvtav1"]),
+    );
+    let (_, codecs) = frames_and_codecs(&root);
+    assert_eq!(codecs, vec!["av1".to_string()]);
     assert_lerobot_loads(&root);
 }
 

@@ -1,6 +1,6 @@
 //! `reel doctor` on synthetic cameras where one camera is slow (a lavfi source at 20 fps for
-//! a 30 Hz loop) and the encoder cannot keep up (libsvtav1 forced live with 3 cameras at
-//! 960x540): the verdict names both causes in order with their numbers, gives the highest
+//! a 30 Hz loop) and the encoder cannot keep up (libsvtav1 forced live with two cameras
+//! at 1280x720 and the slow one at 960x540: clearly more than 2 cores encode in real time): the verdict names both causes in order with their numbers, gives the highest
 //! stable rate it measured, and the command it prints records with 0 missed deadlines.
 //! (Its own test binary: the trials measure the machine, so nothing else of this crate's
 //! tests runs beside them.)
@@ -15,8 +15,8 @@ fn doctor_ranks_the_slow_camera_and_the_encoder_and_its_command_holds() {
     let d = tempfile::tempdir().unwrap();
     let json = d.path().join("doctor.json");
     let cams = [
-        "front=lavfi:testsrc2@960x540@30",
-        "wrist=lavfi:testsrc@960x540@30",
+        "front=lavfi:testsrc2@1280x720@30",
+        "wrist=lavfi:testsrc@1280x720@30",
         "slow=lavfi:testsrc2=size=960x540:rate=20@960x540@30",
     ];
     let mut cmd = reel();

@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
@@ -125,62 +124,8 @@ fn a_panicking_committer_ends_the_session_with_an_error_naming_it() {
     assert_lerobot_loads(&root);
 }
 
-#[test]
-fn one_sigterm_during_the_final_conversion_ends_within_two_seconds_with_a_valid_dataset() {
-    let d = tempfile::tempdir().unwrap();
-    let root = d.path().join("conv");
-    // Enough frames that converting them to AV1 takes many seconds on 2 cores.
-    let mut c = sim_sized(&root, 2, 1, 4.0, 640, 480);
-    c.args(["--deferred", "always", "--vcodec", "libsvtav1"])
-        .env("REEL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut all = String::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.push_str(&String::from_utf8_lossy(&buf[..n]));
-            let _ = tx.send(all.clone());
-        }
-        all
-    });
-    // Wait until the session is over and finalize waits for the conversion.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(log) if log.contains("finishing the deferred conversion") => break,
-            Ok(_) if Instant::now() < deadline => {}
-            _ => panic!("the session never reached the final conversion"),
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let t0 = Instant::now();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let took = t0.elapsed();
-    let log = reader.join().unwrap();
-    assert!(took < Duration::from_secs(2), "stopped in {took:?}\n{log}");
-    assert!(
-        log.contains("live codec"),
-        "says the dataset keeps its live codec: {log}"
-    );
-    let _ = status;
-    assert_eq!(info(&root)["total_episodes"], 1);
-    assert_eq!(
-        info(&root)["features"]["observation.images.front"]["info"]["video.codec"],
-        "h264",
-        "info.json describes the live-codec files"
-    );
-    assert_reel_check(&root);
-}
+// One SIGTERM during the conversion to the final codec: `deferred.rs`
+// (`one_sigterm_during_the_conversion_ends_it_promptly_with_a_valid_dataset`).
 
 #[test]
 fn reencode_refuses_an_unknown_codec_without_leaving_scratch() {

@@ -14,8 +14,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs until a `Shutdown` entry (or the committer hangs up).
+/// Runs until a `Shutdown` entry (or the committer hangs up); removes the spill file at the end.
 pub(crate) fn encoder_loop(
+    sup: Supervisor<'_>,
+    spill: SpillReader,
+    queue: Arc<Queue>,
+    counters: Arc<CameraCounters>,
+    abort: Arc<AtomicBool>,
+    results: Sender<Result<SegmentResult>>,
+) {
+    let path = spill.path().to_path_buf();
+    run(sup, spill, queue, counters, abort, results);
+    let _ = std::fs::remove_file(path);
+}
+
+fn run(
     mut sup: Supervisor<'_>,
     mut spill: SpillReader,
     queue: Arc<Queue>,
@@ -47,35 +60,22 @@ pub(crate) fn encoder_loop(
             }
             continue;
         };
-        match entry {
-            Entry::Mem(f) => {
-                counters.queued.fetch_sub(1, Ordering::Relaxed);
+        let entry = match spill.frame_of(entry, &queue, &counters) {
+            Ok(frame) => {
                 let ep = current.get_or_insert_with(|| sup.new_episode());
-                sup.add_frame(ep, f);
-            }
-            Entry::Disk {
-                offset,
-                width,
-                height,
-                captured_ns,
-                seq,
-            } => {
-                counters.queued.fetch_sub(1, Ordering::Relaxed);
-                counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
-                let read = spill.read(offset, width, height);
-                queue.spill_read_back();
-                let ep = current.get_or_insert_with(|| sup.new_episode());
-                match read {
-                    Ok(mut f) => {
-                        f.captured_ns = captured_ns;
-                        f.seq = seq;
-                        sup.add_frame(ep, Arc::new(f));
-                    }
+                match frame {
+                    Ok(f) => sup.add_frame(ep, f),
                     Err(e) => ep.lost_frame(
                         e.context(format!("camera {key}: reading a spilled frame back")),
                     ),
                 }
+                continue;
             }
+            Err(marker) => marker,
+        };
+        match entry {
+            // Frames were handled above.
+            Entry::Mem(_) | Entry::Disk { .. } => {}
             Entry::End(seq) => {
                 let (spilled, max_depth) = queue.take_episode_figures();
                 let res = match current.take() {
@@ -94,6 +94,8 @@ pub(crate) fn encoder_loop(
                     return;
                 }
             }
+            // Only final lanes give episodes up; the live lane never does.
+            Entry::Abandon => {}
             Entry::Discard => {
                 if let Some(mut ep) = current.take() {
                     sup.abandon(&mut ep);

@@ -4,32 +4,36 @@
 //!
 //! ```text
 //!  add_frame ──(unbounded channel of Arc<VideoFrame>, O(1))──► intake thread
-//!                                                                │ memory queue (≤ max_frames_in_memory)
-//!                                                                │ or spill file (raw RGB, in order)
-//!                                                                ▼
-//!                                                           encoder thread ──► .reel/segments/<cam>/seg-N.mp4
-//!                                                                │                 + ImageStats
-//!                                                                ▼
-//!                                                         SegmentResult (per episode) ──► committer
+//!                                          live lane │                      │ final lane (deferred final codec only)
+//!         memory queue (≤ max_frames_in_memory)      │                      │ its own memory queue + spill ring
+//!         or spill ring (raw RGB, in order)          ▼                      ▼
+//!                                         encoder thread (nice 10)     final-codec thread (idle; normal after the loop)
+//!                                  .reel/segments/<cam>/seg-N.mp4       .reel/segments/<cam>/final-N.mp4
+//!                                          + ImageStats                     │
+//!                                                    ▼                      ▼
+//!                       SegmentResult (per episode) ──► committer      deferred::FinalSink ──► converted part
 //! ```
 //!
 //! Frames are never dropped: the only way a frame does not reach its segment is an encoder
 //! error, which fails that episode loudly (the result carries the error).
 //!
-//! The pieces, one file each: [`queue`] (memory queue, disk spill, intake thread),
+//! The pieces, one file each: [`queue`] (memory queue, spill ring, intake thread and lanes),
 //! [`worker`] (one encoder instance on its own thread), [`supervisor`] (watchdog, fallback
-//! without loss, image statistics), [`encode_loop`] (the encoder thread that ties them).
+//! without loss, image statistics), [`encode_loop`] (the encoder thread that ties them),
+//! [`final_lane`] (the final-codec encoder of a deferred session).
 
 mod encode_loop;
+mod final_lane;
 mod queue;
 mod supervisor;
 mod worker;
 
 pub use supervisor::Watchdog;
 
+use crate::deferred::FinalSink;
 use crate::paths;
 use crossbeam_channel::{Receiver, Sender};
-use queue::{Msg, Queue, SpillReader};
+use queue::{Lane, LaneKind, Msg, Queue, SpillReader};
 use reel_core::{Error, Result, SharedFrame};
 use reel_media::EncoderSettings;
 use reel_stats::FeatureStats;
@@ -38,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Limits of the per-camera queue.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,14 +51,22 @@ pub struct QueueLimits {
     pub max_frames_in_memory: usize,
     /// Bytes of raw frames allowed on disk (per camera); beyond it the episode fails loudly.
     pub max_spill_bytes: u64,
+    /// Deferred final codec: bytes of raw frames the final lane may keep on disk (per camera).
+    /// When full, the lane gives the episode up (it is converted from the committed live file
+    /// instead), and it skips an episode that starts with more than half of it in use. 0: no
+    /// final lane at all (every episode is converted from its live file after its commit).
+    pub max_final_spill_bytes: u64,
 }
 
 impl Default for QueueLimits {
     fn default() -> Self {
-        // 2 s of 640x480 at 30 Hz in memory (~55 MB per camera), then up to 8 GiB on disk.
+        // 2 s of 640x480 at 30 Hz in memory (~55 MB per camera), then up to 8 GiB on disk;
+        // the final lane: up to 2 GiB (~75 s of 640x480 at 30 Hz), a backlog that the
+        // committed live file holds more compactly beyond that.
         QueueLimits {
             max_frames_in_memory: 60,
             max_spill_bytes: 8 << 30,
+            max_final_spill_bytes: 2 << 30,
         }
     }
 }
@@ -68,6 +81,9 @@ pub struct PipelineConfig {
     pub chain: Vec<EncoderSettings>,
     pub limits: QueueLimits,
     pub watchdog: Watchdog,
+    /// Deferred final codec: the final-codec encoder fed the same frames, and where its
+    /// episodes go.
+    pub final_lane: Option<(EncoderSettings, FinalSink)>,
 }
 
 /// What the encoder thread reports for one episode of this camera.
@@ -116,6 +132,9 @@ pub struct CameraPipeline {
     abort: Arc<AtomicBool>,
     intake: Option<JoinHandle<()>>,
     encoder: Option<JoinHandle<()>>,
+    final_lane: Option<JoinHandle<()>>,
+    /// The final lane's queue counters.
+    final_counters: Option<Arc<CameraCounters>>,
 }
 
 impl CameraPipeline {
@@ -129,6 +148,7 @@ impl CameraPipeline {
             chain,
             limits,
             watchdog,
+            final_lane,
         } = cfg;
         if chain.is_empty() {
             return Err(Error::invalid(format!(
@@ -142,15 +162,56 @@ impl CameraPipeline {
         let abort = Arc::new(AtomicBool::new(false));
         let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
         let (rtx, rrx): (Sender<Result<SegmentResult>>, _) = crossbeam_channel::unbounded();
-        let intake = {
-            let queue = queue.clone();
-            let counters = counters.clone();
-            let spill_path = spill_path.clone();
-            std::thread::Builder::new()
-                .name(format!("intake-{key}"))
-                .spawn(move || queue::intake_loop(rx, queue, counters, spill_path, limits))
-                .map_err(|e| Error::io("spawn intake thread", dir, e))?
+        let mut lanes = vec![Lane::new(
+            queue.clone(),
+            counters.clone(),
+            spill_path.clone(),
+            limits.max_frames_in_memory,
+            limits.max_spill_bytes,
+            LaneKind::Live,
+        )];
+        let mut final_counters = None;
+        let final_thread = match final_lane {
+            Some((settings, sink)) => {
+                let fq = Arc::new(Queue::default());
+                let fc = Arc::new(CameraCounters::default());
+                let fspill = dir.join("final-spill.raw");
+                lanes.push(Lane::new(
+                    fq.clone(),
+                    fc.clone(),
+                    fspill.clone(),
+                    limits.max_frames_in_memory,
+                    limits.max_final_spill_bytes,
+                    LaneKind::Final {
+                        skip_above: limits.max_final_spill_bytes / 2,
+                    },
+                ));
+                final_counters = Some(fc.clone());
+                let lane = final_lane::FinalLane {
+                    key: key.to_string(),
+                    dir: dir.to_path_buf(),
+                    width,
+                    height,
+                    fps,
+                    settings,
+                    queue: fq,
+                    counters: fc,
+                    spill_path: fspill,
+                    sink,
+                };
+                Some(
+                    std::thread::Builder::new()
+                        .name(format!("final-{key}"))
+                        .spawn(move || lane.run())
+                        .map_err(|e| Error::io("spawn final-codec thread", dir, e))?,
+                )
+            }
+            None => None,
         };
+        let intake = std::thread::Builder::new()
+            .name(format!("intake-{key}"))
+            .spawn(move || queue::intake_loop(rx, lanes))
+            .map_err(|e| Error::io("spawn intake thread", dir, e))?;
         let encoder = {
             let counters = counters.clone();
             let abort = abort.clone();
@@ -190,6 +251,8 @@ impl CameraPipeline {
             abort,
             intake: Some(intake),
             encoder: Some(encoder),
+            final_lane: final_thread,
+            final_counters,
         })
     }
 
@@ -201,7 +264,6 @@ impl CameraPipeline {
     /// Hands a frame over. Never blocks: the channel is unbounded and drained at once by the
     /// intake thread, which decides between memory and disk.
     pub fn push(&self, frame: SharedFrame) -> Result<()> {
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
         self.tx
             .send(Msg::Frame(frame))
             .map_err(|_| Error::encoder(self.key.as_str(), "encoder pipeline stopped"))
@@ -231,14 +293,21 @@ impl CameraPipeline {
         &self.counters
     }
 
+    /// The final lane's counters (deferred final codec only).
+    pub fn final_counters(&self) -> Option<&Arc<CameraCounters>> {
+        self.final_counters.as_ref()
+    }
+
     /// Stop now: the encoder drops the queued frames and the episode in progress, and ends
     /// (no result is sent for them). Follow with [`shutdown`](Self::shutdown).
     pub fn abort(&self) {
         self.abort.store(true, Ordering::SeqCst);
     }
 
-    /// Stops both threads after the queued work is done (or at once after [`abort`](Self::abort)).
-    pub fn shutdown(&mut self) {
+    /// Ends the camera's input: the live encoder finishes what is queued (or stops at once
+    /// after [`abort`](Self::abort)) and its threads are joined. The final lane keeps working
+    /// through its queue; see [`join_final_lane`](Self::join_final_lane).
+    pub fn close(&mut self) {
         let _ = self.tx.send(Msg::Shutdown);
         if let Some(h) = self.intake.take() {
             let _ = h.join();
@@ -246,6 +315,32 @@ impl CameraPipeline {
         if let Some(h) = self.encoder.take() {
             let _ = h.join();
         }
+    }
+
+    /// Waits until `until` for the final lane's thread (after its queue is done, or after
+    /// the conversion was cancelled); a thread still running then is left to end by itself
+    /// (an aborted encoder may still be flushing; it touches no file of the dataset).
+    pub fn join_final_lane(&mut self, until: Instant) {
+        let Some(h) = self.final_lane.take() else {
+            return;
+        };
+        while !h.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            tracing::warn!(
+                "camera {}: the final-codec thread did not stop in time; leaving it",
+                self.key
+            );
+        }
+    }
+
+    /// [`close`](Self::close), then [`join_final_lane`](Self::join_final_lane) for up to 2 s.
+    pub fn shutdown(&mut self) {
+        self.close();
+        self.join_final_lane(Instant::now() + Duration::from_secs(2));
     }
 }
 

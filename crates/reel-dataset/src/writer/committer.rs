@@ -257,7 +257,7 @@ pub(super) fn committer_loop(
         }
         if let (Some(q), Ok(saved)) = (&deferred, &outcome) {
             for (v, s) in saved.videos.iter().zip(&segments) {
-                if let Err(e) = defer_parts(&state.root, q, saved.episode_index, &v.key, s) {
+                if let Err(e) = defer_parts(&state.root, q, seq, saved.episode_index, &v.key, s) {
                     tracing::warn!(
                         "episode {} ({}) stays in the live codec: {e}",
                         saved.episode_index,
@@ -301,6 +301,7 @@ pub(super) fn committer_loop(
 fn defer_parts(
     root: &Path,
     q: &DeferredQueue,
+    seq: u64,
     episode_index: u64,
     key: &str,
     seg: &SegmentResult,
@@ -315,6 +316,7 @@ fn defer_parts(
         parts.push(dst);
     }
     q.submit(DeferredJob {
+        seq,
         episode_index,
         key: key.to_string(),
         parts,

@@ -14,10 +14,12 @@
 //! A crash at any point before 4 is rolled back on the next open; after 4 the episode is
 //! saved. Episodes are committed strictly in order.
 //!
-//! With [`WriterConfig::deferred`] the cameras record in a fast live codec; after each
-//! commit the episode's segment parts go to the [`deferred`](crate::deferred) transcoder
-//! (idle priority), and `finalize` swaps the converted files of this session in, with
-//! info.json, in one more journaled transaction.
+//! With [`WriterConfig::deferred`] the cameras record in a fast live codec and each camera's
+//! final lane encodes the same frames in the final codec at idle priority from the start of
+//! the episode; after each commit the episode goes to the [`deferred`](crate::deferred)
+//! coordinator (lane result, or a transcode of the live parts), and `finalize` raises the
+//! conversion to normal priority, waits for it (progress and ETA), and swaps the converted
+//! files of this session in, with info.json, in one more journaled transaction.
 
 mod committer;
 mod resume;
@@ -177,6 +179,8 @@ pub struct Backlog {
     pub deferred_episodes: usize,
     /// Their frames (all cameras).
     pub deferred_frames: u64,
+    /// Frames waiting in each camera's final lane (deferred final codec).
+    pub final_queued: Vec<(String, u64)>,
 }
 
 /// What [`DatasetWriter::finalize_report`] did.
@@ -188,6 +192,13 @@ pub struct Finalized {
     pub deferred_wait_s: f64,
     /// Video files swapped to the final codec.
     pub converted_files: usize,
+    /// A stop request ended the conversion to the final codec early.
+    pub conversion_stopped: bool,
+    /// Cameras whose files of this session stay in the live codec (conversion stopped or
+    /// failed); `reel reencode` converts them.
+    pub live_codec_cameras: Vec<String>,
+    /// Episodes converted per camera: (camera, by its final lane, by transcoding the live file).
+    pub final_routes: Vec<(String, u64, u64)>,
 }
 
 /// Writes a LeRobot v3.0 dataset. See the module doc.
@@ -395,8 +406,17 @@ impl DatasetWriter {
         if let Some(msg) = deferred::remove_leftovers(&root)? {
             tracing::warn!("{}: {msg}", root.display());
         }
+        let n_cams = cfg.features.video_keys().len();
         let mut transcoder = match &cfg.deferred {
-            Some(fin) => Some(DeferredTranscoder::start(&root, fin.clone())?),
+            Some(fin) => {
+                // One transcode worker per camera, at most one per core.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Some(DeferredTranscoder::start(
+                    &root,
+                    fin.clone(),
+                    n_cams.clamp(1, cores),
+                )?)
+            }
             None => None,
         };
         let queue = transcoder.as_mut().and_then(|t| t.take_queue());
@@ -417,6 +437,14 @@ impl DatasetWriter {
                         chain: encoder_chain(&cfg),
                         limits: cfg.queue,
                         watchdog: cfg.watchdog,
+                        // A zero final spill budget means no final lane: every episode is
+                        // transcoded from its committed live file.
+                        final_lane: match (&cfg.deferred, &transcoder) {
+                            (Some(fin), Some(t)) if cfg.queue.max_final_spill_bytes > 0 => {
+                                Some((fin.clone(), t.sink(key)))
+                            }
+                            _ => None,
+                        },
                     },
                 )?);
             }
@@ -674,6 +702,10 @@ impl DatasetWriter {
             b.spilled_now
                 .push((c.key().to_string(), k.spilled_now.load(Ordering::Relaxed)));
             b.spilled_total += k.spilled_total.load(Ordering::Relaxed);
+            if let Some(f) = c.final_counters() {
+                b.final_queued
+                    .push((c.key().to_string(), f.queued.load(Ordering::Relaxed)));
+            }
         }
         b.pending_saves = self.shared.lock().pending;
         if let Some(t) = &self.deferred {
@@ -789,6 +821,18 @@ impl DatasetWriter {
         if self.frames_in_episode > 0 {
             self.discard_episode()?;
         }
+        // The control loop is over (finalize is called after it): nothing real-time is left
+        // to protect, so the conversion to the final codec may use the whole machine.
+        match &self.deferred {
+            Some(t) => t.raise(),
+            None => {
+                // The live encoders' backlog (if any) is all that is left: let it use the machine.
+                reel_core::sched::raise_background_threads(
+                    reel_core::sched::Policy::Normal { nice: 0 },
+                    true,
+                );
+            }
+        }
         let result = self.wait_for_commits(mark);
         self.jobs = None;
         if let Some(h) = self.committer.take() {
@@ -807,61 +851,16 @@ impl DatasetWriter {
                 tracing::error!("the committer thread panicked: {msg}");
             }
         }
+        // The live encoders are done; final lanes keep working through their queues.
         for c in &mut self.cameras {
-            c.shutdown();
+            c.close();
         }
         let mut out = Finalized::default();
-        if let Some(mut t) = self.deferred.take() {
-            let conv = if result.is_err() {
-                // Nothing is swapped after a failed or stopped session: the live codec stays.
-                t.cancel();
-                Err(Error::Interrupted("the session did not finish".into()))
-            } else {
-                t.finish(&self.stop, mark).and_then(|o| {
-                    out.deferred_wait_s = o.wait_s;
-                    let videos = std::mem::take(&mut self.shared.lock().session_videos);
-                    match &self.final_settings {
-                        Some(fin) => swap::swap_in_final_codec(
-                            &self.root,
-                            fin,
-                            self.durable,
-                            &videos,
-                            &o.failed,
-                            &self.codecs_before,
-                        ),
-                        None => Ok(0),
-                    }
-                })
-            };
-            match conv {
-                Ok(n) => {
-                    out.converted_files = n;
-                    let dir = deferred::deferred_dir(&self.root);
-                    if dir.exists() {
-                        fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
-                    }
-                }
-                Err(e) => {
-                    let _ = recover(&self.root);
-                    let _ = deferred::remove_leftovers(&self.root);
-                    let how = self
-                        .final_settings
-                        .as_ref()
-                        .map(|s| s.vcodec.as_str())
-                        .unwrap_or("libsvtav1");
-                    if e.is_interrupted() {
-                        tracing::warn!(
-                            "the conversion to the final codec was stopped ({e}): the dataset keeps its live codec (info.json says which); `reel reencode {} --vcodec {how}` converts it",
-                            self.root.display()
-                        );
-                    } else {
-                        tracing::error!(
-                            "the deferred conversion failed, the dataset keeps its live codec: {e}; `reel reencode {} --vcodec {how}` converts it",
-                            self.root.display()
-                        );
-                    }
-                }
-            }
+        if let Some(t) = self.deferred.take() {
+            self.finish_conversion(t, result.is_ok(), mark, &mut out)?;
+        }
+        for c in &mut self.cameras {
+            c.close();
         }
         if result.is_err() {
             // The caller gets the error, not the list: say here which episodes are saved.
@@ -879,6 +878,113 @@ impl DatasetWriter {
         }
         out.saved = result?;
         Ok(out)
+    }
+
+    /// Waits for the conversion to the final codec and swaps it in (see `finalize_report`).
+    /// A stop request swaps in the cameras already complete and leaves the others in the live
+    /// codec; a failed session swaps nothing.
+    fn finish_conversion(
+        &mut self,
+        mut t: DeferredTranscoder,
+        session_ok: bool,
+        mark: StopMark,
+        out: &mut Finalized,
+    ) -> Result<()> {
+        let keys: Vec<String> = self.cameras.iter().map(|c| c.key().to_string()).collect();
+        let videos = std::mem::take(&mut self.shared.lock().session_videos);
+        let swap = |failed: &[(String, u64, String)]| -> Result<usize> {
+            match &self.final_settings {
+                Some(fin) => swap::swap_in_final_codec(
+                    &self.root,
+                    fin,
+                    self.durable,
+                    &videos,
+                    failed,
+                    &self.codecs_before,
+                ),
+                None => Ok(0),
+            }
+        };
+        let conv: Result<usize> = if !session_ok {
+            // Nothing is swapped after a failed or stopped session: the live codec stays.
+            t.cancel(Duration::from_millis(300));
+            Err(Error::Interrupted("the session did not finish".into()))
+        } else {
+            match t.finish(&self.stop, mark) {
+                Ok(o) => {
+                    out.deferred_wait_s = o.wait_s;
+                    out.final_routes = o.routes;
+                    out.live_codec_cameras = o.failed.iter().map(|f| f.0.clone()).collect();
+                    out.live_codec_cameras.dedup();
+                    swap(&o.failed)
+                }
+                Err(e) if e.is_interrupted() => {
+                    out.conversion_stopped = true;
+                    let done = t.complete_cameras(&keys);
+                    let stopped: Vec<(String, u64, String)> = keys
+                        .iter()
+                        .filter(|k| !done.contains(k))
+                        .map(|k| (k.clone(), 0, "the conversion was stopped".to_string()))
+                        .collect();
+                    out.live_codec_cameras = stopped.iter().map(|s| s.0.clone()).collect();
+                    if done.is_empty() {
+                        Err(e)
+                    } else {
+                        swap(&stopped)
+                    }
+                }
+                Err(e) => Err(e),
+            }
+        };
+        // After a stop, an aborted encoder may still be flushing: wait a little, then leave it.
+        let until = Instant::now()
+            + if conv.is_ok() && !out.conversion_stopped {
+                Duration::from_secs(5)
+            } else {
+                Duration::from_millis(300)
+            };
+        for c in &mut self.cameras {
+            c.join_final_lane(until);
+        }
+        let how = self
+            .final_settings
+            .as_ref()
+            .map(|s| s.vcodec.as_str())
+            .unwrap_or("libsvtav1");
+        match conv {
+            Ok(n) => {
+                out.converted_files = n;
+                let dir = deferred::deferred_dir(&self.root);
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(|e| Error::io("remove", &dir, e))?;
+                }
+                if !out.live_codec_cameras.is_empty() {
+                    tracing::warn!(
+                        "cameras {:?} keep their live codec (info.json says which); `reel reencode {} --vcodec {how}` converts them",
+                        out.live_codec_cameras,
+                        self.root.display()
+                    );
+                }
+            }
+            Err(e) => {
+                out.live_codec_cameras = keys;
+                let _ = recover(&self.root);
+                let _ = deferred::remove_leftovers(&self.root);
+                if e.is_interrupted() {
+                    out.conversion_stopped = session_ok;
+                    tracing::warn!(
+                        "the conversion to the final codec was stopped ({e}): the dataset keeps its live codec (info.json says which); `reel reencode {} --vcodec {how}` converts it",
+                        self.root.display()
+                    );
+                } else {
+                    tracing::error!(
+                        "the deferred conversion failed, the dataset keeps its live codec: {e}; `reel reencode {} --vcodec {how}` converts it",
+                        self.root.display()
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

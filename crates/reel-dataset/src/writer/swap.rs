@@ -1,7 +1,10 @@
 //! The deferred conversion's swap-in: at `finalize`, the final-codec version of every video
 //! file this session wrote is built from the converted parts, checked (frame count, duration)
 //! against the live file, and all of them are swapped in with info.json in one journaled
-//! transaction (rename old → `.reel/deferred/old/…`, create + rename new → old).
+//! transaction (rename old → `.reel/deferred/old/…`, create + rename new → old). The same
+//! transaction appends to reel's per-episode figures (`crate::figures`) that each converted
+//! camera's `videos/<key>/encoder` is now the final encoder, so the figures say what the
+//! video files hold.
 
 use super::committer::video_info_block;
 use super::journal_path;
@@ -43,9 +46,7 @@ pub(super) fn swap_in_final_codec(
     let mut skip: Vec<String> = Vec::new();
     for (key, ep, e) in failed {
         if !skip.contains(key) {
-            tracing::warn!(
-                "camera {key} keeps its live codec: converting episode {ep} failed ({e})"
-            );
+            tracing::warn!("camera {key} keeps its live codec (episode {ep}: {e})");
             skip.push(key.clone());
         }
     }
