@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Every fault point in reel, with where it is.
-pub const POINTS: [(&str, &str); 12] = [
+pub const POINTS: [(&str, &str); 13] = [
     (
         "journal.record",
         "after each undo-journal record is on disk, before its change",
@@ -61,6 +61,10 @@ pub const POINTS: [(&str, &str); 12] = [
     (
         "committer.job",
         "the committer took an episode off its queue",
+    ),
+    (
+        "reencode.manifest",
+        "reel reencode: the swap manifest is on disk, before the first rename",
     ),
 ];
 

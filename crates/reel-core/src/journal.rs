@@ -467,9 +467,7 @@ fn resolve(root: &Path, rel: &Path, journal: &Path) -> Result<PathBuf> {
         at.push(name);
         match fs::symlink_metadata(&at) {
             Ok(m) if i + 1 < names.len() && !m.is_dir() => return bad("goes through a file"),
-            Ok(m) if i + 1 == names.len() && !m.is_file() => {
-                return bad("is not a regular file")
-            }
+            Ok(m) if i + 1 == names.len() && !m.is_file() => return bad("is not a regular file"),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
             Err(e) => return Err(Error::io("stat", &at, e)),
@@ -626,6 +624,11 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
             ),
         )
     };
+    // A journal reached through a symbolic link (`.reel -> elsewhere`) is not this dataset's,
+    // and removing it after the replay would remove a file outside the dataset.
+    if let Ok(rel) = path.strip_prefix(root) {
+        safepath::resolve(root, rel).map_err(|e| refuse(format!("the journal's {e}")))?;
+    }
     if size > MAX_JOURNAL_BYTES {
         return Err(refuse(format!(
             "the undo journal is {size} bytes, more than the {MAX_JOURNAL_BYTES} a transaction writes"

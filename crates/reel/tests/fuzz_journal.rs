@@ -612,3 +612,37 @@ fn recover_edited_records() {
         },
     );
 }
+
+#[test]
+fn a_journal_behind_a_linked_reel_folder_is_refused() {
+    // `.reel -> ../outside` holding a real journal: replaying it would read a journal from
+    // outside the dataset and remove it there.
+    let tx = &transactions()[0];
+    let s = seeds(BIN);
+    let d = case_dir(s);
+    let base = d.path();
+    let root = base.join("ds");
+    let mut tree = tx.post.clone();
+    tree.retain(|p, _| !p.starts_with(".reel"));
+    tree.insert(
+        PathBuf::from(".reel"),
+        Entry::Link(PathBuf::from("../outside")),
+    );
+    materialize(&root, &tree);
+    std::fs::create_dir_all(base.join("outside")).unwrap();
+    std::fs::write(base.join("outside/journal"), &tx.journal).unwrap();
+    let before = snapshot(base);
+    let fz = Fuzz::new("journal::recover (linked .reel)");
+    let r = fz
+        .call(
+            "linked .reel",
+            tx.journal.len(),
+            || recover(&root.join(JOURNAL), &root),
+            |r| r.is_ok(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = r.expect_err("a journal behind a symbolic link is refused");
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(diff(&before, &snapshot(base)), Vec::<String>::new());
+    fz.report();
+}
