@@ -12,6 +12,8 @@
 //!   every file they name is back to its bytes before the transaction and every other file
 //!   is as the crash left it;
 //! * otherwise (records edited and re-checksummed), only files that its records name changed.
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 mod fuzz_common;
@@ -91,8 +93,7 @@ fn decode(buf: &[u8]) -> (Vec<Rec>, Vec<usize>) {
     if buf.len() < 8 {
         return (recs, offs);
     }
-    loop {
-        let Some(&kind) = buf.get(i) else { break };
+    while let Some(&kind) = buf.get(i) {
         let Some(pl) = buf.get(i + 1..i + 5) else {
             break;
         };

@@ -9,6 +9,8 @@
 //! append to a damaged parquet file either fails and leaves it byte-identical, or succeeds
 //! and rolls back exactly. A swap recovery either refuses and changes nothing, or finishes
 //! the swap with a readable `info.json` and changes nothing outside the dataset.
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 mod fuzz_common;
@@ -161,13 +163,13 @@ fn pyjson_and_stats_json_on_mutated_stats() {
     fz.run(cases(1500), json_mutations(), |muts| {
         let bytes = apply_json(seed, &muts);
         let text = String::from_utf8_lossy(&bytes);
-        fz.call(
+        let _ = fz.call(
             "parse_py",
             bytes.len(),
             || pyjson::parse_py(&text),
             |r| r.is_some(),
         )?;
-        fz2.call(
+        let _ = fz2.call(
             "stats_json::parse",
             bytes.len(),
             || stats_json::parse(&text, Path::new(STATS)),
@@ -219,7 +221,7 @@ fn figures_read_on_mutated_log() {
     fz.run(cases(1000), json_mutations(), |muts| {
         let bytes = apply_json(seed, &muts);
         std::fs::write(root.join(FIGURES), &bytes).unwrap();
-        fz.call(
+        let _ = fz.call(
             "figures::read",
             bytes.len(),
             || figures::read(root),
@@ -375,7 +377,7 @@ fn parquet_footer_readers_on_mutated_files() {
             || parquet_append::row_group_rows(&p),
             |r| r.is_ok(),
         )?;
-        fz.call(
+        let _ = fz.call(
             "key_value_metadata",
             bytes.len(),
             || parquet_append::key_value_metadata(&p),
@@ -393,6 +395,90 @@ fn parquet_footer_readers_on_mutated_files() {
         }
         Ok(())
     });
+}
+
+/// A zigzag varint as thrift's compact protocol writes an i32.
+fn zigzag(v: i32) -> Vec<u8> {
+    let mut z = ((v << 1) ^ (v >> 31)) as u32;
+    let mut out = Vec::new();
+    loop {
+        if z < 0x80 {
+            out.push(z as u8);
+            return out;
+        }
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+}
+
+/// Reads a varint at `at`: (value, length).
+fn varint(b: &[u8], at: usize) -> (u64, usize) {
+    let (mut v, mut n) = (0u64, 0usize);
+    while let Some(&x) = b.get(at + n) {
+        v |= ((x & 0x7f) as u64) << (7 * n);
+        n += 1;
+        if x & 0x80 == 0 || n == 10 {
+            break;
+        }
+    }
+    (v, n)
+}
+
+#[test]
+fn page_headers_claiming_huge_pages() {
+    // The first page header of each file (right after the magic): thrift fields 1 (type),
+    // 2 (uncompressed size), 3 (compressed size). The reader sizes its buffers from them.
+    let s = seeds(BIN);
+    let info = Info::parse(std::str::from_utf8(s.file(INFO)).unwrap(), Path::new(INFO)).unwrap();
+    let fz = Fuzz::new("parquet (crafted pages)");
+    let d = case_dir(s);
+    let root = d.path();
+    for (rel, b) in parquet_seeds() {
+        std::fs::create_dir_all(root.join(rel).parent().unwrap()).unwrap();
+        std::fs::write(root.join(rel), b).unwrap();
+    }
+    for (rel, seed) in parquet_seeds() {
+        assert_eq!(seed[4], 0x15, "{rel}: a page header follows the magic");
+        let (_, n1) = varint(seed, 5);
+        let f2 = 5 + n1;
+        assert_eq!(seed[f2], 0x15, "{rel}: field 2 (uncompressed size)");
+        let (_, n2) = varint(seed, f2 + 1);
+        let f3 = f2 + 1 + n2;
+        let (_, n3) = varint(seed, f3 + 1);
+        for (field_at, len) in [(f2 + 1, n2), (f3 + 1, n3)] {
+            for v in [0, 1, -1, 1 << 20, 1 << 30, i32::MAX, i32::MIN] {
+                let mut b = seed.to_vec();
+                b.splice(field_at..field_at + len, zigzag(v));
+                std::fs::write(root.join(rel), &b).unwrap();
+                let what = format!("{rel}: page size field {field_at} = {v}");
+                let r = if rel == TASKS {
+                    fz.call(
+                        &what,
+                        b.len(),
+                        || tasks::read(root).map(|_| ()),
+                        |r| r.is_ok(),
+                    )
+                } else if rel == EPISODES {
+                    fz.call(
+                        &what,
+                        b.len(),
+                        || episodes::read_all(root, &info.features).map(|_| ()),
+                        |r| r.is_ok(),
+                    )
+                } else {
+                    fz.call(
+                        &what,
+                        b.len(),
+                        || parquet_append::row_group_rows(Path::new(&root.join(rel))).map(|_| ()),
+                        |r| r.is_ok(),
+                    )
+                };
+                let _ = r.unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        std::fs::write(root.join(rel), seed).unwrap();
+    }
+    fz.report();
 }
 
 #[test]
@@ -458,7 +544,7 @@ fn append_to_a_mutated_parquet_file() {
         parquet_append::append_batch(&p, &batch, &[], &mut j).unwrap();
     });
     fz.base.set(base);
-    fz.run(cases(300), mutations(), |muts| {
+    fz.run(cases(300), (mutations(), any::<u8>()), |(muts, keep)| {
         let bytes = apply(seed, &fields, &muts);
         let d = case_dir(s);
         let root = d.path();
@@ -486,6 +572,24 @@ fn append_to_a_mutated_parquet_file() {
         recover(&jp, root).map_err(|e| fail(format!("rollback failed: {e}")))?;
         if std::fs::read(&p).unwrap() != bytes {
             return Err(fail("rollback did not restore the input".into()));
+        }
+        // `reel check --repair`'s cut of a file to its first row groups, on the same input.
+        let mut j = Journal::begin(&jp, root, false).unwrap();
+        let r = fz.call(
+            "truncate_row_groups",
+            bytes.len(),
+            || parquet_append::truncate_row_groups(&p, keep as usize % 3, &mut j),
+            |r| r.is_ok(),
+        )?;
+        if r.is_err() && std::fs::read(&p).unwrap() != bytes {
+            return Err(fail(format!(
+                "truncate failed ({r:?}) but changed the file"
+            )));
+        }
+        drop(j);
+        recover(&jp, root).map_err(|e| fail(format!("rollback failed: {e}")))?;
+        if std::fs::read(&p).unwrap() != bytes {
+            return Err(fail("truncate's rollback did not restore the input".into()));
         }
         Ok(())
     });
