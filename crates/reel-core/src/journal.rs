@@ -23,8 +23,10 @@
 //! [`recover`] therefore checks every record before undoing anything: each path must stay
 //! inside the dataset ([`crate::safepath`]), every length and offset must add up without
 //! overflow and fit the journal, and a tail record must match the file it would restore (its
-//! length and the fingerprint of the bytes before the offset). A journal that fails any check
-//! is reported and left alone: nothing is undone.
+//! length and the fingerprint of the bytes before the offset); a path must name a regular file
+//! (or nothing) with only folders on the way, and the undo steps taken together must be able
+//! to run to the end (no record's path inside another's, no tail restored on a file an earlier
+//! step removes). A journal that fails any check is reported and left alone: nothing is undone.
 
 use crate::{faultpoint, safepath, Error, Result};
 use std::fs::{self, File, OpenOptions};

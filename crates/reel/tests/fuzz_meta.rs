@@ -160,7 +160,7 @@ fn pyjson_and_stats_json_on_mutated_stats() {
     let fz = Fuzz::new("pyjson::parse_py");
     let fz2 = Fuzz::new("stats_json::parse");
     assert!(stats_json::parse(std::str::from_utf8(seed).unwrap(), Path::new(STATS)).is_ok());
-    fz.run(cases(1500), json_mutations(), |muts| {
+    fz.run(cases(1000), json_mutations(), |muts| {
         let bytes = apply_json(seed, &muts);
         let text = String::from_utf8_lossy(&bytes);
         let _ = fz.call(
@@ -724,7 +724,7 @@ fn swap_recover_on_mutated_manifests() {
         "the real manifest finishes the swap"
     );
     check_swap(&fz, &seed, true).unwrap_or_else(|e| panic!("through a linked .reel: {e}"));
-    fz.run(cases(300), json_mutations(), |muts| {
+    fz.run(cases(150), json_mutations(), |muts| {
         check_swap(&fz, &apply_json(&seed, &muts), false)
     });
 }

@@ -312,6 +312,7 @@ fn truncate_a_mutated_file() {
     let fz = Fuzz::new("mp4 (unmutated seeds)");
     journaled(&fz, s, Some(&m.target), &m.segment, "append", 0).unwrap();
     journaled(&fz, s, Some(&m.target), &m.segment, "truncate", frames / 2).unwrap();
+    fz.report();
     assert_eq!(fz.figures.borrow().ok, 2, "the real seeds are accepted");
     assert!(m.seg_frames > 0);
 }
