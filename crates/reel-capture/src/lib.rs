@@ -2,6 +2,8 @@
 //! input (a `lavfi` graph, a video file, a V4L2 device `/dev/videoN`), read on its own thread
 //! through one code path (libavformat/libavdevice, decoder, swscale to RGB24), paced to real
 //! time, and published as [`reel_core::SharedFrame`]s the control loop takes without waiting.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod camera;
 pub mod negotiate;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Every fault point in reel, with where it is.
-pub const POINTS: [(&str, &str); 14] = [
+pub const POINTS: [(&str, &str); 15] = [
     (
         "journal.record",
         "after each undo-journal record is on disk, before its change",
@@ -69,6 +69,10 @@ pub const POINTS: [(&str, &str); 14] = [
     (
         "committer.job",
         "the committer took an episode off its queue",
+    ),
+    (
+        "reencode.manifest",
+        "reel reencode: the swap manifest is on disk, before the first rename",
     ),
 ];
 

@@ -23,8 +23,10 @@
 //! [`recover`] therefore checks every record before undoing anything: each path must stay
 //! inside the dataset ([`crate::safepath`]), every length and offset must add up without
 //! overflow and fit the journal, and a tail record must match the file it would restore (its
-//! length and the fingerprint of the bytes before the offset). A journal that fails any check
-//! is reported and left alone: nothing is undone.
+//! length and the fingerprint of the bytes before the offset); a path must name a regular file
+//! (or nothing) with only folders on the way, and the undo steps taken together must be able
+//! to run to the end (no record's path inside another's, no tail restored on a file an earlier
+//! step removes). A journal that fails any check is reported and left alone: nothing is undone.
 
 use crate::{faultpoint, safepath, Error, Result};
 use std::fs::{self, File, OpenOptions};
@@ -447,8 +449,87 @@ enum Undo<'a> {
     },
 }
 
+/// `rel` inside `root` ([`safepath::resolve`]), naming a regular file or nothing, with only
+/// folders (or nothing) on the way, and not the journal being replayed: an undo step on
+/// anything else would fail (or remove the journal) with the replay half done.
+fn resolve(root: &Path, rel: &Path, journal: &Path) -> Result<PathBuf> {
+    let p = safepath::resolve(root, rel)?;
+    let bad = |why: &str| {
+        Err(Error::invalid(format!(
+            "path '{}' {why}: refusing to touch it",
+            rel.display()
+        )))
+    };
+    if p == journal {
+        return bad("is the journal itself");
+    }
+    let names: Vec<_> = rel.components().collect();
+    let mut at = root.to_path_buf();
+    for (i, name) in names.iter().enumerate() {
+        at.push(name);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if i + 1 < names.len() && !m.is_dir() => return bad("goes through a file"),
+            Ok(m) if i + 1 == names.len() && !m.is_file() => return bad("is not a regular file"),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io("stat", &at, e)),
+        }
+    }
+    Ok(p)
+}
+
+/// Checks that the undo steps, taken in replay order, can all be carried out: no path is a
+/// folder of another record's path, and a tail is only restored on a file that is there when
+/// its turn comes (an earlier step may remove or rename files). Run before any change.
+fn check_replay(undo: &[Undo]) -> Result<()> {
+    let paths: Vec<&Path> = undo
+        .iter()
+        .flat_map(|u| match u {
+            Undo::Tail { path, .. } | Undo::Remove(path) | Undo::Restore(path, _) => {
+                vec![path.as_path()]
+            }
+            Undo::RenameBack { from, to } => vec![from.as_path(), to.as_path()],
+        })
+        .collect();
+    for a in &paths {
+        if let Some(b) = paths.iter().find(|b| b.starts_with(a) && b != &a) {
+            return Err(Error::invalid(format!(
+                "records name both '{}' and '{}' inside it",
+                a.display(),
+                b.display()
+            )));
+        }
+    }
+    let mut is_file: std::collections::HashMap<&Path, bool> = std::collections::HashMap::new();
+    for u in undo.iter().rev() {
+        match u {
+            Undo::Tail { path, .. } => {
+                if !*is_file.entry(path).or_insert_with(|| path.is_file()) {
+                    return Err(Error::invalid(format!(
+                        "{}: a tail would be restored on a file that an undo step before it removes",
+                        path.display()
+                    )));
+                }
+            }
+            Undo::Remove(p) => {
+                is_file.insert(p, false);
+            }
+            Undo::Restore(p, _) => {
+                is_file.insert(p, true);
+            }
+            Undo::RenameBack { from, to } => {
+                if *is_file.entry(to).or_insert_with(|| to.is_file()) {
+                    is_file.insert(from, true);
+                    is_file.insert(to, false);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks one record (see the module doc); an error says why it may not be replayed.
-fn check_record<'a>(rec: &'a Record, root: &Path) -> Result<Undo<'a>> {
+fn check_record<'a>(rec: &'a Record, root: &Path, journal: &Path) -> Result<Undo<'a>> {
     Ok(match rec {
         Record::Tail {
             rel,
@@ -457,7 +538,7 @@ fn check_record<'a>(rec: &'a Record, root: &Path) -> Result<Undo<'a>> {
             before,
             tail,
         } => {
-            let path = safepath::resolve(root, rel)?;
+            let path = resolve(root, rel, journal)?;
             let expect = keep.checked_add(tail.len() as u64);
             if expect != Some(*len) {
                 return Err(Error::invalid(format!(
@@ -502,17 +583,17 @@ fn check_record<'a>(rec: &'a Record, root: &Path) -> Result<Undo<'a>> {
                 tail,
             }
         }
-        Record::Create { rel } => Undo::Remove(safepath::resolve(root, rel)?),
+        Record::Create { rel } => Undo::Remove(resolve(root, rel, journal)?),
         Record::Replace { rel, old } => {
-            let path = safepath::resolve(root, rel)?;
+            let path = resolve(root, rel, journal)?;
             match old {
                 Some(bytes) => Undo::Restore(path, bytes),
                 None => Undo::Remove(path),
             }
         }
         Record::Rename { from, to } => Undo::RenameBack {
-            from: safepath::resolve(root, from)?,
-            to: safepath::resolve(root, to)?,
+            from: resolve(root, from, journal)?,
+            to: resolve(root, to, journal)?,
         },
     })
 }
@@ -545,6 +626,11 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
             ),
         )
     };
+    // A journal reached through a symbolic link (`.reel -> elsewhere`) is not this dataset's,
+    // and removing it after the replay would remove a file outside the dataset.
+    if let Ok(rel) = path.strip_prefix(root) {
+        safepath::resolve(root, rel).map_err(|e| refuse(format!("the journal's {e}")))?;
+    }
     if size > MAX_JOURNAL_BYTES {
         return Err(refuse(format!(
             "the undo journal is {size} bytes, more than the {MAX_JOURNAL_BYTES} a transaction writes"
@@ -565,10 +651,11 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
     let mut undo = Vec::with_capacity(recs.len());
     for (n, rec) in recs.iter().enumerate() {
         undo.push(
-            check_record(rec, root)
+            check_record(rec, root, path)
                 .map_err(|e| refuse(format!("record {} cannot be replayed: {e}", n + 1)))?,
         );
     }
+    check_replay(&undo).map_err(|e| refuse(format!("the records cannot be replayed: {e}")))?;
     for u in undo.iter().rev() {
         match u {
             Undo::Tail {
@@ -594,6 +681,9 @@ pub fn recover(path: &Path, root: &Path) -> Result<usize> {
             Undo::RenameBack { from, to } => {
                 // Absent `to`: the rename never happened (or was undone by an earlier recovery).
                 if to.exists() {
+                    if let Some(d) = from.parent() {
+                        fs::create_dir_all(d).map_err(|e| Error::io("create dir", d, e))?;
+                    }
                     fs::rename(to, from)
                         .map_err(|e| Error::io("rename back for rollback", to, e))?;
                 }

@@ -6,6 +6,8 @@
 //! save) into an all-or-nothing transaction that survives `kill -9`.
 //!
 //! This crate must stay small and dependency-light: no FFmpeg, no Arrow.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod error;
 pub mod faultpoint;

@@ -227,7 +227,9 @@ mod tests {
         // SAFETY: querying live threads of this process.
         let before = unsafe { libc::sched_getscheduler(tid) };
         let n = raise_background_threads(Policy::Normal { nice: 0 }, false);
+        // SAFETY: as above.
         let after = unsafe { libc::sched_getscheduler(tid) };
+        // SAFETY: querying this thread's own policy.
         let me = unsafe { libc::sched_getscheduler(0) };
         done_tx.send(()).unwrap();
         h.join().unwrap();

@@ -16,9 +16,10 @@
 //! transaction, so a crash never leaves half a line (a torn last line is ignored on read).
 
 use crate::episodes::ExtraValue;
+use crate::pyjson;
 use reel_core::journal::Journal;
 use reel_core::{Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -121,34 +122,43 @@ pub fn read(root: &Path) -> Result<BTreeMap<u64, Vec<(String, ExtraValue)>>> {
     }
     let text = fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
     let complete = text.ends_with('\n');
-    let lines: Vec<&str> = text.lines().collect();
-    for (n, l) in lines.iter().enumerate() {
+    // Where each figure of an episode sits in its list (a search per figure is quadratic).
+    let mut index: HashMap<u64, HashMap<String, usize>> = HashMap::new();
+    let mut lines = text.lines().enumerate().peekable();
+    while let Some((n, l)) = lines.next() {
+        let last = lines.peek().is_none();
         if l.trim().is_empty() {
             continue;
         }
-        let parsed: Option<(u64, serde_json::Map<String, serde_json::Value>)> =
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    let e = v.get("episode_index")?.as_u64()?;
-                    let f = v.get("figures")?.as_object()?.clone();
-                    Some((e, f))
-                });
-        let Some((e, f)) = parsed else {
-            if n + 1 == lines.len() && !complete {
-                break; // torn by a crash
-            }
-            return Err(Error::corrupt(
-                &path,
-                format!("line {} is not a figures record", n + 1),
-            ));
+        let parsed = pyjson::check_value_budget(l, pyjson::SERDE_VALUE_COST)
+            .map_err(|e| format!("line {}: {e}", n + 1))
+            .and_then(|()| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|mut v| {
+                        let e = v.get("episode_index")?.as_u64()?;
+                        match v.get_mut("figures")?.take() {
+                            serde_json::Value::Object(f) => Some((e, f)),
+                            _ => None,
+                        }
+                    })
+                    .ok_or_else(|| format!("line {} is not a figures record", n + 1))
+            });
+        let (e, f) = match parsed {
+            Ok(x) => x,
+            Err(_) if last && !complete => break, // torn by a crash
+            Err(why) => return Err(Error::corrupt(&path, why)),
         };
         let entry = out.entry(e).or_default();
+        let at = index.entry(e).or_default();
         for (k, v) in f {
             let Some(v) = from_json(&v) else { continue };
-            match entry.iter_mut().find(|(kk, _)| *kk == k) {
-                Some((_, old)) => *old = v,
-                None => entry.push((k, v)),
+            match at.get(&k) {
+                Some(&i) => entry[i].1 = v,
+                None => {
+                    at.insert(k.clone(), entry.len());
+                    entry.push((k, v));
+                }
             }
         }
     }

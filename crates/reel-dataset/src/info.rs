@@ -243,6 +243,7 @@ impl Info {
     /// Parses `info.json` text; `path` names the file in errors ([`Error::Corrupt`]).
     pub fn parse(text: &str, path: &Path) -> Result<Info> {
         let bad = |msg: String| Error::corrupt(path, msg);
+        pyjson::check_value_budget(text, pyjson::SERDE_VALUE_COST).map_err(bad)?;
         let root: serde_json::Value =
             serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
         let obj = root

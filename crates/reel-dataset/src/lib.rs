@@ -11,6 +11,8 @@
 //! pipeline (memory queue, disk spill, encoder, image stats), the [`deferred`] transcoder (live
 //! codec → final codec in the background), [`check`] (validate, repair) and [`ticks`] (the
 //! per-tick timing of every recorded frame, in files LeRobot ignores).
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod camera;
 pub mod check;

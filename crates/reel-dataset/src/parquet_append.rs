@@ -475,14 +475,230 @@ pub fn row_group_rows(path: &Path) -> Result<Vec<u64>> {
         .collect())
 }
 
-/// Reads every record batch of a parquet file (small metadata files and tests).
+/// Reads every record batch of a parquet file (small metadata files and tests). The file is
+/// checked first ([`check_pages`]): the parquet reader sizes its buffers from the page
+/// headers, so a 2 KB file whose page claims 2 GiB would take 2 GiB.
 pub(crate) fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
-    let f = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
+    check_pages(path, &mut f)?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
         .map_err(|e| perr(path, e))?
         .build()
         .map_err(|e| perr(path, e))?;
     reader.map(|b| b.map_err(|e| perr(path, e))).collect()
+}
+
+/// Largest expansion of a SNAPPY page (a 3-byte copy tag yields at most 64 bytes).
+const SNAPPY_MAX_RATIO: u64 = 22;
+/// Largest expansion accepted for the other codecs (gzip, zstd, ... can do more; reel and
+/// LeRobot write SNAPPY metadata).
+const OTHER_MAX_RATIO: u64 = 64;
+
+/// Checks, before the parquet reader allocates anything from them, the sizes a file declares:
+/// the rows of its row groups (a metadata table holds at least a byte per row), each column
+/// chunk's byte range (inside the file), and each page header in it (its data inside the
+/// chunk, and its uncompressed size within what its codec can expand to).
+fn check_pages(path: &Path, f: &mut File) -> Result<()> {
+    let (_, len, md) = read_footer(path)?;
+    let bad = |m: String| Error::corrupt(path, m);
+    let rows: i64 = md
+        .row_groups()
+        .iter()
+        .map(|r| r.num_rows().max(0))
+        .fold(0i64, |a, b| a.saturating_add(b));
+    if md.row_groups().iter().any(|r| r.num_rows() < 0) || rows as u64 > len {
+        return Err(bad(format!(
+            "row groups declare {rows} rows in a {len}-byte file"
+        )));
+    }
+    for (g, rg) in md.row_groups().iter().enumerate() {
+        for c in rg.columns() {
+            let start = c
+                .dictionary_page_offset()
+                .unwrap_or_else(|| c.data_page_offset());
+            let size = c.compressed_size();
+            let end = start.checked_add(size);
+            if start < 4 || size < 0 || end.is_none_or(|e| e as u64 > len) {
+                return Err(bad(format!(
+                    "row group {g}: column chunk at {start} of {size} bytes is outside the {len}-byte file"
+                )));
+            }
+            let ratio = match c.compression() {
+                Compression::UNCOMPRESSED => 1,
+                Compression::SNAPPY => SNAPPY_MAX_RATIO,
+                _ => OTHER_MAX_RATIO,
+            };
+            let mut chunk = vec![0u8; size as usize];
+            f.seek(SeekFrom::Start(start as u64))
+                .map_err(|e| Error::io("seek", path, e))?;
+            f.read_exact(&mut chunk)
+                .map_err(|e| Error::io("read", path, e))?;
+            let mut at = 0usize;
+            while at < chunk.len() {
+                let mut r = Compact { b: &chunk, i: at };
+                let page = r.page_header().ok_or_else(|| {
+                    bad(format!(
+                        "row group {g}: unreadable page header at byte {}",
+                        start as usize + at
+                    ))
+                })?;
+                let data_end = r.i as u64 + page.compressed;
+                if data_end > chunk.len() as u64
+                    || page.uncompressed > ratio * page.compressed + 1024
+                {
+                    return Err(bad(format!(
+                        "row group {g}: the page at byte {} declares {} bytes ({} uncompressed) that its column chunk cannot hold",
+                        start as usize + at,
+                        page.compressed,
+                        page.uncompressed
+                    )));
+                }
+                at = data_end as usize;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The sizes of one page header.
+struct PageSizes {
+    uncompressed: u64,
+    compressed: u64,
+}
+
+/// Just enough of thrift's compact protocol to read a parquet page header's sizes (fields 2
+/// and 3) and skip the rest; nesting is bounded.
+struct Compact<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Compact<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.i)?;
+        self.i += 1;
+        Some(v)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for k in 0..10 {
+            let x = self.byte()?;
+            v |= ((x & 0x7f) as u64) << (7 * k);
+            if x & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn zigzag(&mut self) -> Option<i64> {
+        let v = self.varint()?;
+        Some((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    fn skip_bytes(&mut self, n: u64) -> Option<()> {
+        let end = self.i.checked_add(usize::try_from(n).ok()?)?;
+        (end <= self.b.len()).then(|| self.i = end)
+    }
+
+    /// Skips one value of compact type `ty`, `depth` containers deep.
+    fn skip(&mut self, ty: u8, depth: usize) -> Option<()> {
+        if depth > 16 {
+            return None;
+        }
+        match ty {
+            1 | 2 => Some(()),
+            3 => self.skip_bytes(1),
+            4..=6 => self.varint().map(|_| ()),
+            7 => self.skip_bytes(8),
+            8 => {
+                let n = self.varint()?;
+                self.skip_bytes(n)
+            }
+            9 | 10 => {
+                let h = self.byte()?;
+                let n = match h >> 4 {
+                    15 => self.varint()?,
+                    n => n as u64,
+                };
+                // Every element takes at least a byte: a count beyond the buffer is corrupt.
+                if n > (self.b.len() - self.i) as u64 {
+                    return None;
+                }
+                let et = h & 0x0f;
+                for _ in 0..n {
+                    self.skip(if et == 1 || et == 2 { 3 } else { et }, depth + 1)?;
+                }
+                Some(())
+            }
+            11 => {
+                let n = self.varint()?;
+                if n == 0 {
+                    return Some(());
+                }
+                if n > (self.b.len() - self.i) as u64 {
+                    return None;
+                }
+                let kv = self.byte()?;
+                for _ in 0..n {
+                    self.skip(kv >> 4, depth + 1)?;
+                    self.skip(kv & 0x0f, depth + 1)?;
+                }
+                Some(())
+            }
+            12 => self.fields(depth + 1, |_, _, r, d| r.skip_field(d)),
+            _ => None,
+        }
+    }
+
+    fn skip_field(&mut self, (ty, depth): (u8, usize)) -> Option<()> {
+        self.skip(ty, depth)
+    }
+
+    /// Walks the fields of a struct, calling `f(id, type, self, (type, depth))` for each.
+    fn fields(
+        &mut self,
+        depth: usize,
+        mut f: impl FnMut(i16, u8, &mut Self, (u8, usize)) -> Option<()>,
+    ) -> Option<()> {
+        if depth > 16 {
+            return None;
+        }
+        let mut id = 0i16;
+        loop {
+            let h = self.byte()?;
+            if h == 0 {
+                return Some(());
+            }
+            let ty = h & 0x0f;
+            id = match h >> 4 {
+                0 => i16::try_from(self.zigzag()?).ok()?,
+                d => id.checked_add(d as i16)?,
+            };
+            f(id, ty, self, (ty, depth))?;
+        }
+    }
+
+    /// A `PageHeader`: its uncompressed and compressed sizes (both required, non-negative).
+    fn page_header(&mut self) -> Option<PageSizes> {
+        let (mut unc, mut comp) = (None, None);
+        self.fields(0, |id, ty, r, d| match (id, ty) {
+            (2, 5) => {
+                unc = u64::try_from(r.zigzag()?).ok();
+                unc.map(|_| ())
+            }
+            (3, 5) => {
+                comp = u64::try_from(r.zigzag()?).ok();
+                comp.map(|_| ())
+            }
+            _ => r.skip_field(d),
+        })?;
+        Some(PageSizes {
+            uncompressed: unc?,
+            compressed: comp?,
+        })
+    }
 }
 
 /// Key-value metadata of the file at `path` (besides nothing: every pair, `ARROW:schema` included).

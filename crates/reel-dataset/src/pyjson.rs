@@ -228,10 +228,58 @@ fn write_compact(v: &PyValue, out: &mut String) {
 /// Deepest nesting of lists and objects [`parse_py`] accepts (LeRobot's files nest 4 deep).
 pub const MAX_DEPTH: usize = 128;
 
+/// Memory per JSON value that [`check_value_budget`] assumes for a [`PyValue`] tree: the
+/// value, and as much again for the spare capacity of the list holding it.
+pub const PY_VALUE_COST: usize = 2 * std::mem::size_of::<PyValue>();
+
+/// The same for a `serde_json::Value` tree (objects keep their order: an index map).
+pub const SERDE_VALUE_COST: usize = 2 * std::mem::size_of::<serde_json::Value>();
+
+/// Refuses a JSON document whose parsed tree would take more than 8 × its text + 1 MiB of
+/// memory, assuming `cost` bytes per value (the `*_VALUE_COST` constants).
+///
+/// A value costs far more as a tree than as text (`0,` is 2 bytes of text, 32 bytes as a
+/// [`PyValue`], 80 as a `serde_json::Value`), so a small dense file could take gigabytes.
+/// This counts the values in one pass without allocating (every `[`, `{`, `,` and `:` outside
+/// strings starts one). Files written by Python's `json.dump(indent=4)`, as LeRobot writes
+/// its metadata, hold a value per 10 bytes or more and stay far below the limit.
+pub fn check_value_budget(text: &str, cost: usize) -> Result<(), String> {
+    let mut values = 1u64;
+    let (mut in_str, mut escaped) = (false, false);
+    for &b in text.as_bytes() {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' | b',' | b':' => values += 1,
+            _ => {}
+        }
+    }
+    let need = values.saturating_mul(cost as u64);
+    let allowed = 8 * text.len() as u64 + (1 << 20);
+    if need > allowed {
+        return Err(format!(
+            "{values} JSON values in {} bytes would take about {need} bytes of memory (more than 8 × the text + 1 MiB)",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Parses JSON written by Python, which may contain the bare tokens `NaN`, `Infinity` and
-/// `-Infinity` (not valid JSON for `serde_json`). Returns `None` on malformed input, and on
-/// input nested deeper than [`MAX_DEPTH`] (the parser recurses once per level).
+/// `-Infinity` (not valid JSON for `serde_json`). Returns `None` on malformed input, on
+/// input nested deeper than [`MAX_DEPTH`] (the parser recurses once per level), and on input
+/// too dense for its size ([`check_value_budget`]).
 pub fn parse_py(text: &str) -> Option<PyValue> {
+    check_value_budget(text, PY_VALUE_COST).ok()?;
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,

@@ -76,6 +76,7 @@ fn flatten(v: &PyValue, out: &mut Vec<f64>) -> bool {
 /// Parses stats.json text; `path` names the file in errors.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<(String, FeatureStats)>> {
     let bad = |msg: String| Error::corrupt(path, msg);
+    pyjson::check_value_budget(text, pyjson::PY_VALUE_COST).map_err(bad)?;
     let Some(PyValue::Dict(features)) = pyjson::parse_py(text) else {
         return Err(bad(format!(
             "not a JSON object (malformed, or nested deeper than {} levels)",

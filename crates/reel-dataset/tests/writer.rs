@@ -1,5 +1,7 @@
 //! The writer through its library API: discarding an episode, frames spilled to disk when the
 //! memory queue is full (every frame still reaches its video, in order), tasks, counters.
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 use reel_core::{Feature, Features, RowValues, Value, VideoFrame};
 use reel_dataset::camera::QueueLimits;

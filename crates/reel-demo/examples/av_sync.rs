@@ -5,6 +5,8 @@
 //! one frame. Exit status 1 when a check fails.
 //!
 //! `cargo run --release -p reel-demo --example av_sync -- [SECONDS] [OUTPUT.mp4]`
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

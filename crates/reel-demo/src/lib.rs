@@ -14,6 +14,8 @@
 //!
 //! [`DemoRecorder::stop`] finalizes within [`DemoConfig::stop_deadline`] even when the audio
 //! input blocks forever, and renames the file into place only when the trailer is written.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod audio;
 mod compositor;

@@ -1,6 +1,8 @@
 //! End-to-end checks of demo recordings: layout pixels, wall-clock lock with stalling and slow
 //! cameras, A/V sync, stop with a never-ending audio input, and an injected failure. The tests
 //! of this file run in parallel (one binary), so the long ones overlap.
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 
@@ -239,6 +241,7 @@ fn av_sync_flash_and_beep_30s() {
 /// without writing: a reader blocks forever, like a live input.
 fn blocking_fifo(path: &std::path::Path, hold: Duration) -> std::thread::JoinHandle<()> {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let path = path.to_path_buf();
     std::thread::spawn(move || {

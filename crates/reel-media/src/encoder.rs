@@ -176,13 +176,13 @@ impl EpisodeEncoder {
             dict.set(&k, &v);
         }
         // Open ourselves so that options the codec did not consume can be reported.
-        // SAFETY: the context and codec are valid; avcodec_open2 takes ownership of the
-        // dictionary pointer's contents and hands back the leftovers, which we re-own.
         // Opening is serialized process-wide: SVT-AV1 1.4.1's handle initialisation touches
         // global state and crashes when two cameras open their encoders at the same moment.
         let policy = reel_core::sched::current_policy();
         let (res, leftover) = {
             let _open_guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            // SAFETY: the context and codec are valid; avcodec_open2 takes ownership of the
+            // dictionary pointer's contents and hands back the leftovers, which we re-own.
             unsafe {
                 let mut opts = dict.disown();
                 let res = ff::ffi::avcodec_open2(enc.as_mut_ptr(), codec.as_ptr(), &mut opts);

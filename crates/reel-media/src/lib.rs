@@ -5,6 +5,8 @@
 //! written, re-encodes whole files ([`transcode`]), and finds which encoders really work on
 //! this machine ([`encoders`]), and makes small JPEGs of frames for the live page
 //! ([`thumbnail`]).
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod decode;
 mod encoder;

@@ -537,15 +537,22 @@ fn parse_track(moov: &[Atom], file_len: u64) -> R<Track> {
     if entries.iter().any(|e| e.2 != sample_description_index) {
         return Err("stsc uses several sample descriptions".to_string());
     }
+    // Each entry covers the chunks from its first chunk to the next entry's: entries must
+    // come in chunk order, which lets one pass assign every chunk (a search per chunk was
+    // quadratic: 30 s for a 2 MB index).
+    if entries.windows(2).any(|w| w[1].0 < w[0].0) {
+        return Err("stsc entries are not in chunk order".to_string());
+    }
     let mut chunk_samples = Vec::with_capacity(chunk_offsets.len());
-    for c in 1..=chunk_offsets.len() as u32 {
-        let spc = entries
-            .iter()
-            .rev()
-            .find(|e| e.0 <= c)
-            .map(|e| e.1)
-            .ok_or_else(|| format!("stsc has no entry for chunk {c}"))?;
-        chunk_samples.push(spc);
+    let mut e = 0usize;
+    for c in 1..=chunk_offsets.len() as u64 {
+        while entries.get(e + 1).is_some_and(|x| x.0 as u64 <= c) {
+            e += 1;
+        }
+        match entries.get(e) {
+            Some(x) if x.0 as u64 <= c => chunk_samples.push(x.1),
+            _ => return Err(format!("stsc has no entry for chunk {c}")),
+        }
     }
     let total: u64 = chunk_samples.iter().map(|&x| x as u64).sum();
     if total != count as u64 {
@@ -622,28 +629,37 @@ fn entry_signature(stsd: &[u8]) -> R<Vec<u8>> {
 }
 
 /// Sets `btrt`'s average bit rate (and the max when it was just the average) for `t`.
+#[cfg(test)]
 fn update_btrt(t: &mut Track) -> R<()> {
+    t.stsd = stsd_with_btrt(t)?;
+    Ok(())
+}
+
+/// `t`'s `stsd` with `btrt`'s average bit rate (and the max when it was just the average)
+/// set for `t`'s samples.
+fn stsd_with_btrt(t: &Track) -> R<Vec<u8>> {
+    let mut stsd = t.stsd.clone();
     let ticks = t.duration_ticks();
     if ticks == 0 {
-        return Ok(());
+        return Ok(stsd);
     }
     let bytes: u64 = t.sizes.iter().map(|&x| x as u64).sum();
     let avg =
         ((bytes as u128 * 8 * t.timescale as u128) / ticks as u128).min(u32::MAX as u128) as u32;
-    for (kind, r) in entry_children(&t.stsd)? {
+    for (kind, r) in entry_children(&stsd)? {
         if &kind == b"btrt" && r.len() >= 12 {
-            let old_max = be32(&t.stsd, r.start + 4)?;
-            let old_avg = be32(&t.stsd, r.start + 8)?;
+            let old_max = be32(&stsd, r.start + 4)?;
+            let old_avg = be32(&stsd, r.start + 8)?;
             let max = if old_max <= old_avg {
                 avg
             } else {
                 old_max.max(avg)
             };
-            put32(&mut t.stsd, r.start + 4, max)?;
-            put32(&mut t.stsd, r.start + 8, avg)?;
+            put32(&mut stsd, r.start + 4, max)?;
+            put32(&mut stsd, r.start + 8, avg)?;
         }
     }
-    Ok(())
+    Ok(stsd)
 }
 
 fn full_box(version: u8, flags: u32) -> Vec<u8> {
@@ -773,8 +789,8 @@ fn set_duration(b: &mut [u8], off0: usize, off1: usize, value: u64, what: &str) 
 
 /// Builds a `moov` (header included) from `template` (the moov's children) with `t`'s tables.
 fn build_moov(template: &[Atom], t: &Track) -> R<Vec<u8>> {
-    let mut t = t.clone();
-    update_btrt(&mut t)?;
+    // Only the sample description changes (btrt): the per-sample tables are never copied.
+    let stsd = stsd_with_btrt(t)?;
     let ticks = t.duration_ticks();
     let movie = (ticks as u128 * t.movie_timescale as u128).div_ceil(t.timescale as u128);
     let movie = u64::try_from(movie).map_err(|_| "movie duration overflows".to_string())?;
@@ -815,7 +831,9 @@ fn build_moov(template: &[Atom], t: &Track) -> R<Vec<u8>> {
     set_duration(leaf_mut(find_mut(mdia, b"mdhd")?)?, 16, 24, ticks, "mdhd")?;
     let minf = kids_mut(find_mut(mdia, b"minf")?)?;
     let stbl = find_mut(minf, b"stbl")?;
-    stbl.body = Body::Children(build_stbl(&t));
+    let mut tables = build_stbl(t);
+    tables[0].body = Body::Leaf(stsd);
+    stbl.body = Body::Children(tables);
     let mut body = Vec::new();
     serialize(&moov, &mut body);
     let mut out = Vec::with_capacity(body.len() + 16);
@@ -824,25 +842,27 @@ fn build_moov(template: &[Atom], t: &Track) -> R<Vec<u8>> {
     Ok(out)
 }
 
-/// Concatenates `b` after `a`; `b`'s chunk offsets must already be final.
-fn merge(a: &Track, b: &Track) -> R<Track> {
-    check_compatible(a, b)?;
-    let mut t = a.clone();
+/// Concatenates `b` after `a` (taken, not copied: the tables of a long file are large);
+/// `b`'s chunk offsets must already be final.
+fn merge(a: Track, b: &Track) -> R<Track> {
+    check_compatible(&a, b)?;
+    let a_len = a.sizes.len();
+    let mut t = a;
     t.sizes.extend_from_slice(&b.sizes);
     t.deltas.extend_from_slice(&b.deltas);
     t.sync.extend_from_slice(&b.sync);
-    t.sdtp = match (&a.sdtp, &b.sdtp) {
+    t.sdtp = match (t.sdtp.take(), &b.sdtp) {
         (None, None) => None,
         (x, y) => {
-            let mut f = x.clone().unwrap_or_else(|| vec![0; a.sizes.len()]);
+            let mut f = x.unwrap_or_else(|| vec![0; a_len]);
             f.extend(y.clone().unwrap_or_else(|| vec![0; b.sizes.len()]));
             Some(f)
         }
     };
-    t.ctts = match (&a.ctts, &b.ctts) {
+    t.ctts = match (t.ctts.take(), &b.ctts) {
         (None, None) => None,
         (x, y) => {
-            let mut o = x.clone().unwrap_or_else(|| vec![0; a.sizes.len()]);
+            let mut o = x.unwrap_or_else(|| vec![0; a_len]);
             o.extend(y.clone().unwrap_or_else(|| vec![0; b.sizes.len()]));
             Some(o)
         }
@@ -1097,7 +1117,7 @@ pub fn append_segment(target: &Path, segment: &Path, journal: &mut Journal) -> R
         }
         let hdr = mdat_header(payload);
         let payload_start = ftyp_bytes.len() as u64 + hdr.len() as u64;
-        let mut t = seg.track.clone();
+        let mut t = seg.track;
         for o in &mut t.chunk_offsets {
             *o = *o - ds + payload_start;
         }
@@ -1142,11 +1162,12 @@ pub fn append_segment(target: &Path, segment: &Path, journal: &mut Journal) -> R
     })?;
     let hdr = mdat_header(payload);
     let payload_start = tgt.moov.offset + hdr.len() as u64;
-    let mut s = seg.track.clone();
+    let mut s = seg.track;
     for o in &mut s.chunk_offsets {
         *o = *o - ds + payload_start;
     }
-    let merged = merge(&tgt.track, &s)
+    let start_ticks = tgt.track.duration_ticks();
+    let merged = merge(tgt.track, &s)
         .map_err(|m| Error::Mismatch(format!("cannot append {}: {m}", segment.display())))?;
     let moov = build_moov(&tgt.moov_children, &merged).map_err(|m| Error::corrupt(target, m))?;
 
@@ -1167,7 +1188,7 @@ pub fn append_segment(target: &Path, segment: &Path, journal: &mut Journal) -> R
         .map_err(|e| Error::io("write moov", target, e))?;
     w.flush().map_err(|e| Error::io("write", target, e))?;
     Ok(Appended {
-        start_ticks: tgt.track.duration_ticks(),
+        start_ticks,
         duration_ticks: seg_ticks,
         timescale: merged.timescale,
         frames_total: merged.sizes.len() as u64,
@@ -1196,7 +1217,7 @@ pub fn truncate_frames(path: &Path, keep_frames: u64, journal: &mut Journal) -> 
         ));
     }
     let k = keep_frames as usize;
-    let mut t = l.track.clone();
+    let mut t = l.track;
     t.sizes.truncate(k);
     t.deltas.truncate(k);
     t.sync.truncate(k);
@@ -1399,7 +1420,7 @@ mod tests {
     fn merge_shifts_and_concatenates() {
         let a = track(4, 48, 64);
         let b = track(3, 9000, 64);
-        let m = merge(&a, &b).unwrap();
+        let m = merge(a.clone(), &b).unwrap();
         let stbl = build_stbl(&m);
         let stts = leaf(&stbl[1]).unwrap();
         assert_eq!(be32(stts, 4).unwrap(), 1, "equal-delta runs merge");
@@ -1422,7 +1443,7 @@ mod tests {
     fn large_offsets_switch_to_co64_and_back() {
         let a = track(2, 48, 64);
         let b = track(2, 5_000_000_000, 64);
-        let m = merge(&a, &b).unwrap();
+        let m = merge(a.clone(), &b).unwrap();
         let stbl = build_stbl(&m);
         assert!(find(&stbl, b"co64").is_ok());
         assert!(find(&stbl, b"stco").is_err());
@@ -1439,14 +1460,14 @@ mod tests {
     fn incompatible_tracks_are_refused() {
         let a = track(2, 48, 64);
         let b = track(2, 48, 640);
-        assert!(merge(&a, &b).unwrap_err().contains("64x48"));
+        assert!(merge(a.clone(), &b).unwrap_err().contains("64x48"));
         let mut c = track(2, 48, 64);
         c.timescale = 12800;
-        assert!(merge(&a, &c).unwrap_err().contains("timescale"));
+        assert!(merge(a.clone(), &c).unwrap_err().contains("timescale"));
         // btrt alone may differ.
         let mut d = track(2, 48, 64);
         d.stsd = stsd(64, 99999);
-        assert!(merge(&a, &d).is_ok());
+        assert!(merge(a.clone(), &d).is_ok());
     }
 
     #[test]
@@ -1462,11 +1483,11 @@ mod tests {
         let mut b = track(3, 9000, 64);
         b.ctts = Some(vec![512; 3]);
         b.media_time = 512;
-        let m = merge(&a, &b).unwrap();
+        let m = merge(a.clone(), &b).unwrap();
         assert_eq!(m.ctts.as_ref().unwrap().len(), 7);
         // A segment without the delay does not append to a file with it.
         let c = track(3, 9000, 64);
-        assert!(merge(&a, &c).unwrap_err().contains("decode delay"));
+        assert!(merge(a.clone(), &c).unwrap_err().contains("decode delay"));
         // Negative offsets are written as a version-1 ctts.
         let mut d = track(2, 48, 64);
         d.ctts = Some(vec![-512, 0]);

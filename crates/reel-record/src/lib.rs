@@ -11,6 +11,8 @@
 //!
 //! The loop thread never waits on encoding or disk: everything it hands over is an `Arc`
 //! or a few numbers.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod events;
 pub mod pacing;

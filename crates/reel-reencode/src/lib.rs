@@ -9,6 +9,8 @@
 //! are [`swap`]ped in together with `info.json`, roll-forward crash-safe. With
 //! `shard: Some((i, N))` a run only produces its share of the files; a final
 //! [`CommitMode::CommitOnly`] run checks that every shard finished and swaps everything.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod pool;
 pub mod progress;

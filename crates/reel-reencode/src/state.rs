@@ -26,9 +26,11 @@ pub fn check_rel(root: &Path, rel: &str) -> Result<()> {
             "'{rel}' is not a video file of the dataset (videos/.../*.mp4): refusing to touch it"
         )));
     }
+    // From the dataset root, so that a linked `.reel` or `.reel/reencode` is refused too.
+    let work = Path::new(".reel").join("reencode");
     reel_core::safepath::resolve(root, Path::new(rel))?;
-    reel_core::safepath::resolve(&work_dir(root), &Path::new("new").join(rel))?;
-    reel_core::safepath::resolve(&work_dir(root), &Path::new("old").join(rel))?;
+    reel_core::safepath::resolve(root, &work.join("new").join(rel))?;
+    reel_core::safepath::resolve(root, &work.join("old").join(rel))?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use reel_core::journal::{sync_dir, write_atomic, Journal};
 use reel_core::{Error, Result};
 use reel_dataset::episodes::ExtraValue;
 use reel_dataset::info::{Info, VideoInfo};
-use reel_dataset::paths;
+use reel_dataset::{paths, pyjson};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -64,6 +64,17 @@ pub fn recover(root: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(Error::io("read", &mp, e)),
     };
+    // A manifest reached through a symbolic link (`.reel -> elsewhere`) is not this
+    // dataset's: finishing it would move files and remove folders outside the dataset.
+    let rel = mp.strip_prefix(root).unwrap_or(&mp);
+    reel_core::safepath::resolve(root, rel).map_err(|e| {
+        Error::corrupt(
+            &mp,
+            format!("re-encode swap manifest: {e}; nothing was moved"),
+        )
+    })?;
+    pyjson::check_value_budget(&text, pyjson::SERDE_VALUE_COST)
+        .map_err(|e| Error::corrupt(&mp, format!("re-encode swap manifest: {e}")))?;
     let m: Manifest = match serde_json::from_str(&text) {
         Ok(m) => m,
         // write_atomic never leaves a torn manifest; an unreadable one is foreign damage.
@@ -78,15 +89,31 @@ pub fn recover(root: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn roll_forward(root: &Path, m: &Manifest) -> Result<()> {
+/// Checks a manifest before any step: every path is a video file of the dataset whose new
+/// copy or current file is there, and the new `info.json` reads. A manifest failing any of
+/// these is refused with nothing moved.
+fn check_manifest(root: &Path, m: &Manifest) -> Result<()> {
+    let refuse = |e: String| {
+        Error::corrupt(
+            manifest_path(root),
+            format!("re-encode swap manifest: {e}; nothing was moved"),
+        )
+    };
     for rel in &m.files {
-        state::check_rel(root, rel).map_err(|e| {
-            Error::corrupt(
-                manifest_path(root),
-                format!("re-encode swap manifest: {e}; nothing was moved"),
-            )
-        })?;
+        state::check_rel(root, rel).map_err(|e| refuse(e.to_string()))?;
+        if !state::new_path(root, rel).exists() && !root.join(rel).exists() {
+            return Err(refuse(format!(
+                "neither the new file nor the dataset file of '{rel}' exists (restore it from .reel/reencode/old)"
+            )));
+        }
     }
+    Info::parse(&m.info_json, &paths::info_file(root))
+        .map_err(|e| refuse(format!("its info.json is not valid ({e})")))?;
+    Ok(())
+}
+
+fn roll_forward(root: &Path, m: &Manifest) -> Result<()> {
+    check_manifest(root, m)?;
     let mut dirs: Vec<PathBuf> = Vec::new();
     for rel in &m.files {
         let new = state::new_path(root, rel);
@@ -273,6 +300,7 @@ pub fn swap_in(root: &Path, files: &BTreeMap<String, DoneFile>) -> Result<Vec<St
     let text = serde_json::to_string(&m)
         .map_err(|e| Error::invalid(format!("serialize swap manifest: {e}")))?;
     write_atomic(&manifest_path(root), text.as_bytes(), true)?;
+    reel_core::faultpoint::hit("reencode.manifest");
     roll_forward(root, &m)?;
     Ok(warnings)
 }

@@ -2,6 +2,8 @@
 //! 6 episodes, libx264, one episode per video file): x264 → SVT-AV1 with checks, no-op
 //! rerun, episode/camera subsets, fallback after a hang and after a missing encoder,
 //! shards + commit, and a real `kill -9` in the middle followed by a rerun.
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 use reel_core::Result;
 use reel_dataset::check::{check, CheckOptions};

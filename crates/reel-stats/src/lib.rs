@@ -20,6 +20,8 @@
 //! LeRobot's float64 case).
 //!
 //! Types and signatures here are the contract other crates use.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod aggregate;
 mod image;

@@ -1,5 +1,7 @@
 //! `reel`: the command line. It parses options and wires the library crates together;
 //! all behaviour lives in the libraries.
+// Unit tests build with the dev-dependencies, which only the integration tests use.
+#![cfg_attr(test, allow(unused_crate_dependencies))]
 
 mod bench;
 mod check;

@@ -2,6 +2,8 @@
 //! `reel check --repair`: every episode that was reported saved is still there and the
 //! dataset loads in LeRobot. A full disk (RLIMIT_FSIZE) fails the recording with a clear
 //! error and keeps every earlier episode.
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 use common::*;
@@ -111,6 +113,8 @@ fn full_disk_fails_loudly_and_keeps_saved_episodes() {
     cmd.args(["--vcodec", "libsvtav1", "--deferred", "never"])
         .env("REEL_LOG", "info");
     // No file may grow beyond 300 KB: the episodes table or a video file hits it after a few episodes.
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit,
+    // which is async-signal-safe; it allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
             let lim = libc::rlimit {

@@ -2,6 +2,8 @@
 //! resume and merge), `reel report` and the live page of `reel record --display`, both
 //! rendered by headless Chromium (Debian's `chromium`; under REEL_REQUIRE_ORACLE=1 a missing
 //! browser fails these tests instead of skipping them).
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 

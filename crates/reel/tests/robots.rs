@@ -2,6 +2,8 @@
 //! teleoperation with LeRobot's flags, checked against the simulated servos in LeRobot's own
 //! units; corrupted and missing status packets; cameras lost mid-episode; and the bad-input
 //! errors (missing port, busy port, absent servo, another robot's calibration, joint limits).
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
 
 mod common;
 use common::*;
@@ -412,10 +414,8 @@ fn bad_robot_input_gets_clear_errors() {
         .open(&f.port)
         .unwrap();
     // SAFETY: flock on a descriptor owned by `held`.
-    assert_eq!(
-        unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    let locked = unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(locked, 0);
     let e = run_err(
         reel()
             .arg("calibrate")
