@@ -6,12 +6,15 @@
 //! * [`session`]: the episode/reset state machine and the loop itself;
 //! * [`timing`]: per-tick section timings, percentiles, missed deadlines, frame ages;
 //! * [`pacing`]: sleep-then-spin waits and loop priority;
-//! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM.
+//! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM;
+//! * [`external`]: a loop reel does not run (LeRobot's, a user's) feeding the writer, timed
+//!   from its `add_frame` calls ([`timing::ExternalTimer`]) into the same per-episode figures.
 //!
 //! The loop thread never waits on encoding or disk: everything it hands over is an `Arc`
 //! or a few numbers.
 
 pub mod events;
+pub mod external;
 pub mod pacing;
 pub mod robot;
 pub mod session;
