@@ -444,9 +444,10 @@ impl Writer {
         saved_list(py, &saved)
     }
 
-    /// Waits until every queued save is committed (at most `timeout` seconds; None: no
-    /// limit) and returns the episodes committed meanwhile. Other threads keep adding frames
-    /// while it waits. Raises the error of a failed save.
+    /// Waits until every save queued before this call is committed (at most `timeout`
+    /// seconds; None: no limit) and returns the episodes committed meanwhile. Other threads
+    /// keep adding frames and saving while it waits (their later saves are not waited for).
+    /// Raises the error of a failed save.
     #[pyo3(signature = (timeout=None))]
     fn wait_saved<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         if let Some(t) = timeout {
@@ -456,14 +457,17 @@ impl Writer {
         }
         let t0 = Instant::now();
         let mut all = Vec::new();
+        // Episodes commit in order: the saves queued now are done once this many are committed.
+        let target = self.with_session(py, |s| {
+            Ok(s.writer().totals().0 + s.writer().backlog().pending_saves as u64)
+        })?;
         loop {
             let (done, saved) = self.with_session(py, |s| {
-                let pending = s.writer().backlog().pending_saves;
                 let saved = s
                     .writer()
                     .wait_saved_timeout(Some(Duration::ZERO))
                     .map_err(to_py)?;
-                Ok((pending == 0, saved))
+                Ok((s.writer().totals().0 >= target, saved))
             })?;
             all.extend(saved);
             if done || timeout.is_some_and(|t| t0.elapsed().as_secs_f64() >= t) {
