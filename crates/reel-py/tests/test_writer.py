@@ -137,6 +137,10 @@ def test_bad_input_raises_a_clear_error_and_loses_nothing(tmp_path):
     wr.save_episode()
     with pytest.raises(ValueError, match="empty episode"):
         wr.save_episode()
+    wr.add_frame(row(2, h, w))
+    with pytest.raises(ValueError, match="1 frame"):
+        wr.save_episode()
+    wr.discard_episode()
     saved = wr.wait_saved()
     assert [s["frames"] for s in saved] == [2]
     wr.finalize()

@@ -455,6 +455,13 @@ impl DatasetWriter {
                 "cannot save an empty episode: add frames first",
             ));
         }
+        if self.frames_in_episode < 2 && !self.cameras.is_empty() {
+            // The commit would fail (image statistics need 2 frames) and stop the writer:
+            // refuse now, keeping the frame, so the caller can add more or discard it.
+            return Err(Error::invalid(
+                "cannot save an episode of 1 frame: LeRobot needs at least 2 frames per episode with cameras; add frames or discard it",
+            ));
+        }
         let jobs = self
             .jobs
             .clone()
