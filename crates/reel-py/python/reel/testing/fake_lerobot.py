@@ -25,12 +25,16 @@ class ReelFakeRobotConfig(RobotConfig):
     num_cameras: int = 1
     width: int = 320
     height: int = 240
-    #: A video file whose frames (decoded once, scaled to width x height) the cameras loop.
+    #: A video file whose frames (decoded once, scaled to width x height) the cameras loop;
+    #: several files separated by commas go to the cameras in order (repeating the list).
     video_path: str | None = None
     #: Frames decoded from video_path (or synthesised) and looped.
     loop_frames: int = 90
     #: Raise in get_observation after this many observations.
     fail_after: int | None = None
+    #: Camera noise (Gaussian, in pixel levels) baked into the looped frames at connect, like
+    #: a webcam's sensor noise: it makes encoders work harder and costs nothing per tick.
+    noise_sigma: float = 0.0
 
 
 def _synthetic(n: int, w: int, h: int, cam: int) -> list[np.ndarray]:
@@ -96,9 +100,15 @@ class ReelFakeRobot(Robot):
         c = self.config
         for i, cam in enumerate(self.cameras):
             if c.video_path:
-                self._frames[cam] = _from_file(c.video_path, c.loop_frames, c.width, c.height)
+                paths = [p.strip() for p in c.video_path.split(",") if p.strip()]
+                self._frames[cam] = _from_file(paths[i % len(paths)], c.loop_frames, c.width, c.height)
             else:
                 self._frames[cam] = _synthetic(min(c.loop_frames, 30), c.width, c.height, i)
+            if c.noise_sigma > 0:
+                rng = np.random.default_rng(i)
+                self._frames[cam] = [
+                    np.clip(f + rng.normal(0, c.noise_sigma, f.shape), 0, 255).astype(np.uint8)
+                    for f in self._frames[cam]]
         self._t0 = time.monotonic()
         self._connected = True
 
