@@ -43,9 +43,10 @@ impl FramePool {
     ) -> Result<SharedFrame, E> {
         let len = width as usize * height as usize * 3;
         // Most recently returned first: the pool is a stack and the newest entries sit last.
-        let free = self.frames.iter_mut().rev().position(|f| {
-            Arc::get_mut(f).is_some_and(|v| v.width == width && v.height == height)
-        });
+        let free =
+            self.frames.iter_mut().rev().position(|f| {
+                Arc::get_mut(f).is_some_and(|v| v.width == width && v.height == height)
+            });
         let mut frame = match free {
             Some(pos_from_end) => {
                 let i = self.frames.len() - 1 - pos_from_end;

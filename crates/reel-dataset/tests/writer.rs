@@ -68,7 +68,11 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
     w.add_frame(row(0, "kept task")).unwrap();
     let e = w.save_episode(Vec::new()).unwrap_err().to_string();
     assert!(e.contains("1 frame"), "{e}");
-    assert_eq!(w.frames_in_episode(), 1, "the refused episode keeps its frame");
+    assert_eq!(
+        w.frames_in_episode(),
+        1,
+        "the refused episode keeps its frame"
+    );
     w.finalize().unwrap();
     assert_eq!(
         reel_dataset::tasks::read(&root).unwrap(),

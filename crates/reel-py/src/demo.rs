@@ -117,9 +117,9 @@ impl DemoRecorder {
                 }
             }
         }
-        let rec = py
-            .detach(|| Recorder::start(sources, cfg))
-            .map_err(|e| to_py(e.context(format!("starting the demo video {}", output.display()))))?;
+        let rec = py.detach(|| Recorder::start(sources, cfg)).map_err(|e| {
+            to_py(e.context(format!("starting the demo video {}", output.display())))
+        })?;
         Ok(DemoRecorder {
             state: Mutex::new(State {
                 recorder: Some(rec),
@@ -133,9 +133,18 @@ impl DemoRecorder {
     /// Makes `image` (HWC or CHW, uint8 or float in [0, 1]) the latest frame of the pushed
     /// camera `name`; `captured_ns` (`time.monotonic_ns()`) places it in time (default now).
     #[pyo3(signature = (name, image, captured_ns=None))]
-    fn push(&self, py: Python<'_>, name: &str, image: &Bound<'_, PyAny>, captured_ns: Option<u64>) -> PyResult<()> {
+    fn push(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        image: &Bound<'_, PyAny>,
+        captured_ns: Option<u64>,
+    ) -> PyResult<()> {
         let (h, w) = frames::image_hw(image)?;
-        let mut st = self.state.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+        let mut st = self
+            .state
+            .lock_py_attached(py)
+            .unwrap_or_else(|p| p.into_inner());
         if st.recorder.is_none() {
             return Err(reel_error("the demo recorder is stopped"));
         }
@@ -146,15 +155,29 @@ impl DemoRecorder {
             )));
         };
         p.seq += 1;
-        let f = frames::image(name, h, w, image, &mut p.pool, captured_ns.unwrap_or_else(monotonic_ns), p.seq)?;
+        let f = frames::image(
+            name,
+            h,
+            w,
+            image,
+            &mut p.pool,
+            captured_ns.unwrap_or_else(monotonic_ns),
+            p.seq,
+        )?;
         p.slot.push(f);
         Ok(())
     }
 
     /// Figures so far; `failed` says why the recorder stopped on its own, if it did.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let st = self.state.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
-        let rec = st.recorder.as_ref().ok_or_else(|| reel_error("the demo recorder is stopped"))?;
+        let st = self
+            .state
+            .lock_py_attached(py)
+            .unwrap_or_else(|p| p.into_inner());
+        let rec = st
+            .recorder
+            .as_ref()
+            .ok_or_else(|| reel_error("the demo recorder is stopped"))?;
         let d = stats_dict(py, &rec.stats())?;
         d.set_item("failed", rec.failed())?;
         Ok(d)
@@ -163,7 +186,10 @@ impl DemoRecorder {
     /// Stops and finalizes the MP4 (renamed into place once complete); returns its figures.
     fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (rec, cams) = {
-            let mut st = self.state.lock_py_attached(py).unwrap_or_else(|p| p.into_inner());
+            let mut st = self
+                .state
+                .lock_py_attached(py)
+                .unwrap_or_else(|p| p.into_inner());
             (st.recorder.take(), std::mem::take(&mut st.cameras))
         };
         let rec = rec.ok_or_else(|| reel_error("the demo recorder is already stopped"))?;
@@ -176,7 +202,8 @@ impl DemoRecorder {
             }
             s
         });
-        let stats = stats.map_err(|e| to_py(e.context(format!("demo video {}", self.output.display()))))?;
+        let stats =
+            stats.map_err(|e| to_py(e.context(format!("demo video {}", self.output.display()))))?;
         stats_dict(py, &stats)
     }
 

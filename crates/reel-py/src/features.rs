@@ -13,9 +13,9 @@ use reel_core::{Dtype, Feature, Features, DEFAULT_FEATURES_NAMES};
 
 /// Parses a features dict (see the module doc); errors name the feature.
 pub(crate) fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Features> {
-    let d = d
-        .cast::<PyDict>()
-        .map_err(|_| value_error("features must be a dict {name: {\"dtype\", \"shape\", \"names\"}}"))?;
+    let d = d.cast::<PyDict>().map_err(|_| {
+        value_error("features must be a dict {name: {\"dtype\", \"shape\", \"names\"}}")
+    })?;
     let mut out = Features::new();
     for (k, v) in d.iter() {
         let name: String = k
@@ -25,14 +25,17 @@ pub(crate) fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Features> {
             continue;
         }
         let spec = v.cast::<PyDict>().map_err(|_| {
-            value_error(format!("feature '{name}': expected a dict with dtype, shape, names"))
+            value_error(format!(
+                "feature '{name}': expected a dict with dtype, shape, names"
+            ))
         })?;
         let dtype: String = spec
             .get_item("dtype")?
             .ok_or_else(|| value_error(format!("feature '{name}': no dtype")))?
             .extract()
             .map_err(|_| value_error(format!("feature '{name}': dtype must be a string")))?;
-        let dtype = Dtype::parse(&dtype).map_err(|e| to_py(e.context(format!("feature '{name}'"))))?;
+        let dtype =
+            Dtype::parse(&dtype).map_err(|e| to_py(e.context(format!("feature '{name}'"))))?;
         let shape_obj = spec
             .get_item("shape")?
             .ok_or_else(|| value_error(format!("feature '{name}': no shape")))?;
@@ -52,7 +55,11 @@ pub(crate) fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Features> {
         };
         let is_depth = spec
             .get_item("info")?
-            .and_then(|i| i.cast::<PyDict>().ok().and_then(|i| i.get_item("is_depth_map").ok().flatten()))
+            .and_then(|i| {
+                i.cast::<PyDict>()
+                    .ok()
+                    .and_then(|i| i.get_item("is_depth_map").ok().flatten())
+            })
             .map(|b| b.is_truthy().unwrap_or(false))
             .unwrap_or(false);
         if is_depth && dtype == Dtype::Video {
@@ -60,8 +67,15 @@ pub(crate) fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Features> {
                 "camera '{name}' is a depth map (info.is_depth_map): reel records RGB cameras only"
             )));
         }
-        out.push(name.clone(), Feature { dtype, shape, names })
-            .map_err(to_py)?;
+        out.push(
+            name.clone(),
+            Feature {
+                dtype,
+                shape,
+                names,
+            },
+        )
+        .map_err(to_py)?;
     }
     Ok(out)
 }

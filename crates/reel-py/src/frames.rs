@@ -38,8 +38,12 @@ fn to_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyUntypedArray>
     } else {
         py.import("numpy")?.getattr("asarray")?.call1((obj,))?
     };
-    arr.cast_into::<PyUntypedArray>()
-        .map_err(|e| value_error(format!("cannot read {} as an array", e.into_inner().get_type())))
+    arr.cast_into::<PyUntypedArray>().map_err(|e| {
+        value_error(format!(
+            "cannot read {} as an array",
+            e.into_inner().get_type()
+        ))
+    })
 }
 
 fn shape_str(s: &[usize]) -> String {
@@ -47,7 +51,10 @@ fn shape_str(s: &[usize]) -> String {
         [one] => format!("({one},)"),
         _ => format!(
             "({})",
-            s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -130,9 +137,11 @@ pub(crate) fn image(
     };
     let big = h * w * 3 >= DETACH_BYTES;
     if let Ok(a) = arr.cast::<PyArrayDyn<u8>>() {
-        let ro = a
-            .try_readonly()
-            .map_err(|e| value_error(format!("camera '{name}': the array is being written elsewhere ({e})")))?;
+        let ro = a.try_readonly().map_err(|e| {
+            value_error(format!(
+                "camera '{name}': the array is being written elsewhere ({e})"
+            ))
+        })?;
         if !chw {
             if let Ok(src) = ro.as_slice() {
                 let fill = |pool: &mut FramePool| {
@@ -141,7 +150,11 @@ pub(crate) fn image(
                         Ok::<(), String>(())
                     })
                 };
-                let frame = if big { py.detach(|| fill(pool)) } else { fill(pool) };
+                let frame = if big {
+                    py.detach(|| fill(pool))
+                } else {
+                    fill(pool)
+                };
                 return frame.map_err(value_error);
             }
         }
@@ -152,7 +165,11 @@ pub(crate) fn image(
                 Ok::<(), String>(())
             })
         };
-        let frame = if big { py.detach(|| fill(pool)) } else { fill(pool) };
+        let frame = if big {
+            py.detach(|| fill(pool))
+        } else {
+            fill(pool)
+        };
         return frame.map_err(value_error);
     }
     macro_rules! float_image {
@@ -185,10 +202,7 @@ pub(crate) fn image(
 }
 
 /// The array as an (h, w, 3) view (CHW arrays are viewed with their axes moved, no copy).
-fn hwc_view<'a, T>(
-    v: numpy::ndarray::ArrayViewD<'a, T>,
-    chw: bool,
-) -> PyResult<ArrayView3<'a, T>> {
+fn hwc_view<'a, T>(v: numpy::ndarray::ArrayViewD<'a, T>, chw: bool) -> PyResult<ArrayView3<'a, T>> {
     let v = v
         .into_dimensionality::<Ix3>()
         .map_err(|e| value_error(format!("image is not 3-dimensional: {e}")))?;

@@ -34,7 +34,8 @@ fn now_ns() -> u64 {
 fn encoders(py: Python<'_>, width: u32, height: u32, fps: u32) -> PyResult<Vec<(String, String)>> {
     let list = py.detach(|| {
         reel_media::init();
-        let req = reel_media::encoders::ProbeRequest::new(width, height, fps, &["av1", "hevc", "h264"]);
+        let req =
+            reel_media::encoders::ProbeRequest::new(width, height, fps, &["av1", "hevc", "h264"]);
         let cache = reel_media::encoders::default_cache_path();
         reel_media::encoders::probe(&req, std::time::Duration::from_secs(2), Some(&cache))
     });
@@ -42,7 +43,9 @@ fn encoders(py: Python<'_>, width: u32, height: u32, fps: u32) -> PyResult<Vec<(
         .into_iter()
         .map(|c| {
             let v = match c.verdict {
-                reel_media::encoders::Verdict::Works { fps } => format!("works ({fps:.0} frames/s)"),
+                reel_media::encoders::Verdict::Works { fps } => {
+                    format!("works ({fps:.0} frames/s)")
+                }
                 reel_media::encoders::Verdict::Rejected(r) => format!("rejected: {r}"),
                 reel_media::encoders::Verdict::NotCompiled => "not compiled in".to_string(),
             };

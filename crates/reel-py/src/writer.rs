@@ -104,14 +104,12 @@ fn open(
     };
     cfg.durable = o.durable;
     cfg.stop = stop.clone();
-    let writer = py
-        .detach(|| DatasetWriter::open(cfg, mode))
-        .map_err(|e| {
-            to_py(e.context(match mode {
-                OpenMode::Resume => format!("resuming {}", root.display()),
-                _ => format!("creating {}", root.display()),
-            }))
-        })?;
+    let writer = py.detach(|| DatasetWriter::open(cfg, mode)).map_err(|e| {
+        to_py(e.context(match mode {
+            OpenMode::Resume => format!("resuming {}", root.display()),
+            _ => format!("creating {}", root.display()),
+        }))
+    })?;
     let video_keys = features.video_keys();
     let pools = video_keys
         .iter()
@@ -187,7 +185,10 @@ impl Writer {
 
     /// Per-camera capture times from `captured_ns` (an int for every camera, or a dict by
     /// feature key or short camera name).
-    fn captured(&self, captured: Option<&Bound<'_, PyAny>>) -> PyResult<(Option<u64>, Vec<(String, u64)>)> {
+    fn captured(
+        &self,
+        captured: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Option<u64>, Vec<(String, u64)>)> {
         let Some(c) = captured else {
             return Ok((None, Vec::new()));
         };
@@ -195,13 +196,18 @@ impl Writer {
             return Ok((None, Vec::new()));
         }
         if c.is_instance_of::<PyInt>() {
-            let t: u64 = c
-                .extract()
-                .map_err(|_| value_error("captured_ns must be a non-negative int (time.monotonic_ns())"))?;
-            return Ok((Some(t), self.video_keys.iter().map(|k| (k.clone(), t)).collect()));
+            let t: u64 = c.extract().map_err(|_| {
+                value_error("captured_ns must be a non-negative int (time.monotonic_ns())")
+            })?;
+            return Ok((
+                Some(t),
+                self.video_keys.iter().map(|k| (k.clone(), t)).collect(),
+            ));
         }
         let d = c.cast::<PyDict>().map_err(|_| {
-            value_error("captured_ns must be an int or a dict {camera: int} (time.monotonic_ns() clock)")
+            value_error(
+                "captured_ns must be an int or a dict {camera: int} (time.monotonic_ns() clock)",
+            )
         })?;
         let mut out = Vec::new();
         for (k, v) in d.iter() {
@@ -220,9 +226,9 @@ impl Writer {
                 }
                 full
             };
-            let t: u64 = v
-                .extract()
-                .map_err(|_| value_error(format!("captured_ns['{key}'] must be a non-negative int")))?;
+            let t: u64 = v.extract().map_err(|_| {
+                value_error(format!("captured_ns['{key}'] must be a non-negative int"))
+            })?;
             out.push((key, t));
         }
         let tick = out.iter().map(|(_, t)| *t).min();
@@ -280,7 +286,11 @@ impl Writer {
             video_files_size_in_mb,
             encoder_timeout_s,
         };
-        let mode = if overwrite { OpenMode::Overwrite } else { OpenMode::Create };
+        let mode = if overwrite {
+            OpenMode::Overwrite
+        } else {
+            OpenMode::Create
+        };
         open(py, root, fps, features, o, mode)
     }
 
@@ -331,7 +341,14 @@ impl Writer {
             video_files_size_in_mb,
             encoder_timeout_s,
         };
-        open(py, root, fps.unwrap_or(schema.fps), features, o, OpenMode::Resume)
+        open(
+            py,
+            root,
+            fps.unwrap_or(schema.fps),
+            features,
+            o,
+            OpenMode::Resume,
+        )
     }
 
     /// Adds one row: `frame` maps every feature to its value (numpy arrays, torch CPU
@@ -355,7 +372,10 @@ impl Writer {
             return Err(closed());
         }
         let d = frame.cast::<PyDict>().map_err(|_| {
-            value_error(format!("frame must be a dict of feature values, got {}", frame.get_type()))
+            value_error(format!(
+                "frame must be a dict of feature values, got {}",
+                frame.get_type()
+            ))
         })?;
         let task_obj = match task {
             Some(t) if !t.is_none() => Some(t.clone()),
@@ -376,9 +396,9 @@ impl Writer {
         };
         let mut keys: Vec<String> = Vec::with_capacity(d.len());
         for k in d.keys() {
-            let k: String = k
-                .extract()
-                .map_err(|_| value_error(format!("frame keys must be feature names (str), got {k}")))?;
+            let k: String = k.extract().map_err(|_| {
+                value_error(format!("frame keys must be feature names (str), got {k}"))
+            })?;
             if k != "task" {
                 keys.push(k);
             }
@@ -388,13 +408,21 @@ impl Writer {
             .map_err(to_py)?;
         let (tick_ns, captured) = self.captured(captured_ns)?;
         let mut st = lock(py, &self.state);
-        let State { session, pools, seq } = &mut *st;
+        let State {
+            session,
+            pools,
+            seq,
+        } = &mut *st;
         let session = session.as_mut().ok_or_else(closed)?;
         *seq += 1;
         let mut row = RowValues::new(task);
         for key in keys {
-            let Some(f) = self.features.get(&key) else { continue };
-            let Some(obj) = d.get_item(&key)? else { continue };
+            let Some(f) = self.features.get(&key) else {
+                continue;
+            };
+            let Some(obj) = d.get_item(&key)? else {
+                continue;
+            };
             let v = match f.video_hw() {
                 Some((h, w)) => {
                     let cam = self.video_keys.iter().position(|k| *k == key).unwrap_or(0);
@@ -425,7 +453,11 @@ impl Writer {
     /// `ValueError` when the episode has no frame. The episode is on disk when
     /// `poll_saved`/`wait_saved` report it.
     fn save_episode(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with_session(py, |s| py.detach(|| s.save_episode()).map(|(i, _)| i).map_err(to_py))
+        self.with_session(py, |s| {
+            py.detach(|| s.save_episode())
+                .map(|(i, _)| i)
+                .map_err(to_py)
+        })
     }
 
     /// Drops the episode in progress (its frames and the tasks it introduced).
@@ -449,10 +481,16 @@ impl Writer {
     /// keep adding frames and saving while it waits (their later saves are not waited for).
     /// Raises the error of a failed save.
     #[pyo3(signature = (timeout=None))]
-    fn wait_saved<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    fn wait_saved<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
         if let Some(t) = timeout {
             if !(t.is_finite() && t >= 0.0) {
-                return Err(value_error(format!("timeout {t} must be a number of seconds >= 0")));
+                return Err(value_error(format!(
+                    "timeout {t} must be a number of seconds >= 0"
+                )));
             }
         }
         let t0 = Instant::now();
@@ -622,7 +660,11 @@ impl Writer {
     }
 
     fn __repr__(&self) -> String {
-        format!("reel.Writer(root={:?}, fps={})", self.root.display().to_string(), self.fps)
+        format!(
+            "reel.Writer(root={:?}, fps={})",
+            self.root.display().to_string(),
+            self.fps
+        )
     }
 }
 

@@ -448,18 +448,32 @@ mod tests {
         }
         assert_eq!(missed, [false, false, false, false, false, true, false]);
         // The same capture time handed twice is a repeated frame.
-        t.frame(&tick(base + 95 * ms, vec![Some(base + 85 * ms - 3 * ms), None]));
+        t.frame(&tick(
+            base + 95 * ms,
+            vec![Some(base + 85 * ms - 3 * ms), None],
+        ));
         let s = t.summary();
         assert_eq!(s.ticks, 8);
         assert_eq!(s.missed, 1);
-        assert!((s.late_start_max_ms - 25.0).abs() < 0.1, "{}", s.late_start_max_ms);
-        assert!((s.p50_ms - 2.5).abs() < 0.05, "work = tick time to end of add_frame");
+        assert!(
+            (s.late_start_max_ms - 25.0).abs() < 0.1,
+            "{}",
+            s.late_start_max_ms
+        );
+        assert!(
+            (s.p50_ms - 2.5).abs() < 0.05,
+            "work = tick time to end of add_frame"
+        );
         let record = s.sections.iter().find(|x| x.0 == "record").unwrap();
         assert!((record.1 - 0.5).abs() < 0.01, "add_frame p50 {}", record.1);
         let observe = s.sections.iter().find(|x| x.0 == "observe").unwrap();
         assert!((observe.1 - 2.0).abs() < 0.01);
         assert_eq!(s.cameras[0].0, "front");
-        assert!((s.cameras[0].1 - 5.0).abs() < 0.05, "age = capture to call: {}", s.cameras[0].1);
+        assert!(
+            (s.cameras[0].1 - 5.0).abs() < 0.05,
+            "age = capture to call: {}",
+            s.cameras[0].1
+        );
         assert_eq!(s.cameras[0].3, 1, "one repeat");
         assert_eq!(s.cameras[1].1, 0.0, "no capture time given: no age");
         // 8 ticks from the first tick time to the end of the last add_frame (97.5 ms).
