@@ -50,6 +50,9 @@ pub struct Writer {
     closed: AtomicBool,
 }
 
+/// The tick time and per-camera capture times of one `add_frame` (see `Writer::captured`).
+type Captured = (Option<u64>, Vec<(String, u64)>);
+
 /// The options every open takes (see `Writer.create`).
 struct Options {
     robot_type: Option<String>,
@@ -185,10 +188,7 @@ impl Writer {
 
     /// Per-camera capture times from `captured_ns` (an int for every camera, or a dict by
     /// feature key or short camera name).
-    fn captured(
-        &self,
-        captured: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<(Option<u64>, Vec<(String, u64)>)> {
+    fn captured(&self, captured: Option<&Bound<'_, PyAny>>) -> PyResult<Captured> {
         let Some(c) = captured else {
             return Ok((None, Vec::new()));
         };
