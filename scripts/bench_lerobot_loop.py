@@ -139,9 +139,9 @@ def run_one(name: str, plugin: bool, a, work: Path, footage: list[str]) -> dict:
         "name": name, "writer": m["writer"], "ticks": len(m["add"]), "rows": info["total_frames"],
         "episodes": info["total_episodes"], "missed": missed, "worst_late_ms": late * 1e3,
         "add_p50": pct(m["add_ms"], 50), "add_p99": pct(m["add_ms"], 99), "add_max": max(m["add_ms"]),
-        "video_frames": frames, "codec": {k: v.get("video.codec") for k, v in
-                                          ((k, f.get("info", {})) for k, f in info["features"].items())
-                                          if f.get("dtype") == "video"},
+        "video_frames": frames,
+        "codec": {k: f.get("info", {}).get("video.codec") for k, f in info["features"].items()
+                  if f.get("dtype") == "video"},
         "complete_s": fin_end - last_save, "save_call_ms": [(b - a_) * 1e3 for a_, b in m["save"]],
         "peak_rss_mb": m["peak_rss_mb"], "rss_at_first_frame_mb": m["rss_first_add_mb"],
         "wall_s": wall, "slower_warnings": log.count("Record loop is running slower"),

@@ -233,3 +233,11 @@ def test_lerobot_rollout_episodic_and_sentry_record_through_reel(tmp_path):
     assert_lerobot_check(hub / "upload-1", "--no-cross-check", "--no-delta")
     last = json.loads((uploads[-1].with_suffix("").joinpath("meta", "info.json")).read_text())
     assert last["total_episodes"] == total, "the final push uploads every episode"
+
+
+def test_the_entry_point_is_lerobot_record_on_reel(tmp_path):
+    """reel-lerobot-record (reel._cli:record): LeRobot's own options, reel's engine, no flag."""
+    r = run([sys.executable, "-m", "reel._cli", "--help"], lerobot_env(tmp_path), timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "recording through reel's engine" in r.stderr
+    assert "dataset.repo_id" in r.stdout

@@ -20,3 +20,7 @@ def rollout() -> None:
     from lerobot.scripts.lerobot_rollout import main
 
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    record()
