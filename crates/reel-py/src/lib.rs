@@ -54,6 +54,15 @@ fn encoders(py: Python<'_>, width: u32, height: u32, fps: u32) -> PyResult<Vec<(
         .collect())
 }
 
+/// Makes the calling thread the control loop, as `reel record` does for its own loop:
+/// SCHED_FIFO priority 10 when `realtime` (falling back to nice -10, then to the default
+/// priority). Returns what it got. Call it from the thread that runs the loop.
+#[pyfunction]
+#[pyo3(signature = (realtime=true))]
+fn raise_loop_priority(realtime: bool) -> String {
+    reel_record::pacing::raise_priority(realtime)
+}
+
 /// reel's log lines (encoder plan, saved episodes, slow ticks) go to stderr; `REEL_LOG` sets
 /// the level (default info), as for the CLI.
 fn init_logging() {
@@ -77,6 +86,7 @@ fn _reel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<demo::DemoRecorder>()?;
     m.add_function(wrap_pyfunction!(now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
+    m.add_function(wrap_pyfunction!(raise_loop_priority, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -13,7 +13,8 @@
 Log lines from the engine go to stderr; ``REEL_LOG=warn`` (or debug, ...) sets their level.
 """
 
-from ._reel import CommitGate, ReelError, Writer, __version__, encoders, now_ns
+from ._reel import CommitGate, ReelError, Writer, __version__, encoders, now_ns, raise_loop_priority
 from .demo import DemoRecorder
 
-__all__ = ["Writer", "CommitGate", "ReelError", "DemoRecorder", "now_ns", "encoders", "__version__"]
+__all__ = ["Writer", "CommitGate", "ReelError", "DemoRecorder", "now_ns", "encoders", "raise_loop_priority",
+           "__version__"]

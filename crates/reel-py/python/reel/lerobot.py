@@ -151,6 +151,13 @@ def _lerobot_features(user: Mapping[str, dict]) -> dict:
     return out
 
 
+def _raise_loop_priority() -> None:
+    """LeRobot's loop runs on the thread that creates the dataset: give it the priority reel's
+    own loop gets (``REEL_REALTIME=0`` opts out, like ``reel record --no-realtime``)."""
+    got = _reel.raise_loop_priority(os.environ.get("REEL_REALTIME", "1") != "0")
+    log.info("reel: control loop thread at %s", got)
+
+
 class ReelMeta:
     """What LeRobot's loops read of ``dataset.meta``: counts, keys, fps, features, stats, info."""
 
@@ -274,6 +281,7 @@ class ReelDataset:
         if data_files_size_in_mb is not None:
             opts["data_files_size_in_mb"] = float(data_files_size_in_mb)
         w = _reel.Writer.create(str(root), int(fps), features, robot_type=robot_type, **opts)
+        _raise_loop_priority()
         return cls(repo_id, root, w, _lerobot_features(features))
 
     @classmethod
@@ -309,6 +317,7 @@ class ReelDataset:
                 if info.get(k) is not None:
                     opts[k] = float(info[k])
         w = _reel.Writer.resume(str(root), **opts)
+        _raise_loop_priority()
         from lerobot.datasets.io_utils import load_info
 
         features = load_info(root).features
