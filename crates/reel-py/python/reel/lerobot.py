@@ -369,6 +369,13 @@ class ReelDataset:
         if episode_data is not None:
             raise ValueError("reel records episodes frame by frame: save_episode(episode_data=...) is not supported")
         frames = self._writer.frames_in_episode
+        if frames == 1 and self.meta.video_keys:
+            # reel refuses a 1-frame episode with cameras (it cannot be committed), and LeRobot's
+            # loops have no path for that refusal: drop it, loudly, rather than end the session.
+            log.warning("reel: dropping an episode of 1 frame (the loop delivered one frame in the "
+                        "whole episode; LeRobot needs at least 2 frames per episode with cameras)")
+            self._writer.discard_episode()
+            return
         self._writer.save_episode()
         self._frames_saved += frames
         for s in self._writer.poll_saved():
