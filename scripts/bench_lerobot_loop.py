@@ -10,7 +10,7 @@ misses its deadline when it comes more than 1.1 periods after the previous one),
 ``save_episode`` and ``finalize``; this script then counts the video frames stored against the
 data rows, and reads each run's peak memory (its whole process).
 
-    scripts/bench_lerobot_loop.sh [--episodes 2] [--seconds 10] [--noise 4]
+    scripts/bench_lerobot_loop.sh [--episodes 2] [--seconds 10] [--noise 4] [--json FILE]
 
 Run with the LeRobot venv's python and the reel package importable (the .sh wrapper does both).
 """
@@ -160,7 +160,7 @@ def main() -> int:
                     help="LeRobot writes PNGs and encodes at save (its non-streaming path)")
     ap.add_argument("--footage", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "footage"))
     ap.add_argument("--keep", action="store_true", help="keep the datasets and logs")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
     a = ap.parse_args()
     clips = [str(Path(a.footage) / f) for f in ("aloha_top.mkv", "aloha_angle.mkv", "aloha_front_close.mkv")]
     missing = [c for c in clips if not Path(c).exists()]
@@ -176,8 +176,7 @@ def main() -> int:
         else:
             print(f"kept {work}", file=sys.stderr)
     if a.json:
-        print(json.dumps({"lerobot": stock, "reel": ours, "args": vars(a)}, indent=2))
-        return 0
+        Path(a.json).write_text(json.dumps({"lerobot": stock, "reel": ours, "args": vars(a)}, indent=2))
 
     def ratio(x, y):
         return f"{x / y:.3f}" if y else ("0" if x == 0 else "inf")
