@@ -149,35 +149,7 @@ def run_one(name: str, plugin: bool, a, work: Path, footage: list[str]) -> dict:
     }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--episodes", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--reset", type=float, default=2.0)
-    ap.add_argument("--noise", type=float, default=0.0, help="camera noise sigma (pixel levels), 0 = clean footage")
-    ap.add_argument("--loop-frames", type=int, default=150, help="frames of each clip decoded and looped")
-    ap.add_argument("--no-streaming", dest="streaming", action="store_false",
-                    help="LeRobot writes PNGs and encodes at save (its non-streaming path)")
-    ap.add_argument("--footage", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "footage"))
-    ap.add_argument("--keep", action="store_true", help="keep the datasets and logs")
-    ap.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
-    a = ap.parse_args()
-    clips = [str(Path(a.footage) / f) for f in ("aloha_top.mkv", "aloha_angle.mkv", "aloha_front_close.mkv")]
-    missing = [c for c in clips if not Path(c).exists()]
-    if missing:
-        sys.exit(f"footage missing: {missing}")
-    work = Path(tempfile.mkdtemp(prefix="reel-bench-loop-"))
-    try:
-        stock = run_one("lerobot", False, a, work, clips)
-        ours = run_one("reel", True, a, work, clips)
-    finally:
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}", file=sys.stderr)
-    if a.json:
-        Path(a.json).write_text(json.dumps({"lerobot": stock, "reel": ours, "args": vars(a)}, indent=2))
-
+def print_table(stock: dict, ours: dict, a) -> None:
     def ratio(x, y):
         return f"{x / y:.3f}" if y else ("0" if x == 0 else "inf")
 
@@ -211,6 +183,38 @@ def main() -> int:
         every = all(v == w["rows"] for v in w["video_frames"].values())
         print(f"{w['name']}: {'every row has its frame' if every else 'ROWS WITHOUT A VIDEO FRAME'}; "
               f"LeRobot 'running slower' warnings: {w['slower_warnings']}; wall {w['wall_s']:.0f} s")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--episodes", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--reset", type=float, default=2.0)
+    ap.add_argument("--noise", type=float, default=0.0, help="camera noise sigma (pixel levels), 0 = clean footage")
+    ap.add_argument("--loop-frames", type=int, default=150, help="frames of each clip decoded and looped")
+    ap.add_argument("--no-streaming", dest="streaming", action="store_false",
+                    help="LeRobot writes PNGs and encodes at save (its non-streaming path)")
+    ap.add_argument("--footage", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "footage"))
+    ap.add_argument("--keep", action="store_true", help="keep the datasets and logs")
+    ap.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    a = ap.parse_args()
+    clips = [str(Path(a.footage) / f) for f in ("aloha_top.mkv", "aloha_angle.mkv", "aloha_front_close.mkv")]
+    missing = [c for c in clips if not Path(c).exists()]
+    if missing:
+        sys.exit(f"footage missing: {missing}")
+    work = Path(tempfile.mkdtemp(prefix="reel-bench-loop-"))
+    try:
+        stock = run_one("lerobot", False, a, work, clips)
+        ours = run_one("reel", True, a, work, clips)
+    finally:
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}", file=sys.stderr)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"lerobot": stock, "reel": ours, "args": vars(a)}, indent=2))
+
+    print_table(stock, ours, a)
     return 0
 
 
