@@ -204,20 +204,20 @@ def test_lerobot_rollout_episodic_and_sentry_record_through_reel(tmp_path):
 
     ep_root = tmp_path / "episodic"
     r = run([*common, "--strategy.type=episodic", "--dataset.repo_id=local/rollout_episodic",
-             f"--dataset.root={ep_root}", "--dataset.num_episodes=2", "--dataset.episode_time_s=4",
+             f"--dataset.root={ep_root}", "--dataset.num_episodes=1", "--dataset.episode_time_s=3",
              "--dataset.reset_time_s=0.3", "--dataset.push_to_hub=false"], env)
     assert r.returncode == 0, r.stderr[-5000:]
     assert "recording through reel's engine" in r.stderr
-    assert info(ep_root)["total_episodes"] == 2
+    assert info(ep_root)["total_episodes"] == 1
 
     hub = tmp_path / "hub"
     hub.mkdir()
     s_root = tmp_path / "sentry"
     r = run([*common, "--hub.discover_packages_path=reel_test_hub", "--strategy.type=sentry",
              "--strategy.upload_every_n_episodes=1", "--dataset.repo_id=local/rollout_sentry",
-             f"--dataset.root={s_root}", "--dataset.push_to_hub=true", "--duration=9"],
+             f"--dataset.root={s_root}", "--dataset.push_to_hub=true", "--duration=7"],
             {**env, "REEL_FAKE_HUB": str(hub), "REEL_FAKE_HUB_DELAY_S": "1.0",
-             "REEL_TEST_SENTRY_EPISODE_S": "2.5"})
+             "REEL_TEST_SENTRY_EPISODE_S": "2"})
     assert r.returncode == 0, r.stderr[-5000:]
     assert "Background push failed" not in r.stderr, r.stderr[-5000:]
     assert "Already borrowed" not in r.stderr
