@@ -43,8 +43,10 @@ def _synthetic(n: int, w: int, h: int, cam: int) -> list[np.ndarray]:
     ys, xs = np.mgrid[0:h, 0:w]
     out = []
     for k in range(n):
-        r = ((xs + 3 * k + 40 * cam) % 256).astype(np.uint8)
-        g = ((ys + 2 * k) % 256).astype(np.uint8)
+        # Ramps over the whole 0..255 range across the frame, shifted by k: every frame of a
+        # camera has the same mean, whatever its size.
+        r = ((xs * 256 // w + 8 * k + 40 * cam) % 256).astype(np.uint8)
+        g = ((ys * 256 // h + 5 * k) % 256).astype(np.uint8)
         b = np.full((h, w), (60 * cam + 40) % 256, np.uint8)  # steady mean: stats ≈ any frame's
         f = np.stack([r, g, b], axis=-1)
         x0 = (k * 5) % max(1, w - 16)
