@@ -27,3 +27,23 @@ if [ -x "$PY" ] && ! PYTHONPATH="$REEL_LEROBOT_EXTRAS" "$PY" -c "import scservo_
 fi
 export SVT_LOG=1
 cargo test --workspace -j2 "$@"
+
+# The Python module (crates/reel-py) inside LeRobot 0.6.1: its tests run in the LeRobot venv with
+# the package staged from this checkout (nothing is installed into the venv). With arguments
+# (a subset of the Rust tests) they run only when REEL_PY_TESTS=1.
+if [ $# -eq 0 ] || [ "${REEL_PY_TESTS:-0}" = 1 ]; then
+  if [ -x "${LEROBOT_VENV:-$HOME/venv-lerobot}/bin/python" ]; then
+    source scripts/py_env.sh
+    reel_py_extras
+    reel_py_stage
+    reel_py310
+    echo "== Python tests (crates/reel-py/tests) =="
+    PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" -m pytest -q -p no:cacheprovider \
+      --durations=5 crates/reel-py/tests
+  elif [ -n "${REEL_REQUIRE_ORACLE:-}" ]; then
+    echo "error: REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing: the Python tests cannot run" >&2
+    exit 1
+  else
+    echo "note: no LeRobot venv: skipping the Python tests"
+  fi
+fi

@@ -36,6 +36,8 @@ impl Dtype {
             "bool" => Dtype::Bool,
             "video" => Dtype::Video,
             "string" => Dtype::String,
+            "image" => return Err(Error::invalid("dtype 'image' (frames stored as PNG files, LeRobot's --dataset.video=false) is not recorded by reel: declare cameras as 'video'")),
+            "language" => return Err(Error::invalid("dtype 'language' (annotation columns LeRobot fills after recording) is not recorded by reel")),
             other => return Err(Error::invalid(format!("unsupported feature dtype '{other}' (reel supports float32, float64, int64, bool, video, string)"))),
         })
     }
@@ -94,6 +96,15 @@ pub const DEFAULT_FEATURES: [(&str, Dtype); 5] = [
     ("task_index", Dtype::Int64),
 ];
 
+/// The names of [`DEFAULT_FEATURES`].
+pub const DEFAULT_FEATURES_NAMES: [&str; 5] = [
+    "timestamp",
+    "frame_index",
+    "episode_index",
+    "index",
+    "task_index",
+];
+
 /// The user features of a dataset, in insertion order (the order of `info.json`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Features {
@@ -123,6 +134,12 @@ impl Features {
         if feature.shape.is_empty() || feature.shape.contains(&0) {
             return Err(Error::invalid(format!(
                 "feature '{name}': shape {:?} must be non-empty positive",
+                feature.shape
+            )));
+        }
+        if feature.dtype == Dtype::Video && feature.shape.len() == 3 && feature.shape[2] == 1 {
+            return Err(Error::invalid(format!(
+                "camera '{name}': shape {:?} is a depth map (one channel); reel records RGB cameras only ([height, width, 3])",
                 feature.shape
             )));
         }
@@ -161,6 +178,34 @@ impl Features {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+    /// Checks that a row's feature names are exactly this schema's: one error listing every
+    /// missing and every unknown name (LeRobot's `validate_frame` reports both the same way).
+    pub fn check_keys<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let keys: Vec<&str> = keys.into_iter().collect();
+        let missing: Vec<&str> = self
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| !keys.contains(n))
+            .collect();
+        let extra: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| self.get(k).is_none())
+            .collect();
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("frame is missing features {missing:?}"));
+        }
+        if !extra.is_empty() {
+            parts.push(format!("frame has features not in the dataset: {extra:?}"));
+        }
+        if parts.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(parts.join("; ")))
+        }
+    }
+
     /// Names of the video features, in order.
     pub fn video_keys(&self) -> Vec<String> {
         self.iter()
@@ -281,28 +326,11 @@ impl RowValues {
         if self.task.is_empty() {
             return Err(Error::invalid("frame has no task string"));
         }
-        let mut missing = Vec::new();
+        schema.check_keys(self.values.iter().map(|(n, _)| n.as_str()))?;
         for (name, f) in schema.iter() {
-            match self.get(name) {
-                Some(v) => v.check(name, f)?,
-                None => missing.push(name.to_string()),
+            if let Some(v) = self.get(name) {
+                v.check(name, f)?;
             }
-        }
-        if !missing.is_empty() {
-            return Err(Error::invalid(format!(
-                "frame is missing features {missing:?}"
-            )));
-        }
-        let extra: Vec<&str> = self
-            .values
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .filter(|n| schema.get(n).is_none())
-            .collect();
-        if !extra.is_empty() {
-            return Err(Error::invalid(format!(
-                "frame has features not in the dataset: {extra:?}"
-            )));
         }
         Ok(())
     }

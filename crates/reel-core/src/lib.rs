@@ -14,11 +14,13 @@ pub mod faultpoint;
 pub mod feature;
 pub mod frame;
 pub mod journal;
+pub mod pool;
 pub mod safepath;
 pub mod sched;
 pub mod stop;
 
 pub use error::{Error, Result, ResultExt};
-pub use feature::{Dtype, Feature, Features, RowValues, Value};
+pub use feature::{Dtype, Feature, Features, RowValues, Value, DEFAULT_FEATURES_NAMES};
 pub use frame::{monotonic_ns, wall_ns, SharedFrame, VideoFrame};
+pub use pool::FramePool;
 pub use stop::{StopMark, StopToken};

@@ -114,6 +114,21 @@ impl EncoderRequest {
         }
     }
 
+    /// [`new`](Self::new) for the cameras of `features` (their count, the largest one's size).
+    pub fn for_features(features: &reel_core::Features, fps: u32) -> EncoderRequest {
+        let cams: Vec<(u32, u32)> = features
+            .iter()
+            .filter_map(|(_, f)| f.video_hw())
+            .map(|(h, w)| (w, h))
+            .collect();
+        let (w, h) = cams
+            .iter()
+            .copied()
+            .max_by_key(|(w, h)| u64::from(*w) * u64::from(*h))
+            .unwrap_or((0, 0));
+        EncoderRequest::new(w, h, cams.len() as u32, fps)
+    }
+
     /// Every number in range; the error names the option.
     pub fn validate(&self) -> Result<()> {
         if self.fps == 0 || self.fps > MAX_FPS {

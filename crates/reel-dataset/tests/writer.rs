@@ -67,6 +67,14 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
         w.save_episode(Vec::new()).is_err(),
         "an empty episode cannot be saved"
     );
+    w.add_frame(row(0, "kept task")).unwrap();
+    let e = w.save_episode(Vec::new()).unwrap_err().to_string();
+    assert!(e.contains("1 frame"), "{e}");
+    assert_eq!(
+        w.frames_in_episode(),
+        1,
+        "the refused episode keeps its frame"
+    );
     w.finalize().unwrap();
     assert_eq!(
         reel_dataset::tasks::read(&root).unwrap(),
@@ -252,4 +260,70 @@ fn a_final_lane_over_its_spill_budget_hands_the_episode_to_the_transcoder() {
     assert_eq!(routes[0].2, 1, "transcoded: {routes:?}");
     assert_final_video(&root, &[20]);
     lerobot_loads(&root);
+}
+
+#[test]
+fn the_commit_gate_holds_commits_back_and_releases_them_in_order() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    let mut cfg = WriterConfig::new(&root, 30, features());
+    cfg.durable = false;
+    cfg.encoder = reel_media::EncoderSettings::lerobot_default().with_codec("libx264");
+    let mut w = DatasetWriter::create(cfg).unwrap();
+    for k in 0..6 {
+        w.add_frame(row(k, "first")).unwrap();
+    }
+    w.save_episode(Vec::new()).unwrap();
+    w.wait_saved().unwrap();
+    let info_before = std::fs::read(root.join("meta/info.json")).unwrap();
+    let gate = w.commit_gate();
+    // While the gate is held the loop goes on: frames and saves are accepted...
+    for k in 0..6 {
+        w.add_frame(row(k, "second")).unwrap();
+    }
+    w.save_episode(Vec::new()).unwrap();
+    // ...but nothing commits, however long the encoders have had.
+    let during = w
+        .wait_saved_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    assert!(during.is_empty(), "committed while the gate was held");
+    assert_eq!(w.backlog().pending_saves, 1);
+    assert_eq!(w.totals(), (1, 6));
+    assert_eq!(
+        std::fs::read(root.join("meta/info.json")).unwrap(),
+        info_before
+    );
+    // The gate can be released from another thread.
+    std::thread::spawn(move || drop(gate)).join().unwrap();
+    let after = w.wait_saved().unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].episode_index, 1);
+    assert_eq!(w.totals(), (2, 12));
+    w.finalize().unwrap();
+}
+
+#[test]
+fn a_dataset_schema_is_read_back_for_resume() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    let mut cfg = WriterConfig::new(&root, 15, features());
+    cfg.durable = false;
+    cfg.robot_type = Some("so101_follower".into());
+    cfg.encoder = reel_media::EncoderSettings::lerobot_default().with_codec("libx264");
+    let mut w = DatasetWriter::create(cfg).unwrap();
+    for k in 0..4 {
+        w.add_frame(row(k, "t")).unwrap();
+    }
+    w.save_episode_and_wait(Vec::new()).unwrap();
+    w.finalize().unwrap();
+    let s = reel_dataset::writer::read_schema(&root).unwrap();
+    assert_eq!(s.fps, 15);
+    assert_eq!(s.features, features());
+    assert_eq!(s.robot_type.as_deref(), Some("so101_follower"));
+    assert_eq!(s.codec.as_deref(), Some("h264"));
+    assert_eq!(s.vcodec_for_resume(None), "h264");
+    assert_eq!(s.vcodec_for_resume(Some("auto")), "h264");
+    assert_eq!(s.vcodec_for_resume(Some("libx265")), "libx265");
+    let e = reel_dataset::writer::read_schema(&d.path().join("nothing")).unwrap_err();
+    assert!(e.to_string().contains("no meta/info.json"), "{e}");
 }

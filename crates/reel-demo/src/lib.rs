@@ -27,4 +27,4 @@ mod source;
 pub use config::{AudioInput, DemoConfig, Layout};
 pub use recorder::{CameraDemoStats, DemoRecorder, DemoStats};
 pub use say::say;
-pub use source::FrameSource;
+pub use source::{FrameSlot, FrameSource};

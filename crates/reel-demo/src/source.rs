@@ -19,3 +19,37 @@ impl FrameSource for reel_capture::Camera {
         reel_capture::Camera::latest(self)
     }
 }
+
+/// A camera fed by its owner rather than read from a device: whoever holds the slot pushes
+/// frames (a Python loop, a callback thread) and the recorder samples the latest one, as it
+/// does for a `reel_capture::Camera`. Pushing replaces the frame; it never waits.
+pub struct FrameSlot {
+    name: String,
+    latest: std::sync::Mutex<Option<SharedFrame>>,
+}
+
+impl FrameSlot {
+    pub fn new(name: impl Into<String>) -> std::sync::Arc<FrameSlot> {
+        std::sync::Arc::new(FrameSlot {
+            name: name.into(),
+            latest: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Makes `frame` the latest (its `captured_ns` places it on the video's time line).
+    pub fn push(&self, frame: SharedFrame) {
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
+    }
+}
+
+impl FrameSource for FrameSlot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn latest(&self) -> Option<SharedFrame> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}

@@ -8,6 +8,8 @@
 //! * [`pacing`]: sleep-then-spin waits and loop priority;
 //! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM;
 //! * [`watch`]: camera disconnect detection (deadline, end the episode or flag stale frames).
+//! * [`external`]: a loop reel does not run (LeRobot's, a user's) feeding the writer, timed
+//!   from its `add_frame` calls ([`timing::ExternalTimer`]) into the same per-episode figures.
 //!
 //! The loop thread never waits on encoding or disk: everything it hands over is an `Arc`
 //! or a few numbers.
@@ -15,6 +17,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod events;
+pub mod external;
 pub mod pacing;
 pub mod robot;
 pub mod session;

@@ -124,10 +124,14 @@ impl TickTimer {
 
     /// Records the frame a camera delivered this tick (its age and whether it is a repeat).
     pub fn camera_frame(&mut self, cam: usize, captured_ns: u64, seq: u64) {
+        self.camera_frame_at(cam, captured_ns, seq, monotonic_ns());
+    }
+
+    fn camera_frame_at(&mut self, cam: usize, captured_ns: u64, seq: u64, now_ns: u64) {
         if cam >= self.cam_names.len() {
             return;
         }
-        let age = monotonic_ns().saturating_sub(captured_ns);
+        let age = now_ns.saturating_sub(captured_ns);
         rec(&mut self.cam_age[cam], age);
         let repeated = self.cam_last_seq[cam] == Some(seq);
         if repeated {
@@ -148,37 +152,33 @@ impl TickTimer {
         let mut sections_ns = [0u64; 4];
         for (i, m) in t.marks.iter().enumerate() {
             sections_ns[i] = m.saturating_sub(prev);
-            rec(&mut self.sections[i], sections_ns[i]);
             prev = *m;
         }
         let work_ns = end - t.start_ns;
         let late_start_ns = t.start_ns.saturating_sub(t.scheduled_ns);
         let missed = end > t.scheduled_ns + self.period_ns;
-        rec(&mut self.work, work_ns);
-        rec(&mut self.late, late_start_ns);
-        self.ticks += 1;
-        self.last_ns = end;
-        if missed {
-            self.missed += 1;
-            if end.saturating_sub(self.last_warn_ns) > 1_000_000_000 {
-                self.last_warn_ns = end;
-                let (i, worst) = sections_ns
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, v)| **v)
-                    .map(|(i, v)| (i, *v))
-                    .unwrap_or((0, 0));
-                tracing::warn!(
-                    "slow tick: {:.1} ms of work, started {:.1} ms late (budget {:.1} ms); slowest section: {} {:.1} ms",
-                    ms(work_ns),
-                    ms(late_start_ns),
-                    ms(self.period_ns),
-                    SECTIONS[i],
-                    ms(worst)
-                );
-            }
-        }
-        let mut record = TickRecord::new(t.scheduled_ns, t.start_ns);
+        let record = self.tick_record(t.scheduled_ns, t.start_ns, &sections_ns, missed);
+        let r = TickReport {
+            work_ns,
+            late_start_ns,
+            missed,
+            sections_ns,
+            record,
+        };
+        self.record(&r, end);
+        r
+    }
+
+    /// The stored per-tick record of a finished tick (frame ages from this tick's
+    /// [`camera_frame`](Self::camera_frame) calls).
+    fn tick_record(
+        &self,
+        scheduled_ns: u64,
+        start_ns: u64,
+        sections_ns: &[u64; 4],
+        missed: bool,
+    ) -> TickRecord {
+        let mut record = TickRecord::new(scheduled_ns, start_ns);
         for (i, s) in sections_ns.iter().enumerate() {
             record.set_section(i, *s);
         }
@@ -186,12 +186,39 @@ impl TickTimer {
         for (i, (age, repeated)) in self.cam_now.iter().enumerate() {
             record.set_camera(i, *age, *repeated);
         }
-        TickReport {
-            work_ns,
-            late_start_ns,
-            missed,
-            sections_ns,
-            record,
+        record
+    }
+
+    /// Adds a finished tick to the figures; warns (at most once a second) about a missed one,
+    /// naming the slowest section.
+    fn record(&mut self, r: &TickReport, end_ns: u64) {
+        for (h, v) in self.sections.iter_mut().zip(r.sections_ns) {
+            rec(h, v);
+        }
+        rec(&mut self.work, r.work_ns);
+        rec(&mut self.late, r.late_start_ns);
+        self.ticks += 1;
+        self.last_ns = end_ns;
+        if r.missed {
+            self.missed += 1;
+            if end_ns.saturating_sub(self.last_warn_ns) > 1_000_000_000 {
+                self.last_warn_ns = end_ns;
+                let (i, worst) = r
+                    .sections_ns
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, v)| **v)
+                    .map(|(i, v)| (i, *v))
+                    .unwrap_or((0, 0));
+                tracing::warn!(
+                    "slow tick: {:.1} ms of work, started {:.1} ms late (budget {:.1} ms); slowest section: {} {:.1} ms",
+                    ms(r.work_ns),
+                    ms(r.late_start_ns),
+                    ms(self.period_ns),
+                    SECTIONS[i],
+                    ms(worst)
+                );
+            }
         }
     }
 
@@ -257,6 +284,94 @@ impl TickTimer {
                 })
                 .collect(),
         }
+    }
+}
+
+/// One `add_frame` of a loop reel does not run (LeRobot's `record_loop`, a user's own loop):
+/// the moments reel is told or sees. All on the [`monotonic_ns`] clock.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalTick {
+    /// When the tick began: the capture time the caller gave, else the call itself.
+    pub tick_ns: u64,
+    /// When `add_frame` was called.
+    pub call_ns: u64,
+    /// When `add_frame` returned.
+    pub end_ns: u64,
+    /// Per camera (in the timer's camera order): the capture time of its frame, when given.
+    pub captured_ns: Vec<Option<u64>>,
+}
+
+/// The figures of [`TickTimer`] for a loop reel does not pace, from its `add_frame` calls
+/// alone. reel does not know the loop's schedule, only when each tick happened, so:
+///
+/// * a tick **misses its deadline** when it comes more than 1.1 periods after the previous
+///   one (the previous tick overran its slot, or the loop stalled between ticks; the 10 %
+///   absorbs sleep jitter). One overrun counts once;
+/// * **lateness** (`late_start_*`) is how much later than one period after the previous tick
+///   a tick came;
+/// * **tick work** runs from the tick time to the end of `add_frame`. Of the sections,
+///   `observe` holds everything the loop did between the tick time and its `add_frame` call
+///   (reading, deciding, sending: reel cannot split it; 0 when no capture time is given),
+///   `record` the `add_frame` call; `action` and `send` are not seen and stay 0. The names
+///   are those of reel's own loop so that a dataset recorded by both has one set of columns;
+/// * **frame age** per camera is the time from its capture to the `add_frame` call, when the
+///   capture time is given; a camera handed the same capture time twice counts a repeat.
+///
+/// Slow ticks are logged as reel's loop logs them.
+pub struct ExternalTimer {
+    inner: TickTimer,
+    prev_tick_ns: Option<u64>,
+}
+
+impl ExternalTimer {
+    pub fn new(fps: u32, cameras: &[String]) -> ExternalTimer {
+        ExternalTimer {
+            inner: TickTimer::new(fps, cameras),
+            prev_tick_ns: None,
+        }
+    }
+
+    /// The loop's period (1/fps) in nanoseconds.
+    pub fn period_ns(&self) -> u64 {
+        self.inner.period_ns
+    }
+
+    /// Adds one `add_frame` call.
+    pub fn frame(&mut self, t: &ExternalTick) -> TickReport {
+        let period = self.inner.period_ns;
+        self.inner.first_ns.get_or_insert(t.tick_ns);
+        let interval = self.prev_tick_ns.map(|p| t.tick_ns.saturating_sub(p));
+        // Its slot: one period after the previous tick (reel does not know the schedule).
+        let scheduled_ns = self.prev_tick_ns.map_or(t.tick_ns, |p| p + period);
+        self.prev_tick_ns = Some(t.tick_ns);
+        let late_start_ns = interval.map_or(0, |i| i.saturating_sub(period));
+        let missed = interval.is_some_and(|i| i > period + period / 10);
+        self.inner.cam_now.iter_mut().for_each(|c| *c = (0, false));
+        for (cam, c) in t.captured_ns.iter().enumerate() {
+            if let Some(c) = c {
+                self.inner.camera_frame_at(cam, *c, *c, t.call_ns);
+            }
+        }
+        let before_call = t.call_ns.saturating_sub(t.tick_ns);
+        let call = t.end_ns.saturating_sub(t.call_ns);
+        let sections_ns = [before_call, 0, 0, call];
+        let record = self
+            .inner
+            .tick_record(scheduled_ns, t.tick_ns, &sections_ns, missed);
+        let r = TickReport {
+            work_ns: before_call + call,
+            late_start_ns,
+            missed,
+            sections_ns,
+            record,
+        };
+        self.inner.record(&r, t.end_ns);
+        r
+    }
+
+    /// Figures so far (the same [`Summary`] as reel's own loop).
+    pub fn summary(&self) -> Summary {
+        self.inner.summary()
     }
 }
 
@@ -351,5 +466,67 @@ mod tests {
         assert_eq!(s.cameras[0].3, 1, "second delivery of seq 7 is a repeat");
         assert!(s.line().contains("1 missed deadlines"));
         assert!(s.extras().iter().any(|(k, _)| k == "missed_deadlines"));
+    }
+
+    #[test]
+    fn an_external_loop_is_timed_from_its_add_frame_calls() {
+        let cams = vec!["front".to_string(), "wrist".to_string()];
+        let mut t = ExternalTimer::new(100, &cams); // 10 ms period
+        let ms = 1_000_000u64;
+        let base = 1_000 * ms;
+        let tick = |at: u64, captured: Vec<Option<u64>>| ExternalTick {
+            tick_ns: at,
+            call_ns: at + 2 * ms,
+            end_ns: at + 2 * ms + ms / 2,
+            captured_ns: captured,
+        };
+        // On time (10 ms apart), then a stall of 35 ms.
+        let times = [0, 10, 20, 30, 40, 75, 85];
+        let mut missed = Vec::new();
+        for at in times {
+            let captured = vec![Some(base + at * ms - 3 * ms), None];
+            missed.push(t.frame(&tick(base + at * ms, captured)).missed);
+        }
+        assert_eq!(missed, [false, false, false, false, false, true, false]);
+        // The same capture time handed twice is a repeated frame.
+        t.frame(&tick(
+            base + 95 * ms,
+            vec![Some(base + 85 * ms - 3 * ms), None],
+        ));
+        let s = t.summary();
+        assert_eq!(s.ticks, 8);
+        assert_eq!(s.missed, 1);
+        assert!(
+            (s.late_start_max_ms - 25.0).abs() < 0.1,
+            "{}",
+            s.late_start_max_ms
+        );
+        assert!(
+            (s.p50_ms - 2.5).abs() < 0.05,
+            "work = tick time to end of add_frame"
+        );
+        let record = s.sections.iter().find(|x| x.0 == "record").unwrap();
+        assert!((record.1 - 0.5).abs() < 0.01, "add_frame p50 {}", record.1);
+        let observe = s.sections.iter().find(|x| x.0 == "observe").unwrap();
+        assert!((observe.1 - 2.0).abs() < 0.01);
+        assert_eq!(s.cameras[0].0, "front");
+        assert!(
+            (s.cameras[0].1 - 5.0).abs() < 0.05,
+            "age = capture to call: {}",
+            s.cameras[0].1
+        );
+        assert_eq!(s.cameras[0].3, 1, "one repeat");
+        assert_eq!(s.cameras[1].1, 0.0, "no capture time given: no age");
+        // 8 ticks from the first tick time to the end of the last add_frame (97.5 ms).
+        assert!((s.rate_hz - 7.0 / 0.0975).abs() < 0.1, "{}", s.rate_hz);
+        // The stored columns are those of reel's own loop.
+        let keys: Vec<String> = s.extras().into_iter().map(|(k, _)| k).collect();
+        let own: Vec<String> = TickTimer::new(100, &cams)
+            .summary()
+            .extras()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, own);
     }
 }

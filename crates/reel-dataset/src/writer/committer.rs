@@ -37,6 +37,19 @@ pub(super) struct Shared {
     pub(super) cv: Condvar,
     /// Stop now: drop queued episodes once the transaction in progress is done.
     pub(super) abort: AtomicBool,
+    /// The committer thread has ended (normally or by a panic).
+    pub(super) committer_done: AtomicBool,
+}
+
+/// Marks the committer as ended when its thread leaves, whichever way.
+struct DoneOnExit<'a>(&'a Shared);
+
+impl Drop for DoneOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.committer_done.store(true, Ordering::SeqCst);
+        self.0.lock().in_transaction = false;
+        self.0.cv.notify_all();
+    }
 }
 
 impl Shared {
@@ -57,6 +70,10 @@ pub(super) struct Status {
     pub(super) session_videos: Vec<(u64, VideoRef)>,
     /// Queued episodes dropped by a stop request before their commit.
     pub(super) dropped: u64,
+    /// Holders of the commit gate ([`super::CommitGate`]): while any, no transaction starts.
+    pub(super) gate_holders: usize,
+    /// A transaction is being written (the files are between two consistent states).
+    pub(super) in_transaction: bool,
 }
 
 /// One saved episode on its way to the committer.
@@ -203,6 +220,29 @@ fn wait_segment(
     }
 }
 
+/// Waits while the commit gate is held, then marks a transaction as started. False when a
+/// stop request aborts the wait (the episode is then dropped like any queued one).
+fn wait_for_gate(shared: &Shared) -> bool {
+    let mut st = shared.lock();
+    let mut logged = false;
+    while st.gate_holders > 0 {
+        if shared.abort.load(Ordering::SeqCst) {
+            return false;
+        }
+        if !logged {
+            tracing::debug!("commit gate held: the next episode commits when it opens");
+            logged = true;
+        }
+        st = shared
+            .cv
+            .wait_timeout(st, Duration::from_millis(100))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    st.in_transaction = true;
+    true
+}
+
 /// The committer thread's body (see the module doc).
 pub(super) fn committer_loop(
     mut state: CommitState,
@@ -211,6 +251,7 @@ pub(super) fn committer_loop(
     shared: std::sync::Arc<Shared>,
     deferred: Option<DeferredQueue>,
 ) {
+    let _done = DoneOnExit(&shared);
     for job in jobs.iter() {
         faultpoint::hit("committer.job");
         let seq = job.seq;
@@ -247,6 +288,14 @@ pub(super) fn committer_loop(
             shared.cv.notify_all();
             continue;
         }
+        if !wait_for_gate(&shared) {
+            let mut st = shared.lock();
+            st.pending = st.pending.saturating_sub(1);
+            st.dropped += 1;
+            drop(st);
+            shared.cv.notify_all();
+            continue;
+        }
         faultpoint::hit("commit.begin");
         let outcome = match failure {
             Some(e) => Err(e.context(format!("episode save {seq}"))),
@@ -273,6 +322,7 @@ pub(super) fn committer_loop(
         }
         let mut st = shared.lock();
         st.pending = st.pending.saturating_sub(1);
+        st.in_transaction = false;
         match outcome {
             Ok(mut saved) => {
                 saved.latency_s = queued_at.elapsed().as_secs_f64();

@@ -26,6 +26,8 @@ mod resume;
 mod swap;
 mod validate;
 
+pub use resume::{read_schema, DatasetSchema};
+
 use crate::camera::{segment_dir, CameraPipeline, PipelineConfig, QueueLimits, Watchdog};
 use crate::data::ColumnBuffers;
 use crate::deferred::{self, DeferredTranscoder};
@@ -199,6 +201,50 @@ pub struct Finalized {
     pub live_codec_cameras: Vec<String>,
     /// Episodes converted per camera: (camera, by its final lane, by transcoding the live file).
     pub final_routes: Vec<(String, u64, u64)>,
+}
+
+/// While held, no episode starts committing: the dataset's files stay exactly as they are
+/// (an upload reads a consistent dataset), while `add_frame` and `save_episode` go on and
+/// saves queue up. Taken with [`DatasetWriter::commit_gate`]; dropping it opens the gate.
+/// It may be held on any thread.
+#[must_use = "the gate opens when this is dropped"]
+pub struct CommitGate {
+    shared: Arc<Shared>,
+}
+
+impl Drop for CommitGate {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        st.gate_holders = st.gate_holders.saturating_sub(1);
+        drop(st);
+        self.shared.cv.notify_all();
+    }
+}
+
+/// Closes the commit gate of one writer from anywhere ([`DatasetWriter::gates`]).
+#[derive(Clone)]
+pub struct CommitGates {
+    shared: Arc<Shared>,
+}
+
+impl CommitGates {
+    /// See [`DatasetWriter::commit_gate`].
+    pub fn close(&self) -> CommitGate {
+        let mut st = self.shared.lock();
+        st.gate_holders += 1;
+        while st.in_transaction && !self.shared.committer_done.load(Ordering::SeqCst) {
+            st = self
+                .shared
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(st);
+        CommitGate {
+            shared: self.shared.clone(),
+        }
+    }
 }
 
 /// Writes a LeRobot v3.0 dataset. See the module doc.
@@ -584,6 +630,13 @@ impl DatasetWriter {
                 "cannot save an empty episode: add frames first",
             ));
         }
+        if self.frames_in_episode < 2 && !self.cameras.is_empty() {
+            // The commit would fail (image statistics need 2 frames) and stop the writer:
+            // refuse now, keeping the frame, so the caller can add more or discard it.
+            return Err(Error::invalid(
+                "cannot save an episode of 1 frame: LeRobot needs at least 2 frames per episode with cameras; add frames or discard it",
+            ));
+        }
         let jobs = self
             .jobs
             .clone()
@@ -677,6 +730,22 @@ impl DatasetWriter {
                 "{} queued episode(s) were not saved; every committed episode is on disk",
                 st.pending
             ),
+        }
+    }
+
+    /// Closes the commit gate (see [`CommitGate`]) and returns once no transaction is being
+    /// written, so the files are consistent for as long as the gate is held. Episodes whose
+    /// save was queued before stay queued: call [`wait_saved`](Self::wait_saved) first to
+    /// have them on disk. A transaction takes milliseconds; this never waits on encoders.
+    pub fn commit_gate(&self) -> CommitGate {
+        self.gates().close()
+    }
+
+    /// A handle that closes the commit gate without borrowing the writer (from another
+    /// thread, while the loop keeps the writer busy).
+    pub fn gates(&self) -> CommitGates {
+        CommitGates {
+            shared: self.shared.clone(),
         }
     }
 

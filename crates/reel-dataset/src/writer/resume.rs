@@ -11,6 +11,62 @@ use reel_core::{Dtype, Error, Features, Result};
 use reel_stats::FeatureStats;
 use std::path::Path;
 
+/// What an existing dataset records, read from its `meta/info.json`: enough to resume it
+/// without restating fps, features or robot type.
+#[derive(Debug, Clone)]
+pub struct DatasetSchema {
+    pub fps: u32,
+    /// The user features (without LeRobot's default columns).
+    pub features: Features,
+    pub robot_type: Option<String>,
+    /// The cameras' codec as ffprobe names it ("av1", "h264", "hevc"), when every camera
+    /// agrees (None: no video written yet, or mixed codecs).
+    pub codec: Option<String>,
+}
+
+impl DatasetSchema {
+    /// The encoder a resumed session asks for: the one requested, else the dataset's own
+    /// codec (so that "auto" on another machine does not refuse the dataset), else "auto".
+    pub fn vcodec_for_resume(&self, requested: Option<&str>) -> String {
+        match (requested.map(str::trim), &self.codec) {
+            (Some(r), _) if !r.is_empty() && r != "auto" => r.to_string(),
+            (_, Some(c)) => c.clone(),
+            _ => "auto".to_string(),
+        }
+    }
+}
+
+/// Reads the schema of the dataset at `root` (see [`DatasetSchema`]).
+pub fn read_schema(root: &Path) -> Result<DatasetSchema> {
+    if !paths::info_file(root).exists() {
+        return Err(Error::invalid(format!(
+            "cannot resume {}: no meta/info.json there",
+            root.display()
+        )));
+    }
+    let info = Info::read(root)?;
+    let codecs: Vec<&str> = info
+        .video_info
+        .iter()
+        .filter_map(|(_, vi)| {
+            vi.fields
+                .iter()
+                .find(|(k, _)| k == "video.codec")
+                .and_then(|(_, v)| v.as_str())
+        })
+        .collect();
+    let codec = match codecs.first() {
+        Some(c) if codecs.iter().all(|x| x == c) => Some(c.to_string()),
+        _ => None,
+    };
+    Ok(DatasetSchema {
+        fps: info.fps,
+        features: info.features,
+        robot_type: info.robot_type,
+        codec,
+    })
+}
+
 /// What [`open_existing`] read.
 pub(super) struct Resumed {
     pub(super) state: CommitState,

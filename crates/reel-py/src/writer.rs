@@ -1,0 +1,691 @@
+//! `reel.Writer`: the library's [`DatasetWriter`] (through [`ExternalSession`], which times
+//! each `add_frame`) for one's own loop and for LeRobot's.
+//!
+//! Options become the same [`EncoderRequest`] and [`WriterConfig`] the CLI builds; the library
+//! decides and validates. Thread-safe: a frozen class around a `Mutex`, taken with the GIL
+//! released while waiting; copies, hand-overs, waits and finalize run with the GIL released.
+//! Waiting for commits never holds the mutex for more than a poll, so a loop on another
+//! thread keeps adding frames meanwhile.
+
+use crate::errors::{reel_error, to_py, value_error};
+use crate::{features, frames};
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyDict, PyInt, PyString};
+use reel_core::{monotonic_ns, Features, FramePool, RowValues, StopToken};
+use reel_dataset::camera::QueueLimits;
+use reel_dataset::plan::{plan_encoders, DeferredMode, EncoderRequest};
+use reel_dataset::writer::{
+    read_schema, CommitGates, DatasetWriter, EpisodeSaved, OpenMode, WriterConfig,
+};
+use reel_record::external::{ExternalSession, FrameStamp};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Frames each camera's pool keeps beyond the memory queue (in flight to the encoder).
+const POOL_SLACK: usize = 8;
+
+struct State {
+    session: Option<ExternalSession>,
+    /// One pool per camera, in the features' order of video keys.
+    pools: Vec<FramePool>,
+    seq: u64,
+}
+
+/// A LeRobot v3.0 dataset being recorded (see `help(reel.Writer)` in Python).
+#[pyclass(frozen, module = "reel._reel")]
+pub struct Writer {
+    state: Mutex<State>,
+    features: Features,
+    video_keys: Vec<String>,
+    gates: CommitGates,
+    stop: StopToken,
+    root: PathBuf,
+    fps: u32,
+    robot_type: Option<String>,
+    decisions: Vec<String>,
+    /// Set by `finalize` (checked first by `add_frame`, without the mutex).
+    closed: AtomicBool,
+}
+
+/// The tick time and per-camera capture times of one `add_frame` (see `Writer::captured`).
+type Captured = (Option<u64>, Vec<(String, u64)>);
+
+/// The options every open takes (see `Writer.create`).
+struct Options {
+    robot_type: Option<String>,
+    vcodec: Option<String>,
+    crf: Option<f64>,
+    preset: Option<String>,
+    gop: Option<u32>,
+    encoder_threads: Option<u32>,
+    deferred: String,
+    max_frames_in_memory: usize,
+    durable: bool,
+    data_files_size_in_mb: Option<f64>,
+    video_files_size_in_mb: Option<f64>,
+    encoder_timeout_s: f64,
+}
+
+fn lock<'a>(py: Python<'_>, m: &'a Mutex<State>) -> MutexGuard<'a, State> {
+    m.lock_py_attached(py).unwrap_or_else(|p| p.into_inner())
+}
+
+fn open(
+    py: Python<'_>,
+    root: PathBuf,
+    fps: u32,
+    features: Features,
+    o: Options,
+    mode: OpenMode,
+) -> PyResult<Writer> {
+    let mut req = EncoderRequest::for_features(&features, fps);
+    if let Some(v) = &o.vcodec {
+        req.vcodec = v.clone();
+    }
+    req.crf = o.crf;
+    req.preset = o.preset.clone();
+    req.gop = o.gop;
+    req.threads = o.encoder_threads;
+    req.deferred = o.deferred.parse::<DeferredMode>().map_err(to_py)?;
+    req.encoder_timeout_s = o.encoder_timeout_s;
+    let plan = py.detach(|| plan_encoders(&req)).map_err(to_py)?;
+    let stop = StopToken::new();
+    let mut cfg = WriterConfig::new(&root, fps, features.clone()).with_plan(&plan);
+    cfg.robot_type = o.robot_type.clone();
+    cfg.data_files_size_mb = o.data_files_size_in_mb;
+    cfg.video_files_size_mb = o.video_files_size_in_mb;
+    cfg.owner = "reel.Writer (Python)".into();
+    cfg.queue = QueueLimits {
+        max_frames_in_memory: o.max_frames_in_memory,
+        ..QueueLimits::default()
+    };
+    cfg.durable = o.durable;
+    cfg.stop = stop.clone();
+    let writer = py.detach(|| DatasetWriter::open(cfg, mode)).map_err(|e| {
+        to_py(e.context(match mode {
+            OpenMode::Resume => format!("resuming {}", root.display()),
+            _ => format!("creating {}", root.display()),
+        }))
+    })?;
+    let video_keys = features.video_keys();
+    let pools = video_keys
+        .iter()
+        .map(|_| FramePool::new(o.max_frames_in_memory + POOL_SLACK))
+        .collect();
+    let gates = writer.gates();
+    Ok(Writer {
+        state: Mutex::new(State {
+            session: Some(ExternalSession::new(writer, fps)),
+            pools,
+            seq: 0,
+        }),
+        features,
+        video_keys,
+        gates,
+        stop,
+        root,
+        fps,
+        robot_type: o.robot_type,
+        decisions: plan.decisions,
+        closed: AtomicBool::new(false),
+    })
+}
+
+fn saved_dict<'py>(py: Python<'py>, s: &EpisodeSaved) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("episode_index", s.episode_index)?;
+    d.set_item("frames", s.frames)?;
+    d.set_item("data_file", (s.data_file.chunk, s.data_file.file))?;
+    d.set_item("latency_s", s.latency_s)?;
+    d.set_item("commit_s", s.commit_s)?;
+    let per_cam = |v: &[(String, u64)]| -> PyResult<Bound<'py, PyDict>> {
+        let x = PyDict::new(py);
+        for (k, n) in v {
+            x.set_item(k, n)?;
+        }
+        Ok(x)
+    };
+    d.set_item("spilled_frames", per_cam(&s.spilled)?)?;
+    d.set_item("max_queue_depth", per_cam(&s.max_queue_depth)?)?;
+    let fps = PyDict::new(py);
+    for (k, v) in &s.encode_fps {
+        fps.set_item(k, v)?;
+    }
+    d.set_item("encode_fps", fps)?;
+    let sw = PyDict::new(py);
+    for (k, v) in &s.switches {
+        sw.set_item(k, v)?;
+    }
+    d.set_item("encoder_switches", sw)?;
+    Ok(d)
+}
+
+fn saved_list<'py>(py: Python<'py>, v: &[EpisodeSaved]) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    v.iter().map(|s| saved_dict(py, s)).collect()
+}
+
+fn closed() -> PyErr {
+    reel_error("the writer is closed (finalize was called)")
+}
+
+impl Writer {
+    /// Runs `f` on the open session with the mutex held (the GIL released while waiting).
+    fn with_session<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut ExternalSession) -> PyResult<T>,
+    ) -> PyResult<T> {
+        let mut st = lock(py, &self.state);
+        let s = st.session.as_mut().ok_or_else(closed)?;
+        f(s)
+    }
+
+    /// Per-camera capture times from `captured_ns` (an int for every camera, or a dict by
+    /// feature key or short camera name).
+    fn captured(&self, captured: Option<&Bound<'_, PyAny>>) -> PyResult<Captured> {
+        let Some(c) = captured else {
+            return Ok((None, Vec::new()));
+        };
+        if c.is_none() {
+            return Ok((None, Vec::new()));
+        }
+        if c.is_instance_of::<PyInt>() {
+            let t: u64 = c.extract().map_err(|_| {
+                value_error("captured_ns must be a non-negative int (time.monotonic_ns())")
+            })?;
+            return Ok((
+                Some(t),
+                self.video_keys.iter().map(|k| (k.clone(), t)).collect(),
+            ));
+        }
+        let d = c.cast::<PyDict>().map_err(|_| {
+            value_error(
+                "captured_ns must be an int or a dict {camera: int} (time.monotonic_ns() clock)",
+            )
+        })?;
+        let mut out = Vec::new();
+        for (k, v) in d.iter() {
+            let k: String = k
+                .extract()
+                .map_err(|_| value_error("captured_ns keys must be camera names"))?;
+            let key = if self.video_keys.contains(&k) {
+                k
+            } else {
+                let full = format!("observation.images.{k}");
+                if !self.video_keys.contains(&full) {
+                    return Err(value_error(format!(
+                        "captured_ns names camera '{k}', which is not one of {:?}",
+                        self.video_keys
+                    )));
+                }
+                full
+            };
+            let t: u64 = v.extract().map_err(|_| {
+                value_error(format!("captured_ns['{key}'] must be a non-negative int"))
+            })?;
+            out.push((key, t));
+        }
+        let tick = out.iter().map(|(_, t)| *t).min();
+        Ok((tick, out))
+    }
+}
+
+#[pymethods]
+impl Writer {
+    /// Creates a dataset at `root` (which must not exist or be empty; `overwrite=True`
+    /// replaces a LeRobot dataset there once every option and encoder has been checked).
+    ///
+    /// `features` is LeRobot's dict. `vcodec`: "auto" (the first AV1/HEVC/H.264 encoder that
+    /// really opens here), a name (libsvtav1, libx264, h264_nvenc, ...) or av1/h264/hevc.
+    /// `deferred`: "auto" | "always" | "never" (record live in x264 and convert to the final
+    /// codec in the background). `max_frames_in_memory`: per camera, before frames spill to
+    /// disk (never dropped). `durable`: fsync every commit.
+    #[staticmethod]
+    #[pyo3(signature = (root, fps, features, *, robot_type=None, vcodec=None, crf=None, preset=None,
+        gop=None, encoder_threads=None, deferred="auto".to_string(), max_frames_in_memory=60,
+        durable=true, data_files_size_in_mb=None, video_files_size_in_mb=None,
+        encoder_timeout_s=5.0, overwrite=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        root: PathBuf,
+        fps: u32,
+        features: &Bound<'_, PyAny>,
+        robot_type: Option<String>,
+        vcodec: Option<String>,
+        crf: Option<f64>,
+        preset: Option<String>,
+        gop: Option<u32>,
+        encoder_threads: Option<u32>,
+        deferred: String,
+        max_frames_in_memory: usize,
+        durable: bool,
+        data_files_size_in_mb: Option<f64>,
+        video_files_size_in_mb: Option<f64>,
+        encoder_timeout_s: f64,
+        overwrite: bool,
+    ) -> PyResult<Writer> {
+        let features = features::from_py(features)?;
+        let o = Options {
+            robot_type,
+            vcodec,
+            crf,
+            preset,
+            gop,
+            encoder_threads,
+            deferred,
+            max_frames_in_memory,
+            durable,
+            data_files_size_in_mb,
+            video_files_size_in_mb,
+            encoder_timeout_s,
+        };
+        let mode = if overwrite {
+            OpenMode::Overwrite
+        } else {
+            OpenMode::Create
+        };
+        open(py, root, fps, features, o, mode)
+    }
+
+    /// Opens the dataset at `root` to add episodes (an unfinished save left by a crash is
+    /// rolled back first). `fps`, `features` and `robot_type` are read from its info.json
+    /// when not given (when given they must match it); `vcodec` defaults to the dataset's
+    /// own codec. Other options as `create`.
+    #[staticmethod]
+    #[pyo3(signature = (root, *, fps=None, features=None, robot_type=None, vcodec=None, crf=None,
+        preset=None, gop=None, encoder_threads=None, deferred="auto".to_string(),
+        max_frames_in_memory=60, durable=true, data_files_size_in_mb=None,
+        video_files_size_in_mb=None, encoder_timeout_s=5.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn resume(
+        py: Python<'_>,
+        root: PathBuf,
+        fps: Option<u32>,
+        features: Option<&Bound<'_, PyAny>>,
+        robot_type: Option<String>,
+        vcodec: Option<String>,
+        crf: Option<f64>,
+        preset: Option<String>,
+        gop: Option<u32>,
+        encoder_threads: Option<u32>,
+        deferred: String,
+        max_frames_in_memory: usize,
+        durable: bool,
+        data_files_size_in_mb: Option<f64>,
+        video_files_size_in_mb: Option<f64>,
+        encoder_timeout_s: f64,
+    ) -> PyResult<Writer> {
+        let schema = read_schema(&root).map_err(to_py)?;
+        let features = match features {
+            Some(f) if !f.is_none() => features::from_py(f)?,
+            _ => schema.features.clone(),
+        };
+        let o = Options {
+            robot_type: robot_type.or(schema.robot_type.clone()),
+            vcodec: Some(schema.vcodec_for_resume(vcodec.as_deref())),
+            crf,
+            preset,
+            gop,
+            encoder_threads,
+            deferred,
+            max_frames_in_memory,
+            durable,
+            data_files_size_in_mb,
+            video_files_size_in_mb,
+            encoder_timeout_s,
+        };
+        open(
+            py,
+            root,
+            fps.unwrap_or(schema.fps),
+            features,
+            o,
+            OpenMode::Resume,
+        )
+    }
+
+    /// Adds one row: `frame` maps every feature to its value (numpy arrays, torch CPU
+    /// tensors; images HWC or CHW, uint8 or float in [0, 1]; strings). The task is
+    /// `frame["task"]` or `task=`. Images are copied, so the arrays may be reused at once;
+    /// nothing waits for encoding or disk.
+    ///
+    /// `captured_ns`: when the tick's observation was captured (`time.monotonic_ns()`), an int
+    /// for every camera or a dict per camera; it times the tick and the frames' age (the
+    /// `reel/*` figures of the episode). Without it the call's own time is used.
+    #[pyo3(signature = (frame, *, task=None, captured_ns=None))]
+    fn add_frame(
+        &self,
+        py: Python<'_>,
+        frame: &Bound<'_, PyAny>,
+        task: Option<&Bound<'_, PyAny>>,
+        captured_ns: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let call_ns = monotonic_ns();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let d = frame.cast::<PyDict>().map_err(|_| {
+            value_error(format!(
+                "frame must be a dict of feature values, got {}",
+                frame.get_type()
+            ))
+        })?;
+        let task_obj = match task {
+            Some(t) if !t.is_none() => Some(t.clone()),
+            _ => d.get_item("task")?,
+        };
+        let task: String = match task_obj {
+            None => {
+                return Err(value_error(
+                    "Feature mismatch in `frame` dictionary:\nMissing features: {'task'}\n(the task is a string: frame[\"task\"] or task=...)",
+                ))
+            }
+            Some(t) => t
+                .cast::<PyString>()
+                .map_err(|_| {
+                    value_error(format!("the task must be a string, got {} ({t})", t.get_type()))
+                })?
+                .to_string(),
+        };
+        let mut keys: Vec<String> = Vec::with_capacity(d.len());
+        for k in d.keys() {
+            let k: String = k.extract().map_err(|_| {
+                value_error(format!("frame keys must be feature names (str), got {k}"))
+            })?;
+            if k != "task" {
+                keys.push(k);
+            }
+        }
+        self.features
+            .check_keys(keys.iter().map(String::as_str))
+            .map_err(to_py)?;
+        let (tick_ns, captured) = self.captured(captured_ns)?;
+        let mut st = lock(py, &self.state);
+        let State {
+            session,
+            pools,
+            seq,
+        } = &mut *st;
+        let session = session.as_mut().ok_or_else(closed)?;
+        *seq += 1;
+        let mut row = RowValues::new(task);
+        for key in keys {
+            let Some(f) = self.features.get(&key) else {
+                continue;
+            };
+            let Some(obj) = d.get_item(&key)? else {
+                continue;
+            };
+            let v = match f.video_hw() {
+                Some((h, w)) => {
+                    let cam = self.video_keys.iter().position(|k| *k == key).unwrap_or(0);
+                    let cap = captured
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, t)| *t)
+                        .unwrap_or(call_ns);
+                    let pool = pools
+                        .get_mut(cam)
+                        .ok_or_else(|| reel_error(format!("no frame pool for camera '{key}'")))?;
+                    reel_core::Value::Video(frames::image(&key, h, w, &obj, pool, cap, *seq)?)
+                }
+                None => frames::value(&key, f, &obj)?,
+            };
+            row.set(key, v);
+        }
+        let stamp = FrameStamp {
+            call_ns,
+            tick_ns,
+            captured_ns: captured,
+        };
+        py.detach(|| session.add_frame(row, stamp)).map_err(to_py)?;
+        Ok(())
+    }
+
+    /// Ends the episode and queues its commit; returns at once with the episode's index.
+    /// `ValueError` when the episode has no frame. The episode is on disk when
+    /// `poll_saved`/`wait_saved` report it.
+    fn save_episode(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with_session(py, |s| {
+            py.detach(|| s.save_episode())
+                .map(|(i, _)| i)
+                .map_err(to_py)
+        })
+    }
+
+    /// Drops the episode in progress (its frames and the tasks it introduced).
+    fn discard_episode(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_session(py, |s| py.detach(|| s.discard_episode()).map_err(to_py))
+    }
+
+    /// Episodes committed since the last call (dicts), without waiting. Raises the error of a
+    /// failed save.
+    fn poll_saved<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        let saved = self.with_session(py, |s| {
+            s.writer()
+                .wait_saved_timeout(Some(Duration::ZERO))
+                .map_err(to_py)
+        })?;
+        saved_list(py, &saved)
+    }
+
+    /// Waits until every save queued before this call is committed (at most `timeout`
+    /// seconds; None: no limit) and returns the episodes committed meanwhile. Other threads
+    /// keep adding frames and saving while it waits (their later saves are not waited for).
+    /// Raises the error of a failed save.
+    #[pyo3(signature = (timeout=None))]
+    fn wait_saved<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        if let Some(t) = timeout {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(value_error(format!(
+                    "timeout {t} must be a number of seconds >= 0"
+                )));
+            }
+        }
+        let t0 = Instant::now();
+        let mut all = Vec::new();
+        // Episodes commit in order: the saves queued now are done once this many are committed.
+        let target = self.with_session(py, |s| {
+            Ok(s.writer().totals().0 + s.writer().backlog().pending_saves as u64)
+        })?;
+        loop {
+            let (done, saved) = self.with_session(py, |s| {
+                let saved = s
+                    .writer()
+                    .wait_saved_timeout(Some(Duration::ZERO))
+                    .map_err(to_py)?;
+                Ok((s.writer().totals().0 >= target, saved))
+            })?;
+            all.extend(saved);
+            if done || timeout.is_some_and(|t| t0.elapsed().as_secs_f64() >= t) {
+                break;
+            }
+            py.detach(|| std::thread::sleep(Duration::from_millis(10)));
+            py.check_signals()?;
+        }
+        saved_list(py, &all)
+    }
+
+    /// Queues right now: frames not yet encoded and frames on disk per camera, saves not yet
+    /// committed, the deferred conversion's backlog.
+    fn backlog<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let b = self.with_session(py, |s| Ok(s.writer().backlog()))?;
+        let d = PyDict::new(py);
+        let per = |v: &[(String, u64)]| -> PyResult<Bound<'py, PyDict>> {
+            let x = PyDict::new(py);
+            for (k, n) in v {
+                x.set_item(k, n)?;
+            }
+            Ok(x)
+        };
+        d.set_item("queued_frames", per(&b.queued)?)?;
+        d.set_item("spilled_frames_now", per(&b.spilled_now)?)?;
+        d.set_item("spilled_frames_total", b.spilled_total)?;
+        d.set_item("pending_saves", b.pending_saves)?;
+        d.set_item("deferred_episodes", b.deferred_episodes)?;
+        d.set_item("deferred_frames", b.deferred_frames)?;
+        Ok(d)
+    }
+
+    /// (episodes, frames) committed so far.
+    fn totals(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        self.with_session(py, |s| Ok(s.writer().totals()))
+    }
+
+    /// The per-episode timing figures of the episode in progress (what `save_episode` stores
+    /// as `reel/*` columns), and its one-line summary.
+    fn timing<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.with_session(py, |s| Ok(s.summary()))?;
+        let d = PyDict::new(py);
+        for (k, v) in s.extras() {
+            match v {
+                reel_dataset::episodes::ExtraValue::F64(x) => d.set_item(k, x)?,
+                reel_dataset::episodes::ExtraValue::I64(x) => d.set_item(k, x)?,
+                reel_dataset::episodes::ExtraValue::Str(x) => d.set_item(k, x)?,
+            }
+        }
+        d.set_item("ticks", s.ticks)?;
+        d.set_item("line", s.line())?;
+        Ok(d)
+    }
+
+    /// Closes the commit gate: no episode starts committing until the returned gate is
+    /// released (`with writer.commit_gate(): upload(...)`), so the files stay consistent
+    /// while something reads them; frames and saves keep being accepted meanwhile.
+    fn commit_gate(&self, py: Python<'_>) -> CommitGate {
+        let gates = self.gates.clone();
+        let gate = py.detach(move || gates.close());
+        CommitGate {
+            gate: Mutex::new(Some(gate)),
+        }
+    }
+
+    /// Drops an unsaved episode, waits for the queued saves (and a deferred conversion),
+    /// stops the encoders and tidies up. Returns what it did. Idempotent. Ctrl-C while it
+    /// waits stops the wait promptly with every file valid.
+    fn finalize<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let session = lock(py, &self.state).session.take();
+        self.closed.store(true, Ordering::Release);
+        let d = PyDict::new(py);
+        let Some(session) = session else {
+            d.set_item("saved", Vec::<Bound<'py, PyDict>>::new())?;
+            d.set_item("already_finalized", true)?;
+            return Ok(d);
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("reel-finalize".into())
+            .spawn(move || {
+                let _ = tx.send(session.finalize());
+            })
+            .map_err(|e| reel_error(format!("cannot start the finalize thread: {e}")))?;
+        let mut interrupted: Option<PyErr> = None;
+        let result = loop {
+            match py.detach(|| rx.recv_timeout(Duration::from_millis(50))) {
+                Ok(r) => break r,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = py.check_signals() {
+                        // Ctrl-C: stop waiting (the library ends the wait with valid files).
+                        self.stop.request();
+                        interrupted.get_or_insert(e);
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(reel_error("the finalize thread ended without a result"))
+                }
+            }
+        };
+        if let Some(e) = interrupted {
+            if let Err(fe) = &result {
+                tracing::warn!("finalize stopped: {fe}");
+            }
+            return Err(e);
+        }
+        let fin = result.map_err(to_py)?;
+        d.set_item("saved", saved_list(py, &fin.saved)?)?;
+        d.set_item("deferred_wait_s", fin.deferred_wait_s)?;
+        d.set_item("converted_files", fin.converted_files)?;
+        d.set_item("already_finalized", false)?;
+        Ok(d)
+    }
+
+    /// True once `finalize` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Frames added to the episode in progress.
+    #[getter]
+    fn frames_in_episode(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with_session(py, |s| Ok(s.writer().frames_in_episode()))
+    }
+
+    /// The user features (LeRobot's dict shape; shapes as tuples).
+    #[getter]
+    fn features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        features::to_py_dict(py, &self.features)
+    }
+
+    #[getter]
+    fn fps(&self) -> u32 {
+        self.fps
+    }
+
+    #[getter]
+    fn root(&self) -> PathBuf {
+        self.root.clone()
+    }
+
+    #[getter]
+    fn robot_type(&self) -> Option<String> {
+        self.robot_type.clone()
+    }
+
+    /// The encoder plan's decisions, in words (which encoder, deferred or not, why).
+    #[getter]
+    fn encoder_plan(&self) -> Vec<String> {
+        self.decisions.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "reel.Writer(root={:?}, fps={})",
+            self.root.display().to_string(),
+            self.fps
+        )
+    }
+}
+
+/// A closed commit gate (`Writer.commit_gate`): a context manager; `release()` opens it.
+#[pyclass(frozen, module = "reel._reel")]
+pub struct CommitGate {
+    gate: Mutex<Option<reel_dataset::writer::CommitGate>>,
+}
+
+#[pymethods]
+impl CommitGate {
+    /// Opens the gate (idempotent): queued episodes commit again.
+    fn release(&self) {
+        let g = self.gate.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(g);
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.release();
+        false
+    }
+}
