@@ -340,12 +340,19 @@ impl Info {
                     let io = info
                         .as_object()
                         .ok_or_else(|| bad(format!("features.{name}.info is not an object")))?;
-                    video_info.push((
-                        name.clone(),
-                        VideoInfo {
-                            fields: io.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                        },
-                    ));
+                    // `{"is_depth_map": false}` alone is how a key without video info is
+                    // written (before its first episode): read it back as none, so that
+                    // what is read writes back the same (found by fuzz_meta).
+                    let bare = io.len() == 1
+                        && io.get("is_depth_map") == Some(&serde_json::Value::Bool(false));
+                    if !bare {
+                        video_info.push((
+                            name.clone(),
+                            VideoInfo {
+                                fields: io.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            },
+                        ));
+                    }
                 }
             }
             features
