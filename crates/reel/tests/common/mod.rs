@@ -110,6 +110,46 @@ pub fn assert_lerobot_loads(root: &Path) {
     assert!(text.contains("RESULT: PASS"), "{text}");
 }
 
+/// [`assert_lerobot_loads`] on many datasets with one interpreter (LeRobot and torch load
+/// once): `tests/py/lerobot_check_many.py` runs lerobot_check.py's own `main` on each, as
+/// strict as `--strict` but for the warning every H.264/HEVC dataset gets (not LeRobot's
+/// default codec).
+pub fn assert_lerobot_loads_all(roots: &[PathBuf]) {
+    if roots.is_empty() {
+        return;
+    }
+    let Some((py, script)) = oracle_paths() else {
+        assert!(
+            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
+            "REEL_REQUIRE_ORACLE is set but the LeRobot venv / lerobot_check.py is missing"
+        );
+        eprintln!(
+            "note: LeRobot conformance venv not found; skipping lerobot_check.py for {} datasets",
+            roots.len()
+        );
+        return;
+    };
+    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lerobot_check_many.py");
+    let out = Command::new(py)
+        .arg(helper)
+        .arg(script.parent().unwrap())
+        .args(roots)
+        .output()
+        .expect("run lerobot_check_many.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "lerobot_check.py failed:\n{}\n{}",
+        text,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("PASS ")).count(),
+        roots.len(),
+        "{text}"
+    );
+}
+
 /// `reel check` must pass too.
 pub fn assert_reel_check(root: &Path) {
     run_ok(reel().arg("check").arg(root));
