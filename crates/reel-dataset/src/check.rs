@@ -193,6 +193,7 @@ fn validate(root: &Path, opts: CheckOptions, report: &mut CheckReport) {
     };
     report.episodes = info.total_episodes;
     report.frames = info.total_frames;
+    check_layout_keys(root, &info, p);
     if info.total_episodes == 0 {
         report
             .verified
@@ -418,6 +419,63 @@ fn check_data(
     verified.push(format!("data: {} file(s), {rows_total} rows; index, episode_index, frame_index and timestamp (= frame_index/fps) row by row", files.len()));
 }
 
+/// The keys LeRobot 0.6.1's loader needs in `meta/info.json` (its `video_path` only with video
+/// features), which [`Info::read`] fills with defaults when absent; and the file layout, which
+/// must be LeRobot's default one: reel reads the files there, LeRobot where the templates say.
+const REQUIRED_INFO_KEYS: [&str; 11] = [
+    "codebase_version",
+    "fps",
+    "features",
+    "total_episodes",
+    "total_frames",
+    "total_tasks",
+    "chunks_size",
+    "data_files_size_in_mb",
+    "video_files_size_in_mb",
+    "data_path",
+    "splits",
+];
+
+fn check_layout_keys(root: &Path, info: &Info, p: &mut Vec<String>) {
+    let path = root.join("meta").join("info.json");
+    // Info::read has already read and bounded this file.
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let Ok(serde_json::Value::Object(raw)) = serde_json::from_str::<serde_json::Value>(&text)
+    else {
+        return;
+    };
+    let has_video = info.features.iter().any(|(_, f)| f.dtype == Dtype::Video);
+    let mut missing: Vec<&str> = REQUIRED_INFO_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !raw.contains_key(*k))
+        .collect();
+    if has_video && !raw.contains_key("video_path") {
+        missing.push("video_path");
+    }
+    if !missing.is_empty() {
+        p.push(format!(
+            "meta/info.json lacks {} (required by LeRobot's loader)",
+            missing.join(", ")
+        ));
+    }
+    let template = |key: &str, want: &str| {
+        match raw.get(key) {
+        Some(serde_json::Value::String(s)) if s == want => None,
+        Some(other) => Some(format!(
+            "meta/info.json {key} is {other}, not LeRobot's default layout \"{want}\" (reel reads and writes only that layout)"
+        )),
+        None => None,
+    }
+    };
+    p.extend(template("data_path", paths::DATA_PATH));
+    if has_video {
+        p.extend(template("video_path", paths::VIDEO_PATH));
+    }
+}
+
 fn check_videos(
     root: &Path,
     info: &Info,
@@ -459,6 +517,14 @@ fn check_videos(
                     continue;
                 }
             };
+            match reel_media::probe::probe_video(&path) {
+                Ok(si) => {
+                    if let Some(shape_err) = stream_vs_feature(info, key, &si) {
+                        p.push(format!("{}: {shape_err}", rel(root, &path)));
+                    }
+                }
+                Err(e) => p.push(format!("{}: {e}", rel(root, &path))),
+            }
             let want: u64 = list.iter().map(|(e, _, _)| e.length).sum();
             if ix.frames != want {
                 p.push(format!(
@@ -497,6 +563,13 @@ fn check_videos(
                             .iter()
                             .enumerate()
                             .all(|(k, pts)| *pts == k as i64 * step);
+                        if let Some(first) = d.damaged.first() {
+                            p.push(format!(
+                                "{}: the decoder reported errors in {} frame(s), first frame {first} (damaged bitstream)",
+                                rel(root, &path),
+                                d.damaged.len()
+                            ));
+                        }
                         if d.pts.len() as u64 != want || !grid_ok {
                             p.push(format!("{}: decoded {} frames (want {want}); pts on the 1/fps grid: {grid_ok}", rel(root, &path), d.pts.len()));
                         }
@@ -513,6 +586,46 @@ fn check_videos(
             if decode { ", every frame decoded on the 1/fps grid" } else { "" }
         ));
     }
+}
+
+/// What in a video file's stream disagrees with its feature (height, width) and with the
+/// feature's `info` block in info.json (codec, pixel format, size).
+fn stream_vs_feature(info: &Info, key: &str, si: &reel_media::probe::StreamInfo) -> Option<String> {
+    let mut errs = Vec::new();
+    if let Some(f) = info.features.get(key) {
+        let names: Vec<&str> = f
+            .names
+            .as_ref()
+            .map(|n| n.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let (h, w) = match (names.as_slice(), f.shape.as_slice()) {
+            (["channels", "height", "width"], [_, h, w]) => (*h, *w),
+            (_, [h, w, _]) => (*h, *w),
+            _ => (0, 0),
+        };
+        if (h, w) != (0, 0) && (si.height as u64, si.width as u64) != (h as u64, w as u64) {
+            errs.push(format!(
+                "{}x{} but the feature's shape says {w}x{h}",
+                si.width, si.height
+            ));
+        }
+    }
+    if let Some(vi) = info.video_info_of(key) {
+        let said = |k: &str| vi.get(k).cloned();
+        for (k, got) in [
+            ("video.codec", serde_json::Value::from(si.codec.clone())),
+            ("video.pix_fmt", serde_json::Value::from(si.pix_fmt.clone())),
+            ("video.height", serde_json::Value::from(si.height)),
+            ("video.width", serde_json::Value::from(si.width)),
+        ] {
+            if let Some(want) = said(k) {
+                if want != got {
+                    errs.push(format!("{k} is {got} in the file, {want} in info.json"));
+                }
+            }
+        }
+    }
+    (!errs.is_empty()).then(|| errs.join("; "))
 }
 
 fn check_stats(root: &Path, info: &Info, p: &mut Vec<String>, verified: &mut Vec<String>) {
@@ -536,6 +649,35 @@ fn check_stats(root: &Path, info: &Info, p: &mut Vec<String>, verified: &mut Vec
         match stats.iter().find(|(n, _)| n == k) {
             None => p.push(format!("stats.json has no stats for {k}")),
             Some((_, s)) => {
+                // LeRobot's shapes: the feature's shape, (3, 1, 1) for a video, (1,) for the
+                // default columns.
+                let want = if *d == Dtype::Video {
+                    3
+                } else {
+                    info.features
+                        .get(k)
+                        .map(|f| f.shape.iter().product::<usize>())
+                        .unwrap_or(1)
+                };
+                let lens = [
+                    ("min", s.min.len()),
+                    ("max", s.max.len()),
+                    ("mean", s.mean.len()),
+                    ("std", s.std.len()),
+                ]
+                .into_iter()
+                .chain(s.quantiles.iter().map(|(q, v)| (q.as_str(), v.len())));
+                let bad: Vec<String> = lens
+                    .filter(|(_, n)| *n != want)
+                    .map(|(name, n)| format!("{name} has {n}"))
+                    .collect();
+                if !bad.is_empty() {
+                    p.push(format!(
+                        "stats.json {k}: {} value(s) expected per statistic, {}",
+                        want,
+                        bad.join(", ")
+                    ));
+                }
                 if *d == Dtype::Video {
                     if s.min
                         .iter()

@@ -19,6 +19,9 @@ pub struct Decoded {
     pub height: u32,
     /// RGB24 copies of the requested frame indices, in decode order.
     pub rgb: Vec<(usize, VideoFrame)>,
+    /// Indices of frames the decoder output damaged: flagged corrupt, or concealed after
+    /// errors in the bitstream (FFmpeg logs "error while decoding MB" and goes on).
+    pub damaged: Vec<usize>,
 }
 
 struct State<'a> {
@@ -44,6 +47,11 @@ impl State<'_> {
                 .pts
                 .push(f.timestamp().or(f.pts()).unwrap_or(i64::MIN));
             self.out.key.push(f.is_key());
+            // SAFETY: reading a plain int field of the frame we own.
+            let error_flags = unsafe { (*f.as_ptr()).decode_error_flags };
+            if f.is_corrupt() || error_flags != 0 {
+                self.out.damaged.push(idx);
+            }
             if self.want.contains(&idx) {
                 let (w, h) = (f.width(), f.height());
                 let scaler = match &mut self.scaler {
@@ -105,6 +113,7 @@ pub fn decode_video(path: &Path, rgb_frames: &[usize]) -> Result<Decoded> {
             width: dec.width(),
             height: dec.height(),
             rgb: Vec::new(),
+            damaged: Vec::new(),
         },
         want: rgb_frames,
         scaler: None,

@@ -115,8 +115,29 @@ pub fn assert_lerobot_loads(root: &Path) {
 /// strict as `--strict` but for the warning every H.264/HEVC dataset gets (not LeRobot's
 /// default codec).
 pub fn assert_lerobot_loads_all(roots: &[PathBuf]) {
-    if roots.is_empty() {
+    let Some(results) = lerobot_results(roots, &[]) else {
         return;
+    };
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|(_, ok, _)| !ok)
+        .map(|(r, _, report)| format!("{}:\n{report}", r.display()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "lerobot_check.py failed on {} of {} datasets:\n{}",
+        failed.len(),
+        roots.len(),
+        failed.join("\n")
+    );
+}
+
+/// LeRobot's verdict on each dataset (`opts` such as `--decode-all` go to every check):
+/// (dataset, passed, its report when it failed). `None` when the oracle is not installed and
+/// not required.
+pub fn lerobot_results(roots: &[PathBuf], opts: &[&str]) -> Option<Vec<(PathBuf, bool, String)>> {
+    if roots.is_empty() {
+        return Some(Vec::new());
     }
     let Some((py, script)) = oracle_paths() else {
         assert!(
@@ -127,27 +148,43 @@ pub fn assert_lerobot_loads_all(roots: &[PathBuf]) {
             "note: LeRobot conformance venv not found; skipping lerobot_check.py for {} datasets",
             roots.len()
         );
-        return;
+        return None;
     };
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lerobot_check_many.py");
     let out = Command::new(py)
         .arg(helper)
         .arg(script.parent().unwrap())
+        .args(opts)
         .args(roots)
         .output()
         .expect("run lerobot_check_many.py");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "lerobot_check.py failed:\n{}\n{}",
-        text,
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // One "PASS <root>" or "FAIL <root>" line per dataset, a failure's report after its line.
+    let mut results: Vec<(PathBuf, bool, String)> = Vec::new();
+    for line in text.lines() {
+        let verdict = line
+            .strip_prefix("PASS ")
+            .map(|r| (r, true))
+            .or_else(|| line.strip_prefix("FAIL ").map(|r| (r, false)));
+        match verdict {
+            Some((r, ok)) if roots.iter().any(|x| x.as_os_str() == r) => {
+                results.push((PathBuf::from(r), ok, String::new()))
+            }
+            _ => {
+                if let Some(last) = results.last_mut() {
+                    last.2.push_str(line);
+                    last.2.push('\n');
+                }
+            }
+        }
+    }
+    assert_eq!(
+        results.len(),
+        roots.len(),
+        "lerobot_check_many.py did not report on every dataset:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        text.lines().filter(|l| l.starts_with("PASS ")).count(),
-        roots.len(),
-        "{text}"
-    );
+    Some(results)
 }
 
 /// `reel check` must pass too.

@@ -1,6 +1,8 @@
 """LeRobot 0.6.1's conformance check (lerobot_check.py) on many datasets in one process.
 
-Usage: python lerobot_check_many.py CONFORMANCE_DIR DATASET...
+Usage: python lerobot_check_many.py CONFORMANCE_DIR [--OPTION ...] DATASET...
+
+Options before the datasets (e.g. ``--decode-all``) go to every check.
 
 Each dataset goes through lerobot_check.py's own main() exactly as on the command line; only
 the interpreter (torch, LeRobot) is loaded once instead of once per dataset. As strict as
@@ -20,7 +22,9 @@ ALLOWED_WARNING = re.compile(r"codec (h264|hevc) \(LeRobot's default is av1")
 
 
 def main() -> int:
-    conf, roots = sys.argv[1], sys.argv[2:]
+    conf, rest = sys.argv[1], sys.argv[2:]
+    opts = [a for a in rest if a.startswith("--")]
+    roots = [a for a in rest if not a.startswith("--")]
     spec = importlib.util.spec_from_file_location("lerobot_check", f"{conf}/lerobot_check.py")
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
@@ -29,7 +33,7 @@ def main() -> int:
         out = io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             try:
-                rc = check.main([root, "--color", "never"])
+                rc = check.main([root, "--color", "never", *opts])
             except BaseException as e:  # noqa: BLE001 - a crash of the check is a failure to report
                 print(f"lerobot_check.py raised {type(e).__name__}: {e}")
                 rc = 1
