@@ -263,8 +263,21 @@ fn one_sigterm_during_the_conversion_ends_it_promptly_with_a_valid_dataset() {
     let _serial = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("stopped");
-    // A conversion long enough to be interrupted: 2 x 120 frames of 640x480 at preset 8.
-    let mut child = heavy_session(&root, "640x480", "4", "8")
+    // A conversion long enough to be interrupted: 2 x 120 frames of 1280x720 at preset 8,
+    // more than the idle cycles of a 2-core machine convert during the 4 s episode. The
+    // cameras are cheap to generate (a saturating filter starves one of them past the
+    // camera-lost deadline before the first episode is under way).
+    let mut child = reel();
+    child
+        .args(["record", "--sim", "--no-keys", "--no-fsync"])
+        .arg("--root")
+        .arg(&root)
+        .args(["--camera", "a=lavfi:testsrc2@1280x720@30"])
+        .args(["--camera", "b=lavfi:testsrc@1280x720@30"])
+        .args(["--num-episodes", "1", "--episode-time-s", "4"])
+        .args(["--vcodec", "libsvtav1", "--deferred", "always"])
+        .args(["--preset", "8"]);
+    let mut child = child
         .env("REEL_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
