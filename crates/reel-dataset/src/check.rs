@@ -304,6 +304,10 @@ fn check_data(
     let mut rows_total = 0u64;
     for (file, file_eps) in &files {
         let path = paths::data_file(root, *file);
+        // This file's first global index, whatever happens to it: an unreadable file does not
+        // shift the expectations of the files after it.
+        let mut base_index = expected_index;
+        expected_index += file_eps.iter().map(|e| e.length as i64).sum::<i64>();
         let f = match fs::File::open(&path) {
             Ok(f) => f,
             Err(e) => {
@@ -391,7 +395,7 @@ fn check_data(
             for k in 0..e.length as usize {
                 let r = row + k;
                 let t_expected = k as f64 / info.fps as f64;
-                if index[r] != expected_index + k as i64
+                if index[r] != base_index + k as i64
                     || epi[r] != e.episode_index as i64
                     || fi[r] != k as i64
                     || (ts[r] as f64 - t_expected).abs() >= 1e-4
@@ -403,7 +407,7 @@ fn check_data(
                         epi[r],
                         fi[r],
                         ts[r],
-                        expected_index + k as i64,
+                        base_index + k as i64,
                         e.episode_index
                     ));
                     break;
@@ -413,7 +417,7 @@ fn check_data(
                 p.push(format!("{}: {b}", rel(root, &path)));
             }
             row += e.length as usize;
-            expected_index += e.length as i64;
+            base_index += e.length as i64;
         }
     }
     verified.push(format!("data: {} file(s), {rows_total} rows; index, episode_index, frame_index and timestamp (= frame_index/fps) row by row", files.len()));

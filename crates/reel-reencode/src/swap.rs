@@ -317,6 +317,8 @@ mod tests {
     /// A crash after any number of swap steps is finished by `recover`.
     #[test]
     fn interrupted_swap_rolls_forward_from_every_step() {
+        // The manifest's info.json must parse (recovery checks it before moving anything).
+        let new_info = reel_dataset::info::Info::new(30, Default::default(), None).to_json();
         let rels = [
             "videos/a/chunk-000/file-000.mp4",
             "videos/a/chunk-000/file-001.mp4",
@@ -333,7 +335,7 @@ mod tests {
             }
             let m = Manifest {
                 files: rels.iter().map(|s| s.to_string()).collect(),
-                info_json: "new info".into(),
+                info_json: new_info.clone(),
                 encoders: Vec::new(),
             };
             write_atomic(
@@ -361,7 +363,7 @@ mod tests {
             }
             assert_eq!(
                 fs::read_to_string(paths::info_file(root)).unwrap(),
-                "new info"
+                new_info
             );
             assert!(!pending(root));
             assert!(!work_dir(root).exists());

@@ -42,18 +42,6 @@ fn group(comm: &str) -> usize {
     }
 }
 
-/// (thread name, CPU ticks) of one `/proc/self/task/<tid>/stat` line.
-fn parse_stat(line: &str) -> Option<(String, u64)> {
-    let open = line.find('(')?;
-    let close = line.rfind(')')?;
-    let comm = line.get(open + 1..close)?.to_string();
-    // Fields after the name: state is field 3, utime 14, stime 15 (1-based).
-    let rest: Vec<&str> = line.get(close + 2..)?.split_whitespace().collect();
-    let utime: u64 = rest.get(11)?.parse().ok()?;
-    let stime: u64 = rest.get(12)?.parse().ok()?;
-    Some((comm, utime + stime))
-}
-
 fn sample(seen: &Mutex<HashMap<i32, (String, u64)>>) {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return;
@@ -66,7 +54,7 @@ fn sample(seen: &Mutex<HashMap<i32, (String, u64)>>) {
         if let Some(v) = std::fs::read_to_string(e.path().join("stat"))
             .ok()
             .as_deref()
-            .and_then(parse_stat)
+            .and_then(reel_report::doctor::proc::parse_stat)
         {
             now.push((tid, v));
         }
@@ -138,13 +126,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_lines_parse_with_spaces_and_parens_in_names() {
-        let line = "1234 (final-obs (x)) S 1 2 3 4 5 6 7 8 9 10 250 40 0 0 20 0";
-        assert_eq!(parse_stat(line), Some(("final-obs (x)".into(), 290)));
+    fn threads_are_grouped_by_name() {
         assert_eq!(group("camera-top"), 0);
         assert_eq!(group("encoder-worker"), 1);
         assert_eq!(group("final-observati"), 2);
         assert_eq!(group("reel"), 3);
-        assert_eq!(parse_stat("garbage"), None);
     }
 }

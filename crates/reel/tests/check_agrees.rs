@@ -138,3 +138,34 @@ fn reel_check_and_lerobot_agree_on_damaged_datasets() {
         );
     }
 }
+
+#[test]
+fn an_unreadable_data_file_is_named_and_the_next_one_is_not_blamed() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("split");
+    // A tiny file-size limit: each episode starts a new data file.
+    run_ok(sim(&root, 1, 3, 0.3).args(["--vcodec", "libx264", "--data-files-size-mb", "0.0001"]));
+    let f0 = root.join("data/chunk-000/file-000.parquet");
+    let f1 = root.join("data/chunk-000/file-001.parquet");
+    assert!(f1.exists(), "the limit splits the data files");
+    let len = std::fs::metadata(&f0).unwrap().len();
+    let mut b = std::fs::read(&f0).unwrap();
+    b.truncate(len as usize / 2);
+    std::fs::write(&f0, b).unwrap();
+    let out = reel().args(["check"]).arg(&root).output().unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let problems: Vec<&str> = text.lines().filter(|l| l.starts_with("PROBLEM")).collect();
+    assert!(
+        problems.iter().any(|l| l.contains("file-000.parquet")),
+        "{text}"
+    );
+    assert!(
+        !problems.iter().any(|l| l.contains("file-001.parquet")),
+        "file-001 is intact: {text}"
+    );
+    if let Some(r) = lerobot_results(std::slice::from_ref(&root), &[]) {
+        assert!(!r[0].1, "LeRobot fails on it too");
+    }
+}

@@ -81,16 +81,22 @@ pub fn oracle_paths() -> Option<(PathBuf, PathBuf)> {
 
 /// Runs LeRobot 0.6.1's loader on `root` (`lerobot_check.py --strict`) and asserts it passes.
 /// Without the venv the check is skipped with a note, unless REEL_REQUIRE_ORACLE=1 (CI).
-pub fn assert_lerobot_loads(root: &Path) {
-    let Some((py, script)) = oracle_paths() else {
+/// The LeRobot oracle (python, lerobot_check.py), or `None` with a note when it is not
+/// installed; its absence fails when `REEL_REQUIRE_ORACLE` is set (CI).
+pub fn oracle_or_skip(what: &str) -> Option<(PathBuf, PathBuf)> {
+    let found = oracle_paths();
+    if found.is_none() {
         assert!(
             std::env::var("REEL_REQUIRE_ORACLE").is_err(),
             "REEL_REQUIRE_ORACLE is set but the LeRobot venv / lerobot_check.py is missing"
         );
-        eprintln!(
-            "note: LeRobot conformance venv not found; skipping lerobot_check.py for {}",
-            root.display()
-        );
+        eprintln!("note: LeRobot conformance venv not found; skipping lerobot_check.py for {what}");
+    }
+    found
+}
+
+pub fn assert_lerobot_loads(root: &Path) {
+    let Some((py, script)) = oracle_or_skip(&root.display().to_string()) else {
         return;
     };
     let out = Command::new(py)
@@ -139,17 +145,7 @@ pub fn lerobot_results(roots: &[PathBuf], opts: &[&str]) -> Option<Vec<(PathBuf,
     if roots.is_empty() {
         return Some(Vec::new());
     }
-    let Some((py, script)) = oracle_paths() else {
-        assert!(
-            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
-            "REEL_REQUIRE_ORACLE is set but the LeRobot venv / lerobot_check.py is missing"
-        );
-        eprintln!(
-            "note: LeRobot conformance venv not found; skipping lerobot_check.py for {} datasets",
-            roots.len()
-        );
-        return None;
-    };
+    let (py, script) = oracle_or_skip(&format!("{} datasets", roots.len()))?;
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lerobot_check_many.py");
     let out = Command::new(py)
         .arg(helper)
