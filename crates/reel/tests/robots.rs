@@ -170,8 +170,14 @@ fn record_cmd(root: &Path, f: &SimGuard, l: &SimGuard, cal: &Path, seconds: f64)
     c
 }
 
+/// The sessions of this file run one after the other: each drives two simulated servo buses
+/// (their own processes) and a camera at 30 Hz, and side by side on 2 cores the simulators'
+/// replies come late enough to cost the 0-missed-deadlines claim its meaning.
+static SESSIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn teleoperation_10s_at_30hz_matches_the_servos_and_loads_in_lerobot() {
+    let _serial = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     let (ft, lt) = (d.path().join("f.trace"), d.path().join("l.trace"));
     let f = SimGuard::start("so101", &["--trace", ft.to_str().unwrap()]);
@@ -249,6 +255,7 @@ fn write_calibration(dir: &Path, id: &str, shoulder_pan: (i64, i64)) {
 
 #[test]
 fn one_percent_bad_status_packets_cost_flagged_ticks_not_the_session() {
+    let _serial = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     let (ft, lt) = (d.path().join("f.trace"), d.path().join("l.trace"));
     let f = SimGuard::start(
@@ -315,6 +322,7 @@ fn one_percent_bad_status_packets_cost_flagged_ticks_not_the_session() {
 
 #[test]
 fn a_camera_lost_mid_episode_is_reported_and_handled() {
+    let _serial = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
     // A device error 1.5 s in: reported, the episode ends there (saved), the session stops.
     let root = d.path().join("err");
