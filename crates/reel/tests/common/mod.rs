@@ -192,3 +192,21 @@ pub fn info(root: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(root.join("meta/info.json")).expect("info.json"))
         .expect("json")
 }
+
+/// Every file under `root` with its bytes, sorted: equal snapshots mean nothing changed.
+pub fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
