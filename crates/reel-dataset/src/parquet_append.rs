@@ -803,9 +803,9 @@ mod tests {
             .any(|(k, _)| k == "ARROW:schema"));
 
         // pyarrow must see 3 row groups and fixed_size_list<element: float>[6].
-        let py = Path::new("/root/venv-lerobot/bin/python");
-        if py.exists() {
-            let out = std::process::Command::new(py)
+        if let Some(o) = reel_testkit::python_with(&["pyarrow"], "the pyarrow read-back") {
+            let out = o
+                .command()
                 .arg("-c")
                 .arg("import sys, pyarrow.parquet as pq; f = pq.ParquetFile(sys.argv[1]); t = f.read(); print(f.metadata.num_row_groups); print(t.schema.field('v').type); print(t.num_rows); print(t.column('index').to_pylist() == list(range(15)))")
                 .arg(&p)
@@ -821,8 +821,6 @@ mod tests {
                 s.lines().collect::<Vec<_>>(),
                 vec!["3", "fixed_size_list<element: float>[6]", "15", "True"]
             );
-        } else {
-            eprintln!("note: /root/venv-lerobot/bin/python absent, pyarrow check skipped");
         }
     }
 

@@ -1,7 +1,5 @@
 //! The writer through its library API: discarding an episode, frames spilled to disk when the
 //! memory queue is full (every frame still reaches its video, in order), tasks, counters.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_core::{Feature, Features, RowValues, Value, VideoFrame};
 use reel_dataset::camera::QueueLimits;
@@ -100,36 +98,7 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
 /// LeRobot 0.6.1's loader (`lerobot_check.py --strict`) on `root`; skipped with a note when
 /// its venv is absent, unless REEL_REQUIRE_ORACLE is set (CI).
 fn lerobot_loads(root: &std::path::Path) {
-    let conf = std::env::var_os("REEL_CONFORMANCE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        });
-    let venv = std::env::var_os("LEROBOT_VENV")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot")
-        });
-    let (py, script) = (venv.join("bin/python"), conf.join("lerobot_check.py"));
-    if !py.is_file() || !script.is_file() {
-        assert!(
-            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
-            "REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing"
-        );
-        eprintln!("note: LeRobot venv not found; skipping lerobot_check.py");
-        return;
-    }
-    let out = std::process::Command::new(py)
-        .arg(script)
-        .arg(root)
-        .args(["--strict", "--color", "never"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("RESULT: PASS"),
-        "{text}"
-    );
+    reel_testkit::assert_lerobot_loads(root);
 }
 
 #[test]

@@ -2,8 +2,6 @@
 //! announced, `confirmed_frames` is readable while the encoder is stuck and matches what
 //! `salvage` recovers from the fragmented partial file, and a salvaged segment plus a fresh
 //! encoder's segment append into one stream that decodes without error.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_core::journal::Journal;
 use reel_core::VideoFrame;

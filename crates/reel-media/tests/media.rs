@@ -1,8 +1,6 @@
 //! End-to-end checks of reel-media against real FFmpeg encodes: what is encoded decodes
 //! frame for frame with LeRobot's timestamps, appends stay O(segment), a crash mid-append
 //! rolls back byte for byte, and bad input is refused without touching the target.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_core::journal::{recover, Journal};
 use reel_core::VideoFrame;

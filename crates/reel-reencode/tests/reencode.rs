@@ -137,24 +137,7 @@ fn assert_valid(root: &Path) {
 }
 
 fn lerobot_check(root: &Path) {
-    let py = Path::new("/root/venv-lerobot/bin/python");
-    let script = Path::new("/work/shared/conformance/lerobot_check.py");
-    if !py.exists() || !script.exists() {
-        eprintln!("LeRobot venv absent: conformance check skipped");
-        return;
-    }
-    let out = Command::new(py)
-        .arg(script)
-        .arg("--strict")
-        .arg(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "lerobot_check --strict failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reel_testkit::assert_lerobot_loads(root);
 }
 
 #[test]

@@ -1,8 +1,6 @@
 //! The drivers against the bus simulator, in process: handshake, LeRobot's calibration
 //! procedure, positions, goals, retries under corrupted and missing status packets, and the
 //! bad-input errors (missing port, busy port, absent servo, wrong calibration file, limits).
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_record::robot::{Robot, Teleop};
 use reel_robots::calibrate::{calibrate, Operator};

@@ -6,8 +6,6 @@
 //! Needs the LeRobot venv and feetech-servo-sdk / dynamixel-sdk (scripts/test.sh installs
 //! them into ~/lerobot-extras); without them the test is skipped with a note, and fails under
 //! REEL_REQUIRE_ORACLE=1 (CI).
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_robots::calibrate::{calibrate, Operator};
 use reel_robots::{Arm, ArmConfig, Calibration, Motion, RobotType, SimBus, SimConfig};
@@ -16,40 +14,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn python() -> Option<(PathBuf, String)> {
-    let venv = std::env::var_os("LEROBOT_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join("venv-lerobot")
-        });
-    let extras = std::env::var("REEL_LEROBOT_EXTRAS").unwrap_or_else(|_| {
-        format!(
-            "{}/lerobot-extras",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let py = venv.join("bin/python");
-    let have = py.is_file()
-        && Command::new(&py)
-            .env("PYTHONPATH", &extras)
-            .args([
-                "-c",
-                "import scservo_sdk, dynamixel_sdk, serial, deepdiff, lerobot",
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-    if !have {
-        assert!(
-            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
-            "REEL_REQUIRE_ORACLE is set but the LeRobot venv ({}) with feetech-servo-sdk / dynamixel-sdk in {extras} is missing (scripts/test.sh installs them)",
-            py.display()
-        );
-        eprintln!(
-            "note: LeRobot venv or servo SDKs missing; skipping the LeRobot bus conformance test"
-        );
-        return None;
-    }
-    Some((py, extras))
+    let o = reel_testkit::python_with(
+        &[
+            "scservo_sdk",
+            "dynamixel_sdk",
+            "serial",
+            "deepdiff",
+            "lerobot",
+        ],
+        "the LeRobot bus conformance test",
+    )?;
+    Some((o.python, reel_testkit::extras().display().to_string()))
 }
 
 fn run_py(py: &(PathBuf, String), args: &[&str]) -> Vec<serde_json::Value> {

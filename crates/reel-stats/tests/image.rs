@@ -1,8 +1,6 @@
 //! Streaming image statistics (spec §3.4, §4.3): downsampling strides, solid-colour frames,
 //! equivalence with feeding every downsampled pixel to `RunningQuantileStats`, error cases,
 //! and a small timing printout of `push_rgb` (no assertion on time).
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_stats::{downsample_stride, ImageStats, RunningQuantileStats};
 use std::time::Instant;

@@ -1,8 +1,6 @@
 //! Ports of LeRobot's `tests/datasets/test_compute_stats.py` (spec §8.4) and of the
 //! `stats.json` values observed on a LeRobot-written dataset (§1.10), checked against the
 //! numbers LeRobot's tests expect or against values worked out by hand.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
 use reel_stats::{
     aggregate, aggregate_all, vector_stats, FeatureStats, RunningQuantileStats, DEFAULT_BINS,

@@ -5,11 +5,8 @@
 //! swapped in, a missing video, a bitstream damaged lightly (the decoder conceals the errors)
 //! and heavily. Both fail on each, both pass on the undamaged copy: a check that passes means
 //! LeRobot loads the dataset.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 const FRONT: &str = "videos/observation.images.front/chunk-000/file-000.mp4";

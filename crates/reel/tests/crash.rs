@@ -2,11 +2,8 @@
 //! `reel check --repair`: every episode that was reported saved is still there and the
 //! dataset loads in LeRobot. A full disk (RLIMIT_FSIZE) fails the recording with a clear
 //! error and keeps every earlier episode.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;

@@ -4,11 +4,8 @@
 //! --repair` tidies and `reel reencode` converts; cameras whose capture saturates the CPU do
 //! not starve the conversion once the session is over, and one SIGTERM during it ends the
 //! process promptly with a valid dataset.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -389,7 +386,7 @@ fn kill_9_during_deferred_session_leaves_a_valid_x264_dataset() {
             .arg(&root)
             .args(["--vcodec", "libsvtav1"]),
     );
-    let info = crate::info(&root);
+    let info = crate::common::info(&root);
     assert_eq!(
         info["features"]["observation.images.front"]["info"]["video.codec"],
         "av1"

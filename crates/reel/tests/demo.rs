@@ -1,10 +1,7 @@
 //! `reel demo` and `reel record --demo-video` from the command line: the README's one-liner
 //! works with no hardware, SIGTERM finalizes a playable MP4 quickly.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -4,12 +4,8 @@
 //! stable rate it measured, and the command it prints records with 0 missed deadlines.
 //! (Its own test binary: the trials measure the machine, so nothing else of this crate's
 //! tests runs beside them.)
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 #[test]

@@ -1,11 +1,8 @@
 //! Encoders that hang or fail mid-episode are replaced without losing a frame: each injected
 //! fault during a 3-camera recording leaves every episode complete (one video frame per row),
 //! loadable by LeRobot, with the switch recorded in the episode's metadata.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn switches(root: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();

@@ -12,13 +12,8 @@
 //!   every file they name is back to its bytes before the transaction and every other file
 //!   is as the crash left it;
 //! * otherwise (records edited and re-checksummed), only files that its records name changed.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-mod fuzz_common;
-
-use fuzz_common::*;
+use crate::fuzz_common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use reel_core::journal::{recover, Journal};
@@ -28,9 +23,6 @@ use reel_dataset::{figures, parquet_append};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-#[global_allocator]
-static A: Counting = Counting;
 
 const BIN: &str = "journal";
 const MAGIC_V1: &[u8; 8] = b"REELJNL1";

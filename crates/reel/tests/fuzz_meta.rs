@@ -9,13 +9,8 @@
 //! append to a damaged parquet file either fails and leaves it byte-identical, or succeeds
 //! and rolls back exactly. A swap recovery either refuses and changes nothing, or finishes
 //! the swap with a readable `info.json` and changes nothing outside the dataset.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-mod fuzz_common;
-
-use fuzz_common::*;
+use crate::fuzz_common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use reel_core::journal::{recover, Journal};
@@ -24,9 +19,6 @@ use reel_dataset::{episodes, figures, parquet_append, pyjson, stats_json, tasks}
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-
-#[global_allocator]
-static A: Counting = Counting;
 
 const BIN: &str = "meta";
 const STATS: &str = "meta/stats.json";
@@ -608,7 +600,7 @@ fn swap_seed() -> &'static Tree {
         let s = seeds(BIN);
         let root = s.scratch.join("swap");
         materialize(&root, &s.pre);
-        let out = common::reel()
+        let out = crate::common::reel()
             .arg("reencode")
             .arg(&root)
             .args(["--force", "--jobs", "1"])

@@ -3,21 +3,13 @@
 //! episode segment. Every call returns, never panics, stays within 10 × its input + 1 MiB of
 //! heap; an append or truncation that fails leaves the file byte-identical, one that succeeds
 //! yields a file whose index reads back, and rolling its journal back restores the input.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-mod fuzz_common;
-
-use fuzz_common::*;
+use crate::fuzz_common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use reel_core::journal::{recover, Journal};
 use reel_media::mp4;
 use std::path::Path;
-
-#[global_allocator]
-static A: Counting = Counting;
 
 const BIN: &str = "mp4";
 

@@ -1,11 +1,8 @@
 //! Hardening (issue 12): odd options are refused before anything happens, `--overwrite`
 //! deletes nothing it should not, every wait ends (a panicking committer, a stop during
 //! `finalize`), and refused commands leave no scratch behind.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 #[test]

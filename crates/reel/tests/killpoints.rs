@@ -13,11 +13,8 @@
 //! of fresh sessions until one ends unkilled (the figures of such a run are in BENCHMARKS.md,
 //! "Kill campaign"). `reencode.manifest` belongs to
 //! `reel reencode` and is killed in `crates/reel-reencode/tests/reencode.rs`.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,11 +1,8 @@
 //! One writer per dataset (issue 13): a second writer is refused at once with the holder
 //! named, whatever the command; read-only `reel check` runs and changes nothing; a `kill -9`
 //! never leaves a stale lock; shards of `reel reencode` share a dataset.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -7,11 +7,8 @@
 //! the oracle's stats check the same way), and LeRobot's own HEVC files (real B-frames) do
 //! not decode at their timestamps through torchcodec even unmerged — so with HEVC only the
 //! reel-written episodes are required to decode.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 
@@ -57,7 +54,7 @@ fn failing_episodes(report: &serde_json::Value) -> Vec<u64> {
 
 #[test]
 fn reel_and_lerobot_datasets_merge_in_both_orders() {
-    let Some((py, script)) = oracle_or_skip("the merge test") else {
+    let Some(Oracle { python: py, script }) = Oracle::or_skip("the merge test") else {
         return;
     };
     let d = tempfile::tempdir().unwrap();

@@ -1,10 +1,7 @@
 //! `reel record` end to end: datasets written by the CLI load in LeRobot 0.6.1 (1, 2, 3
 //! cameras; 1 and 10 episodes; file rollover; resume), and bad input gets clear errors.
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::fs;
 
 #[test]

@@ -2,12 +2,8 @@
 //! resume and merge), `reel report` and the live page of `reel record --display`, both
 //! rendered by headless Chromium (Debian's `chromium`; under REEL_REQUIRE_ORACLE=1 a missing
 //! browser fails these tests instead of skipping them).
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -15,26 +11,7 @@ use std::time::{Duration, Instant};
 
 /// The browser, or None (a note) when it is missing and not required.
 fn chromium() -> Option<PathBuf> {
-    let found = std::env::var_os("REEL_CHROMIUM")
-        .map(PathBuf::from)
-        .or_else(|| {
-            [
-                "/usr/bin/chromium",
-                "/usr/bin/chromium-browser",
-                "/usr/bin/google-chrome",
-            ]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
-            "REEL_REQUIRE_ORACLE is set but chromium is missing (scripts/deps.sh installs it)"
-        );
-        eprintln!("note: chromium not found; skipping the browser part of this test");
-    }
-    found
+    reel_testkit::chromium("the report and live-page tests")
 }
 
 /// Runs headless Chromium (as root: no sandbox; no network but the page's own) with `args`
@@ -161,8 +138,8 @@ fn ticks_are_stored_per_frame_and_lerobot_ignores_them() {
     assert_reel_check(root);
     assert_lerobot_loads(root);
     // LeRobot's own resume (append an episode) and merge (aggregate_datasets) on it.
-    let Some((py, _)) = oracle_paths() else {
-        return; // assert_lerobot_loads already enforced REEL_REQUIRE_ORACLE
+    let Some(Oracle { python: py, .. }) = Oracle::or_skip("LeRobot's resume and merge") else {
+        return;
     };
     let work = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lerobot_resume_merge.py");

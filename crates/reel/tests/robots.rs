@@ -2,11 +2,8 @@
 //! teleoperation with LeRobot's flags, checked against the simulated servos in LeRobot's own
 //! units; corrupted and missing status packets; cameras lost mid-episode; and the bad-input
 //! errors (missing port, busy port, absent servo, another robot's calibration, joint limits).
-// A test crate sees every dependency of its package and uses few of them.
-#![allow(unused_crate_dependencies)]
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -46,39 +43,21 @@ impl Drop for SimGuard {
     }
 }
 
-/// Python with LeRobot and the servo SDKs, or None (a failure under REEL_REQUIRE_ORACLE=1).
-fn lerobot_python() -> Option<(PathBuf, String)> {
-    let (py, _) = oracle_paths()?;
-    let extras = std::env::var("REEL_LEROBOT_EXTRAS").unwrap_or_else(|_| {
-        format!(
-            "{}/lerobot-extras",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let ok = Command::new(&py)
-        .env("PYTHONPATH", &extras)
-        .args([
-            "-c",
-            "import scservo_sdk, dynamixel_sdk, serial, deepdiff, lerobot, pandas",
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    ok.then_some((py, extras))
-}
-
+/// Python with LeRobot and the servo SDKs (the extras directory), or None after a note (a
+/// failure under REEL_REQUIRE_ORACLE=1).
 fn require_python() -> Option<(PathBuf, String)> {
-    let p = lerobot_python();
-    if p.is_none() {
-        assert!(
-            std::env::var("REEL_REQUIRE_ORACLE").is_err(),
-            "REEL_REQUIRE_ORACLE is set but the LeRobot venv with feetech-servo-sdk / dynamixel-sdk (~/lerobot-extras) is missing"
-        );
-        eprintln!(
-            "note: LeRobot venv or servo SDKs missing; skipping the checks against LeRobot's units"
-        );
-    }
-    p
+    let o = reel_testkit::python_with(
+        &[
+            "scservo_sdk",
+            "dynamixel_sdk",
+            "serial",
+            "deepdiff",
+            "lerobot",
+            "pandas",
+        ],
+        "the checks against LeRobot's units",
+    )?;
+    Some((o.python, reel_testkit::extras().display().to_string()))
 }
 
 fn check_against_servos(

@@ -1,0 +1,7 @@
+//! reel-dataset's integration tests, one binary with a module per subject
+//! (`cargo nextest run -p reel-dataset`).
+// A test crate sees every dependency of its package and uses few of them.
+#![allow(unused_crate_dependencies)]
+
+mod lerobot_roundtrip;
+mod writer;
