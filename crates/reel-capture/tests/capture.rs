@@ -2,6 +2,8 @@
 //! with the ffmpeg CLI, absent devices, bad graphs, and the stall / deliver_fps knobs.
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
+// Tests unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 use std::time::{Duration, Instant};

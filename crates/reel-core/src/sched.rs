@@ -8,6 +8,12 @@
 //! real-time too. [`demote_realtime_threads`] gives such threads the scheduling the opening
 //! thread had before the open ([`current_policy`]): nice 10 for a live encoder worker,
 //! SCHED_IDLE for the deferred transcoder.
+//!
+//! The one other real-time thread is a stand-in for hardware: `reel sim-bus`'s simulated
+//! servos ([`raise_device_thread`]), which play a device with its own CPU. Nothing outside
+//! this module calls the kernel's scheduling functions: `clippy.toml` disallows them, and this
+//! module alone allows them.
+#![allow(clippy::disallowed_methods)]
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -94,6 +100,15 @@ pub fn raise_control_thread(realtime: bool) -> String {
     } else {
         "default priority (raising it needs CAP_SYS_NICE)".into()
     }
+}
+
+/// Makes the calling thread a simulated device (`reel sim-bus`): SCHED_FIFO priority 10, the
+/// control loop's own priority, so that a simulated servo answers as promptly as real
+/// hardware with its own CPU would. Returns whether the kernel granted it.
+pub fn raise_device_thread() -> bool {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: sets the scheduling policy of the calling thread.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
 }
 
 /// The calling thread's scheduling, to hand to [`demote_realtime_threads`] after a library

@@ -6,6 +6,8 @@
 //! `cargo run --release -p reel-demo --example demo_check -- [SECONDS] [OUTPUT.mp4]`
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
+// A check program like the tests: a panic is its failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

@@ -3,6 +3,8 @@
 //! of this file run in parallel (one binary), so the long ones overlap.
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
+// Tests unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

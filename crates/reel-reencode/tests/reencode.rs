@@ -4,6 +4,8 @@
 //! shards + commit, and a real `kill -9` in the middle followed by a rerun.
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
+// Tests unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reel_core::Result;
 use reel_dataset::check::{check, CheckOptions};

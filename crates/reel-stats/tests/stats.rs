@@ -2,6 +2,8 @@
 //! (`cargo nextest run -p reel-stats`).
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
+// Tests unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod image;
 mod reference;

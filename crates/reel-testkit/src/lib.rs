@@ -11,6 +11,7 @@
 //!
 //! Also here: headless chromium's lookup (same rule) and a byte snapshot of a directory.
 //! Helpers panic with a message: they run inside tests, where a panic is the failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

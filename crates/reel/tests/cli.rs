@@ -3,6 +3,8 @@
 //! `cargo nextest run -p reel` (each test its own process) or `cargo test -p reel --test cli`.
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
+// Tests unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 mod fuzz_common;

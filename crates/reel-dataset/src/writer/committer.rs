@@ -428,6 +428,155 @@ pub(super) fn commit_episode(
     }
 }
 
+/// Step 2 of an episode's transaction: appends each camera's segment parts to its MP4 (a new
+/// file when the current one would pass the size limit) and checks that the segment lands
+/// where the previous episode ended and that no frame is missing. Returns each camera's video
+/// reference and its file's frame count after the append.
+fn append_videos(
+    state: &CommitState,
+    root: &Path,
+    segments: &[SegmentResult],
+    len: u64,
+    j: &mut Journal,
+) -> Result<Vec<(VideoRef, u64)>> {
+    let root = root.to_path_buf();
+    let mut videos = Vec::new();
+    for ((key, cursor, next), seg) in state.videos.iter().zip(segments) {
+        let ep_mb = paths::size_mb(seg.bytes);
+        let (file, from, frames_before) = match cursor {
+            Some(c) => {
+                let cur = paths::video_file(&root, key, c.file);
+                let size = paths::size_mb(fs::metadata(&cur).map(|m| m.len()).unwrap_or(0));
+                if size + ep_mb >= state.video_limit_mb {
+                    (c.file.next(state.chunks_size), 0.0, 0)
+                } else {
+                    (c.file, c.to_timestamp, c.frames)
+                }
+            }
+            None => (*next, 0.0, 0),
+        };
+        let target = paths::video_file(&root, key, file);
+        if let Some(dir) = target.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io("create video dir", dir, e))?;
+        }
+        let mut duration_s = 0.0;
+        let mut appended = None;
+        for (i, part) in seg.parts.iter().enumerate() {
+            let a = reel_media::mp4::append_segment(&target, part, j)?;
+            if i == 0 {
+                let start_s = a.start_ticks as f64 / a.timescale as f64;
+                if (start_s - from).abs() > 1e-4 {
+                    return Err(Error::corrupt(&target, format!("segment lands at {start_s:.6}s but the previous episode ends at {from:.6}s")));
+                }
+            }
+            duration_s += a.duration_s();
+            appended = Some(a);
+        }
+        let appended = appended.ok_or_else(|| {
+            Error::invalid(format!("camera {key}: the episode has no video segment"))
+        })?;
+        if appended.frames_total != frames_before + len {
+            return Err(Error::corrupt(
+                &target,
+                format!(
+                    "{} frames after appending {len} to {frames_before}",
+                    appended.frames_total
+                ),
+            ));
+        }
+        videos.push((
+            VideoRef {
+                key: key.clone(),
+                file,
+                from_timestamp: from,
+                to_timestamp: from + duration_s,
+            },
+            appended.frames_total,
+        ));
+    }
+    Ok(videos)
+}
+
+/// reel's own per-episode figures (the loop's, plus each camera's encoder figures): they go
+/// to meta/reel/episodes.jsonl (crate::figures), never into LeRobot's tables.
+fn episode_figures(
+    job: &Job,
+    state: &CommitState,
+    segments: &[SegmentResult],
+) -> Vec<(String, ExtraValue)> {
+    let mut figures = job.extra.clone();
+    {
+        let extra = &mut figures;
+        for ((key, _, _), seg) in state.videos.iter().zip(segments) {
+            extra.push((
+                format!("videos/{key}/spilled_frames"),
+                ExtraValue::I64(seg.spilled_frames as i64),
+            ));
+            extra.push((
+                format!("videos/{key}/max_queue_depth"),
+                ExtraValue::I64(seg.max_queue_depth as i64),
+            ));
+            let fps_enc = if seg.encode_seconds > 0.0 {
+                seg.frames as f64 / seg.encode_seconds
+            } else {
+                0.0
+            };
+            extra.push((format!("videos/{key}/encode_fps"), ExtraValue::F64(fps_enc)));
+            extra.push((
+                format!("videos/{key}/encoder"),
+                ExtraValue::Str(seg.encoder.clone()),
+            ));
+            extra.push((
+                format!("videos/{key}/encoder_switches"),
+                ExtraValue::Str(seg.switches.clone()),
+            ));
+        }
+    }
+    figures
+}
+
+/// The first commit of each camera in this session: the block info.json holds must describe
+/// the file just written (a new dataset's predicted block, or a resumed one's); a file in
+/// another format than the dataset's other files of that camera is refused.
+fn check_video_info(
+    state: &CommitState,
+    root: &Path,
+    videos: &[(VideoRef, u64)],
+    info: &mut Info,
+) -> Result<()> {
+    for (i, (key, _, _)) in state.videos.iter().enumerate() {
+        if state.video_info_checked.get(i).copied().unwrap_or(true) {
+            continue;
+        }
+        let (v, _) = videos
+            .iter()
+            .find(|(v, _)| v.key == *key)
+            .ok_or_else(|| Error::invalid(format!("camera {key}: no video reference")))?;
+        let file = paths::video_file(root, key, v.file);
+        let probe = reel_media::probe::probe_video(&file)?;
+        let block = video_info_block(&probe, &state.encoder_fields);
+        match info.video_info.iter_mut().find(|(k, _)| k == key) {
+            Some((_, old)) => {
+                if state.had_episodes && !old.same_stream(&block) {
+                    return Err(Error::Mismatch(format!(
+                        "camera {key}: {} holds {} {}x{} {} but info.json describes the dataset's other files as {}; \
+                         a camera's files must share one format",
+                        file.display(),
+                        probe.codec,
+                        probe.width,
+                        probe.height,
+                        probe.pix_fmt,
+                        old.describe()
+                    )));
+                }
+                *old = block;
+            }
+            None => info.video_info.push((key.clone(), block)),
+        }
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_episode(
     state: &mut CommitState,
@@ -484,60 +633,7 @@ fn write_episode(
     marks.push(("data", Instant::now()));
 
     // 2. videos
-    let mut videos = Vec::new();
-    for ((key, cursor, next), seg) in state.videos.iter().zip(segments) {
-        let ep_mb = paths::size_mb(seg.bytes);
-        let (file, from, frames_before) = match cursor {
-            Some(c) => {
-                let cur = paths::video_file(&root, key, c.file);
-                let size = paths::size_mb(fs::metadata(&cur).map(|m| m.len()).unwrap_or(0));
-                if size + ep_mb >= state.video_limit_mb {
-                    (c.file.next(state.chunks_size), 0.0, 0)
-                } else {
-                    (c.file, c.to_timestamp, c.frames)
-                }
-            }
-            None => (*next, 0.0, 0),
-        };
-        let target = paths::video_file(&root, key, file);
-        if let Some(dir) = target.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io("create video dir", dir, e))?;
-        }
-        let mut duration_s = 0.0;
-        let mut appended = None;
-        for (i, part) in seg.parts.iter().enumerate() {
-            let a = reel_media::mp4::append_segment(&target, part, j)?;
-            if i == 0 {
-                let start_s = a.start_ticks as f64 / a.timescale as f64;
-                if (start_s - from).abs() > 1e-4 {
-                    return Err(Error::corrupt(&target, format!("segment lands at {start_s:.6}s but the previous episode ends at {from:.6}s")));
-                }
-            }
-            duration_s += a.duration_s();
-            appended = Some(a);
-        }
-        let appended = appended.ok_or_else(|| {
-            Error::invalid(format!("camera {key}: the episode has no video segment"))
-        })?;
-        if appended.frames_total != frames_before + len {
-            return Err(Error::corrupt(
-                &target,
-                format!(
-                    "{} frames after appending {len} to {frames_before}",
-                    appended.frames_total
-                ),
-            ));
-        }
-        videos.push((
-            VideoRef {
-                key: key.clone(),
-                file,
-                from_timestamp: from,
-                to_timestamp: from + duration_s,
-            },
-            appended.frames_total,
-        ));
-    }
+    let videos = append_videos(state, &root, segments, len, j)?;
 
     faultpoint::hit("commit.videos");
     marks.push(("videos", Instant::now()));
@@ -583,34 +679,7 @@ fn write_episode(
     };
     // reel's own figures go to meta/reel/episodes.jsonl (crate::figures), never into
     // LeRobot's tables.
-    let mut figures = job.extra.clone();
-    {
-        let extra = &mut figures;
-        for ((key, _, _), seg) in state.videos.iter().zip(segments) {
-            extra.push((
-                format!("videos/{key}/spilled_frames"),
-                ExtraValue::I64(seg.spilled_frames as i64),
-            ));
-            extra.push((
-                format!("videos/{key}/max_queue_depth"),
-                ExtraValue::I64(seg.max_queue_depth as i64),
-            ));
-            let fps_enc = if seg.encode_seconds > 0.0 {
-                seg.frames as f64 / seg.encode_seconds
-            } else {
-                0.0
-            };
-            extra.push((format!("videos/{key}/encode_fps"), ExtraValue::F64(fps_enc)));
-            extra.push((
-                format!("videos/{key}/encoder"),
-                ExtraValue::Str(seg.encoder.clone()),
-            ));
-            extra.push((
-                format!("videos/{key}/encoder_switches"),
-                ExtraValue::Str(seg.switches.clone()),
-            ));
-        }
-    }
+    let figures = episode_figures(job, state, segments);
     let rec = EpisodeRecord {
         episode_index,
         tasks: job.episode_tasks.clone(),
@@ -645,38 +714,7 @@ fn write_episode(
         tasks::write(&root, &job.tasks, j)?;
     }
     let mut info = state.info.clone();
-    // The first commit of each camera in this session: the block info.json holds must describe
-    // the file just written (a new dataset's predicted block, or a resumed one's).
-    for (i, (key, _, _)) in state.videos.iter().enumerate() {
-        if state.video_info_checked.get(i).copied().unwrap_or(true) {
-            continue;
-        }
-        let (v, _) = videos
-            .iter()
-            .find(|(v, _)| v.key == *key)
-            .ok_or_else(|| Error::invalid(format!("camera {key}: no video reference")))?;
-        let file = paths::video_file(&root, key, v.file);
-        let probe = reel_media::probe::probe_video(&file)?;
-        let block = video_info_block(&probe, &state.encoder_fields);
-        match info.video_info.iter_mut().find(|(k, _)| k == key) {
-            Some((_, old)) => {
-                if state.had_episodes && !old.same_stream(&block) {
-                    return Err(Error::Mismatch(format!(
-                        "camera {key}: {} holds {} {}x{} {} but info.json describes the dataset's other files as {}; \
-                         a camera's files must share one format",
-                        file.display(),
-                        probe.codec,
-                        probe.width,
-                        probe.height,
-                        probe.pix_fmt,
-                        old.describe()
-                    )));
-                }
-                *old = block;
-            }
-            None => info.video_info.push((key.clone(), block)),
-        }
-    }
+    check_video_info(state, &root, &videos, &mut info)?;
     info.total_episodes += 1;
     info.total_frames += len;
     info.total_tasks = job.tasks.len() as u64;

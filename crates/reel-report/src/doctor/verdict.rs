@@ -143,16 +143,15 @@ fn capture_of<'a>(rep: &'a DoctorReport, name: &str) -> Vec<&'a CaptureTrial> {
         .collect()
 }
 
-/// Ranks the causes, picks the recommendation and writes the headline.
-pub fn conclude(cfg: &DoctorConfig, rep: &mut DoctorReport) {
+/// The cameras' findings: a camera that could not be read, or one slower than the loop (with
+/// the format that would fix it, recorded in `formats`).
+fn camera_findings(
+    cfg: &DoctorConfig,
+    rep: &DoctorReport,
+    f: &mut Vec<Finding>,
+    formats: &mut Vec<(String, String)>,
+) {
     let fps = cfg.fps;
-    let mut f: Vec<Finding> = Vec::new();
-    let live = trial(rep, fps, TrialMode::Live, cfg.realtime).cloned();
-    let deferred = trial(rep, fps, TrialMode::Deferred, cfg.realtime).cloned();
-    let off = trial(rep, fps, TrialMode::EncodingOff, cfg.realtime).cloned();
-    let mut formats: Vec<(String, String)> = Vec::new();
-
-    // Cameras.
     for spec in &cfg.cameras {
         let trials = capture_of(rep, &spec.name);
         let get = |name_has: &dyn Fn(&str) -> bool| {
@@ -237,6 +236,95 @@ pub fn conclude(cfg: &DoctorConfig, rep: &mut DoctorReport) {
             });
         }
     }
+}
+
+/// The live encoder's findings: a backlog that grows (with what deferring would give), or
+/// frames spilled to disk by a backlog that did not keep growing.
+fn encoder_findings(
+    cfg: &DoctorConfig,
+    l: &LoopTrial,
+    deferred: Option<&LoopTrial>,
+    f: &mut Vec<Finding>,
+) {
+    let fps = cfg.fps;
+    let g = l.total_growth();
+    if !l.encoders_keep_up() {
+        let n = l.cameras.len();
+        let need = (fps as usize * n) as f64;
+        let mut evidence = format!(
+            "{} backlog grows {g:.1} frames/s with {n} camera(s) at {fps} Hz ({need:.0} frames/s needed, {:.0} encoded)",
+            l.vcodec,
+            (need - g).max(0.0)
+        );
+        let mut advice = "lower the rate".to_string();
+        if let Some(d) = deferred {
+            evidence.push_str(&format!(
+                "; deferred (live {}): backlog {:+.1} frames/s",
+                d.vcodec,
+                d.total_growth()
+            ));
+            if d.encoders_keep_up() {
+                advice = format!(
+                    "defer the final codec (--deferred always: record in {}, convert to {} in the background) or lower the rate",
+                    d.vcodec, l.vcodec
+                );
+            }
+        }
+        let encoding: f64 = l
+            .cpu
+            .threads
+            .iter()
+            .filter(|t| t.own && !t.name.starts_with("camera") && t.name != "doctor-cpu")
+            .map(|t| t.cpu_pct)
+            .sum();
+        if encoding > 0.0 {
+            evidence.push_str(&format!(
+                "; reel's other threads (encoders, queues) used {:.1} cores",
+                encoding / 100.0
+            ));
+        }
+        let cores: Vec<String> = l.cpu.cores.iter().map(|c| format!("{c:.0} %")).collect();
+        if !cores.is_empty() {
+            evidence.push_str(&format!("; cores busy {}", cores.join(", ")));
+        }
+        f.push(Finding {
+            kind: "encoder".into(),
+            cause: format!("{} cannot keep up live", l.vcodec),
+            evidence,
+            advice,
+            class: 1,
+            severity: (g / need.max(1.0)).min(1.0),
+        });
+    } else if l
+        .cameras
+        .iter()
+        .any(|c| c.queue_end > cfg.max_queue_frames as u32)
+    {
+        f.push(Finding {
+            kind: "encoder".into(),
+            cause: format!("{} spilled frames to disk", l.vcodec),
+            evidence: format!(
+                "backlog reached {} frames (memory holds {} per camera) though it did not keep growing",
+                l.cameras.iter().map(|c| c.queue_end).max().unwrap_or(0),
+                cfg.max_queue_frames
+            ),
+            advice: "raise --max-queue-frames or defer".into(),
+            class: 1,
+            severity: 0.05,
+        });
+    }
+}
+
+/// Ranks the causes, picks the recommendation and writes the headline.
+pub fn conclude(cfg: &DoctorConfig, rep: &mut DoctorReport) {
+    let fps = cfg.fps;
+    let mut f: Vec<Finding> = Vec::new();
+    let live = trial(rep, fps, TrialMode::Live, cfg.realtime).cloned();
+    let deferred = trial(rep, fps, TrialMode::Deferred, cfg.realtime).cloned();
+    let off = trial(rep, fps, TrialMode::EncodingOff, cfg.realtime).cloned();
+    let mut formats: Vec<(String, String)> = Vec::new();
+
+    camera_findings(cfg, rep, &mut f, &mut formats);
 
     // Missed deadlines.
     let base = live.as_ref().or(deferred.as_ref());
@@ -272,74 +360,8 @@ pub fn conclude(cfg: &DoctorConfig, rep: &mut DoctorReport) {
         }
     }
 
-    // The encoder.
     if let Some(l) = &live {
-        let g = l.total_growth();
-        if !l.encoders_keep_up() {
-            let n = l.cameras.len();
-            let need = (fps as usize * n) as f64;
-            let mut evidence = format!(
-                "{} backlog grows {g:.1} frames/s with {n} camera(s) at {fps} Hz ({need:.0} frames/s needed, {:.0} encoded)",
-                l.vcodec,
-                (need - g).max(0.0)
-            );
-            let mut advice = "lower the rate".to_string();
-            if let Some(d) = &deferred {
-                evidence.push_str(&format!(
-                    "; deferred (live {}): backlog {:+.1} frames/s",
-                    d.vcodec,
-                    d.total_growth()
-                ));
-                if d.encoders_keep_up() {
-                    advice = format!(
-                        "defer the final codec (--deferred always: record in {}, convert to {} in the background) or lower the rate",
-                        d.vcodec, l.vcodec
-                    );
-                }
-            }
-            let encoding: f64 = l
-                .cpu
-                .threads
-                .iter()
-                .filter(|t| t.own && !t.name.starts_with("camera") && t.name != "doctor-cpu")
-                .map(|t| t.cpu_pct)
-                .sum();
-            if encoding > 0.0 {
-                evidence.push_str(&format!(
-                    "; reel's other threads (encoders, queues) used {:.1} cores",
-                    encoding / 100.0
-                ));
-            }
-            let cores: Vec<String> = l.cpu.cores.iter().map(|c| format!("{c:.0} %")).collect();
-            if !cores.is_empty() {
-                evidence.push_str(&format!("; cores busy {}", cores.join(", ")));
-            }
-            f.push(Finding {
-                kind: "encoder".into(),
-                cause: format!("{} cannot keep up live", l.vcodec),
-                evidence,
-                advice,
-                class: 1,
-                severity: (g / need.max(1.0)).min(1.0),
-            });
-        } else if l
-            .cameras
-            .iter()
-            .any(|c| c.queue_end > cfg.max_queue_frames as u32)
-        {
-            f.push(Finding {
-                kind: "encoder".into(),
-                cause: format!("{} spilled frames to disk", l.vcodec),
-                evidence: format!(
-                    "backlog reached {} frames (memory holds {} per camera) though it did not keep growing",
-                    l.cameras.iter().map(|c| c.queue_end).max().unwrap_or(0),
-                    cfg.max_queue_frames
-                ),
-                advice: "raise --max-queue-frames or defer".into(),
-                class: 1,
-                severity: 0.05,
-            });
-        }
+        encoder_findings(cfg, l, deferred.as_ref(), &mut f);
     }
 
     // Other programs, the machine, priority.

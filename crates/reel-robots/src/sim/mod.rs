@@ -161,11 +161,8 @@ impl SimBus {
             .name("sim-bus".into())
             .spawn(move || {
                 if realtime {
-                    let param = libc::sched_param { sched_priority: 10 };
-                    // SAFETY: sets the scheduling policy of the calling thread.
-                    unsafe {
-                        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param)
-                    };
+                    // Refused without CAP_SYS_NICE: the simulator then runs at normal priority.
+                    let _ = reel_core::sched::raise_device_thread();
                 }
                 sim.serve(pty, &stop2, &stats2)
             })
