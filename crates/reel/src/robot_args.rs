@@ -343,91 +343,40 @@ enum Flow {
     Map(Vec<(String, Flow)>),
 }
 
+/// Parses a YAML flow value (what draccus, LeRobot's option parser, reads with PyYAML) with
+/// `yaml-rust2`, keeping only what LeRobot's robot flags use: maps of scalars and maps.
 fn parse_flow(s: &str) -> Result<Flow> {
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    let v = flow_value(&chars, &mut i, 0)?;
-    skip_ws(&chars, &mut i);
-    if i != chars.len() {
-        bail!("unexpected '{}' at character {}", chars[i], i + 1);
-    }
-    Ok(v)
-}
-
-fn skip_ws(c: &[char], i: &mut usize) {
-    while *i < c.len() && c[*i].is_whitespace() {
-        *i += 1;
+    let docs = yaml_rust2::YamlLoader::load_from_str(s).map_err(|e| anyhow!("not YAML: {e}"))?;
+    match docs.as_slice() {
+        [doc] => flow_of(doc, 0),
+        [] => bail!("empty value"),
+        _ => bail!("expected one YAML value, got {}", docs.len()),
     }
 }
 
-fn flow_value(c: &[char], i: &mut usize, depth: usize) -> Result<Flow> {
+fn flow_of(y: &yaml_rust2::Yaml, depth: usize) -> Result<Flow> {
+    use yaml_rust2::Yaml;
     if depth > 8 {
         bail!("nested too deeply");
     }
-    skip_ws(c, i);
-    if *i < c.len() && c[*i] == '{' {
-        *i += 1;
-        let mut items = Vec::new();
-        loop {
-            skip_ws(c, i);
-            if *i >= c.len() {
-                bail!("missing '}}'");
+    Ok(match y {
+        Yaml::Hash(h) => {
+            let mut items = Vec::with_capacity(h.len());
+            for (k, v) in h {
+                let Flow::Scalar(key) = flow_of(k, depth + 1)? else {
+                    bail!("a key must be a name, not a map");
+                };
+                items.push((key, flow_of(v, depth + 1)?));
             }
-            if c[*i] == '}' {
-                *i += 1;
-                return Ok(Flow::Map(items));
-            }
-            let key = scalar(c, i, true)?;
-            skip_ws(c, i);
-            if *i >= c.len() || c[*i] != ':' {
-                bail!("expected ':' after '{key}'");
-            }
-            *i += 1;
-            let v = flow_value(c, i, depth + 1)?;
-            if items.iter().any(|(k, _)| *k == key) {
-                bail!("'{key}' is given twice");
-            }
-            items.push((key, v));
-            skip_ws(c, i);
-            if *i < c.len() && c[*i] == ',' {
-                *i += 1;
-            } else if *i < c.len() && c[*i] != '}' {
-                bail!("expected ',' or '}}' at character {}", *i + 1);
-            }
+            Flow::Map(items)
         }
-    }
-    Ok(Flow::Scalar(scalar(c, i, false)?))
-}
-
-fn scalar(c: &[char], i: &mut usize, key: bool) -> Result<String> {
-    skip_ws(c, i);
-    if *i < c.len() && (c[*i] == '"' || c[*i] == '\'') {
-        let q = c[*i];
-        *i += 1;
-        let start = *i;
-        while *i < c.len() && c[*i] != q {
-            *i += 1;
-        }
-        if *i >= c.len() {
-            bail!("unterminated quote");
-        }
-        let s: String = c[start..*i].iter().collect();
-        *i += 1;
-        return Ok(s);
-    }
-    let start = *i;
-    while *i < c.len() && !matches!(c[*i], ',' | '}' | '{') && !(key && c[*i] == ':') {
-        *i += 1;
-    }
-    let s: String = c[start..*i].iter().collect::<String>().trim().to_string();
-    if s.is_empty() {
-        bail!(
-            "empty {} at character {}",
-            if key { "key" } else { "value" },
-            start + 1
-        );
-    }
-    Ok(s)
+        Yaml::String(v) | Yaml::Real(v) => Flow::Scalar(v.clone()),
+        Yaml::Integer(i) => Flow::Scalar(i.to_string()),
+        Yaml::Boolean(b) => Flow::Scalar(b.to_string()),
+        Yaml::Null => bail!("empty value"),
+        Yaml::Array(_) => bail!("a list is not accepted here"),
+        Yaml::Alias(_) | Yaml::BadValue => bail!("unsupported YAML value"),
+    })
 }
 
 /// `--robot.cameras` → (name, reel `--camera` spec) pairs. OpenCV cameras map to V4L2 devices
@@ -529,10 +478,17 @@ mod tests {
             "{front: {type: opencv, index_or_path: 0, width: 640, height: 480, fps: 30, zoom: 2}}",
             "{front: {type: opencv",
             "front",
+            "{front: {type: opencv, index_or_path: 0, width: 640, height: 480, fps: 30}, front: {type: opencv, index_or_path: 1, width: 640, height: 480, fps: 30}}",
+            "{front: [1, 2]}",
+            "",
         ] {
             assert!(lerobot_cameras(bad).is_err(), "{bad}");
         }
         assert_eq!(max_relative("5").unwrap(), MaxRelative::All(5.0));
         assert!(max_relative("{gripper: -1}").is_err());
+        assert_eq!(
+            max_relative("{gripper: 10, shoulder_pan: 2.5}").unwrap(),
+            MaxRelative::PerMotor(vec![("gripper".into(), 10.0), ("shoulder_pan".into(), 2.5)])
+        );
     }
 }

@@ -169,6 +169,9 @@ enum Outcome {
     NotReached,
 }
 
+/// Episodes each killed session records.
+const SESSION_EPISODES: u64 = 2;
+
 fn saved_episodes(log: &str) -> u64 {
     log.lines().filter(|l| l.contains(" saved: ")).count() as u64
 }
@@ -190,7 +193,7 @@ fn run_kill(dir: &Path, n: usize, kill: &Kill) -> Outcome {
         0
     };
     let what = format!("{:?}", kill);
-    let mut c = session(&root, kill.mode, 2);
+    let mut c = session(&root, kill.mode, SESSION_EPISODES as u32);
     if kill.resumed {
         c.arg("--resume");
     }
@@ -217,9 +220,13 @@ fn run_kill(dir: &Path, n: usize, kill: &Kill) -> Outcome {
     }
     run_ok(reel().args(["check", "--repair"]).arg(&root));
     let total = info(&root)["total_episodes"].as_u64().unwrap();
+    // Nothing reported saved is lost. The upper bound is what the session recorded, not
+    // `saved + 1`: a commit's "saved" line is printed after its commit point, so a kill can
+    // land between an episode's commit and its line (more often on a busy machine), and a
+    // later commit may pass its own point before then.
     assert!(
-        total >= saved && total <= saved + 1,
-        "{what}: {saved} episode(s) reported saved, {total} after the repair"
+        total >= saved && total <= before + SESSION_EPISODES,
+        "{what}: {saved} episode(s) reported saved, {total} after the repair (the session recorded at most {SESSION_EPISODES} on top of {before})"
     );
     let mut resume = session(&root, kill.mode, 1);
     resume.arg("--resume");

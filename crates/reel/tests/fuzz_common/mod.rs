@@ -660,7 +660,7 @@ pub struct Seeds {
     pub post: BTreeMap<PathBuf, Entry>,
     /// The episode segment that transaction appended (an MP4 from reel's encoder).
     pub segment: Vec<u8>,
-    /// A folder of scratch space that lives as long as the binary.
+    /// A folder of scratch space of this process (under the target directory's tmp folder).
     pub scratch: PathBuf,
 }
 
@@ -678,11 +678,14 @@ impl Seeds {
     }
 }
 
-/// Records the seeds once per binary (about 2 s).
+/// Records the seeds once per process (about 2 s), in a scratch folder of this process's own:
+/// cargo-nextest runs every test in its own process, two at a time, so two fuzz tests must
+/// never share (and remove) each other's seed folder.
 pub fn seeds(binary: &str) -> &'static Seeds {
     static S: OnceLock<Seeds> = OnceLock::new();
     S.get_or_init(|| {
-        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{binary}"));
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("fuzz-{binary}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).expect("create scratch");
         let pre = scratch.join("pre");
