@@ -20,6 +20,7 @@ pub mod data;
 pub mod deferred;
 pub mod episodes;
 pub mod figures;
+pub mod front;
 pub mod info;
 pub mod lock;
 pub mod overwrite;

@@ -14,10 +14,9 @@ use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyInt, PyString};
 use reel_core::{monotonic_ns, Features, FramePool, RowValues, StopToken};
 use reel_dataset::camera::QueueLimits;
-use reel_dataset::plan::{plan_encoders, DeferredMode, EncoderRequest};
-use reel_dataset::writer::{
-    read_schema, CommitGates, DatasetWriter, EpisodeSaved, OpenMode, WriterConfig,
-};
+use reel_dataset::front;
+use reel_dataset::plan::{DeferredMode, EncoderRequest};
+use reel_dataset::writer::{read_schema, CommitGates, EpisodeSaved, OpenMode, WriterConfig};
 use reel_record::external::{ExternalSession, FrameStamp};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,9 +90,8 @@ fn open(
     req.threads = o.encoder_threads;
     req.deferred = o.deferred.parse::<DeferredMode>().map_err(to_py)?;
     req.encoder_timeout_s = o.encoder_timeout_s;
-    let plan = py.detach(|| plan_encoders(&req)).map_err(to_py)?;
     let stop = StopToken::new();
-    let mut cfg = WriterConfig::new(&root, fps, features.clone()).with_plan(&plan);
+    let mut cfg = WriterConfig::new(&root, fps, features.clone());
     cfg.robot_type = o.robot_type.clone();
     cfg.data_files_size_mb = o.data_files_size_in_mb;
     cfg.video_files_size_mb = o.video_files_size_in_mb;
@@ -104,7 +102,10 @@ fn open(
     };
     cfg.durable = o.durable;
     cfg.stop = stop.clone();
-    let writer = py.detach(|| DatasetWriter::open(cfg, mode)).map_err(|e| {
+    // The library's one builder, as `reel record` calls it: the plan, its check under the
+    // load running now (LeRobot's cameras where they already capture), and the writer.
+    let opened = py.detach(|| front::open_writer(cfg, &req, mode));
+    let (writer, plan) = opened.map_err(|e| {
         to_py(e.context(match mode {
             OpenMode::Resume => format!("resuming {}", root.display()),
             _ => format!("creating {}", root.display()),

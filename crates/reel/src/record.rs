@@ -5,6 +5,7 @@ use clap::Args;
 use reel_capture::{Camera, CameraSpec};
 use reel_core::StopToken;
 use reel_dataset::camera::QueueLimits;
+use reel_dataset::front;
 use reel_dataset::plan::{self, EncoderRequest};
 use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::events::Events;
@@ -260,7 +261,9 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
         .collect();
     let features = features_for(robot.joint_names(), &dims)?;
     let req = encoder_request(&a.setup, w, h, specs.len() as u32);
-    let plan = plan::plan_encoders(&req)?;
+    // Options are validated (unknown codec, bad preset) before any camera opens; the plan is
+    // then made once more, under the cameras' load, by the library's one builder.
+    plan::plan_encoders(&req)?;
     let mut cameras = Vec::new();
     for spec in &specs {
         let cam = Camera::open(spec, Duration::from_secs(5))
@@ -268,8 +271,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
         cameras.push(Arc::new(cam));
     }
     // The cameras capture now: the library checks a live final codec under the real load.
-    let plan = plan::confirm_under_load(plan, &req)?;
-    let mut cfg = WriterConfig::new(&root, a.setup.fps, features).with_plan(&plan);
+    let mut cfg = WriterConfig::new(&root, a.setup.fps, features);
     cfg.robot_type = Some(robot.name().to_string());
     cfg.data_files_size_mb = a.data_files_size_mb;
     cfg.video_files_size_mb = a.video_files_size_mb;
@@ -288,7 +290,7 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     } else {
         OpenMode::Create
     };
-    let writer = DatasetWriter::open(cfg, mode).with_context(|| match mode {
+    let (writer, _plan) = front::open_writer(cfg, &req, mode).with_context(|| match mode {
         OpenMode::Resume => format!("resuming {}", root.display()),
         _ => format!("creating {}", root.display()),
     })?;

@@ -8,7 +8,7 @@
 //!    deferred path, encoding off; the best of those with the other real-time setting;
 //! 3. **lower rates** (25, 20, 15, 10 Hz, and the slowest camera's own rate) until one holds.
 //!
-//! Every loop trial is a real recording session — the same `plan_encoders`,
+//! Every loop trial is a real recording session — the same `front::decide`,
 //! `DatasetWriter::open`, `Session::run` and cameras `reel record` uses — into a scratch
 //! dataset that is deleted afterwards, while a sampler reads per-thread CPU and per-core load
 //! from /proc. [`verdict`] then ranks the causes with their evidence, names the highest rate

@@ -1,5 +1,5 @@
 //! One loop trial: a real recording session of one episode, exactly as `reel record` runs it
-//! (`plan_encoders` → `DatasetWriter::open` → `Session::run` over the cameras), into a scratch
+//! (`front::decide` → `DatasetWriter::open` → `Session::run` over the cameras), into a scratch
 //! dataset. Each trial runs on a thread of its own, so the priority it asks for never leaks
 //! into the next trial. The doctor watches through the session's [`Observer`] hooks: every
 //! tick's [`TickRecord`] (sections, frame ages, repeats, encoder queue depths), and the
@@ -12,7 +12,7 @@ use super::{deferred_of, DoctorConfig};
 use reel_capture::Camera;
 use reel_core::{monotonic_ns, Result, StopToken};
 use reel_dataset::camera::QueueLimits;
-use reel_dataset::plan;
+use reel_dataset::front;
 use reel_dataset::ticks::{TickRecord, SECTIONS};
 use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::events::Events;
@@ -434,7 +434,7 @@ fn run_inner(
         req.cameras = specs.len() as u32;
         req.fps = rate;
         req.deferred = deferred_of(mode);
-        let plan = plan::plan_encoders(&req)?;
+        let plan = front::decide(&req)?;
         t.vcodec = plan.live.vcodec.clone();
         t.final_codec = plan.final_codec.as_ref().map(|f| f.vcodec.clone());
         WriterConfig::new(dir, rate, features_for(robot.joint_names(), &dims)?).with_plan(&plan)
