@@ -97,13 +97,19 @@ fn tree(root: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     v
 }
 
-/// A recorded dataset shared by the tests of this file (2 cameras, 3 episodes of 1 s at 30 Hz,
-/// the default encoder: what LeRobot's strict check wants).
+/// A recorded dataset shared by the tests of this file that run in one process (2 cameras,
+/// 3 episodes of 1 s at 30 Hz, the default encoder: what LeRobot's strict check wants). Each
+/// process records its own: under nextest every test is a process, and two of them sharing one
+/// folder removed each other's dataset.
 fn dataset() -> &'static Path {
     static DS: OnceLock<PathBuf> = OnceLock::new();
     DS.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-ds");
-        let _ = std::fs::remove_dir_all(&root);
+        let root = tempfile::Builder::new()
+            .prefix("report-ds-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap()
+            .keep()
+            .join("ds");
         run_ok(&mut sim(&root, 2, 3, 1.0));
         root
     })
