@@ -135,7 +135,11 @@ EOF
   _build() {
     local v="$1" apps="$2" up="${1%%+*}"
     local prefix="$cache/media-svtav1-$up"
-    if [ -f "$prefix/.complete" ] && { [ "$apps" = 0 ] || [ -x "$prefix/bin/SvtAv1EncApp" ]; }; then
+    # What the build must have been made with (a cached build made otherwise is rebuilt).
+    # No LTO: GCC's LTO objects in a static archive are unreadable to Rust's linker (rust-lld).
+    local recipe="recipe=2 lto=off pic=on"
+    if [ -f "$prefix/.complete" ] && grep -q "$recipe" "$prefix/.complete" &&
+       { [ "$apps" = 0 ] || [ -x "$prefix/bin/SvtAv1EncApp" ]; }; then
       echo "$prefix"; return 0
     fi
     _need_tools
@@ -147,11 +151,11 @@ EOF
     rm -rf "$build" "$prefix"
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix" \
       -DCMAKE_INSTALL_LIBDIR=lib -DBUILD_SHARED_LIBS=OFF -DBUILD_DEC=OFF -DBUILD_TESTING=OFF \
-      -DBUILD_APPS="$on" -DCMAKE_POSITION_INDEPENDENT_CODE=ON >"$src/cmake-reel.log" 2>&1 || {
+      -DBUILD_APPS="$on" -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DSVT_AV1_LTO=OFF >"$src/cmake-reel.log" 2>&1 || {
       tail -30 "$src/cmake-reel.log" >&2; return 1; }
     cmake --build "$build" -j"$jobs" >"$src/build-reel.log" 2>&1 || { tail -30 "$src/build-reel.log" >&2; return 1; }
     cmake --install "$build" >>"$src/build-reel.log" 2>&1 || { tail -30 "$src/build-reel.log" >&2; return 1; }
-    echo "debian=$v apps=$on seconds=$(( $(date +%s) - t0 ))" > "$prefix/.complete"
+    echo "$recipe debian=$v apps=$on seconds=$(( $(date +%s) - t0 ))" > "$prefix/.complete"
     echo "media.sh: SVT-AV1 $up built in $(( $(date +%s) - t0 )) s" >&2
     echo "$prefix"
   }
