@@ -51,7 +51,7 @@ fn main() {
         path.push(":");
         path.push(old);
     }
-    // SAFETY-free: a build script is single-threaded here; pkg-config reads the variable.
+    // pkg-config reads the variable (a build script runs single-threaded here).
     std::env::set_var("PKG_CONFIG_PATH", &path);
     let lib = pkg_config::Config::new()
         .statik(true)

@@ -165,7 +165,7 @@ pub fn check_geometry(width: u32, height: u32, fps: u32) -> Result<()> {
             "SVT-AV1 encodes pictures of at most {MAX_SIZE}x8704; {width}x{height} is too large"
         )));
     }
-    if width % 2 != 0 || height % 2 != 0 {
+    if (width | height) & 1 != 0 {
         return Err(Error::invalid(format!(
             "SVT-AV1 (yuv420p) needs even dimensions; {width}x{height} has an odd one"
         )));
