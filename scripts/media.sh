@@ -176,7 +176,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   _reel_media_main "$@"
 else
   # Sourced: run in a subshell (its `set -e` and helpers stay there), export the result.
-  REEL_SVTAV1_DIR="$( (_reel_media_main "$@") | tail -1)" || return 1
+  # (A sourcing script's own arguments reach us as "$@": only --bench-versions is ours.)
+  _reel_media_args=()
+  if [ "${1:-}" = --bench-versions ]; then _reel_media_args=(--bench-versions); fi
+  REEL_SVTAV1_DIR="$( (_reel_media_main "${_reel_media_args[@]}") | tail -1)" || return 1
+  unset _reel_media_args
   [ -n "$REEL_SVTAV1_DIR" ] || return 1
   export REEL_SVTAV1_DIR
   export PKG_CONFIG_PATH="$REEL_SVTAV1_DIR/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
