@@ -22,3 +22,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
 command -v cargo >/dev/null 2>&1 || { echo "error: Rust (cargo >= 1.85) is required; install it with rustup" >&2; exit 1; }
+# The built-in SVT-AV1 (crate reel-svt): built once per machine from Debian's source package,
+# exported as REEL_SVTAV1_DIR for the build (scripts/media.sh).
+# shellcheck source=scripts/media.sh
+source "$(dirname "${BASH_SOURCE[0]}")/media.sh"

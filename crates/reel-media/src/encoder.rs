@@ -68,6 +68,135 @@ impl Drop for Flushed {
     }
 }
 
+/// Who encodes: FFmpeg's encoder (libx264, NVENC, ...) or the built-in SVT-AV1 (`libsvtav1`
+/// always means the built-in one: crate `reel-svt`, a current SVT-AV1 driven through its C
+/// API; its packets are muxed exactly like FFmpeg's).
+enum Backend {
+    Ffmpeg(Flushed),
+    /// Boxed: the encoder is small, but keeps the enum's variants of similar size.
+    Svt(Box<reel_svt::SvtEncoder>),
+}
+
+/// What [`Backend::receive`] hands back.
+enum Received {
+    Packet(ff::Packet),
+    /// Nothing ready now (while encoding) or the stream is complete (after EOS).
+    Nothing,
+}
+
+impl Backend {
+    fn send(&mut self, yuv: &ff::frame::Video, pts: i64) -> std::result::Result<(), String> {
+        match self {
+            Backend::Ffmpeg(f) => {
+                f.enc.send_frame(yuv).map_err(|e| e.to_string())?;
+                f.frames_sent += 1;
+                Ok(())
+            }
+            Backend::Svt(svt) => {
+                let pic = reel_svt::Picture {
+                    y: yuv.data(0),
+                    u: yuv.data(1),
+                    v: yuv.data(2),
+                    y_stride: yuv.stride(0),
+                    u_stride: yuv.stride(1),
+                    v_stride: yuv.stride(2),
+                };
+                svt.send(&pic, pts).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn send_eof(&mut self) -> std::result::Result<(), String> {
+        match self {
+            Backend::Ffmpeg(f) => {
+                f.enc.send_eof().map_err(|e| e.to_string())?;
+                f.eof_sent = true;
+                Ok(())
+            }
+            Backend::Svt(svt) => svt.send_eos().map_err(|e| e.to_string()),
+        }
+    }
+
+    fn receive(&mut self) -> std::result::Result<Received, String> {
+        match self {
+            Backend::Ffmpeg(f) => {
+                let mut pkt = ff::Packet::empty();
+                match f.enc.receive_packet(&mut pkt) {
+                    Ok(()) => Ok(Received::Packet(pkt)),
+                    Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
+                        Ok(Received::Nothing)
+                    }
+                    Err(ff::Error::Eof) => Ok(Received::Nothing),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Backend::Svt(svt) => match svt.receive().map_err(|e| e.to_string())? {
+                None => Ok(Received::Nothing),
+                Some(p) => {
+                    // What FFmpeg 5.1's libsvtav1 makes of an SVT packet: data, SVT's pts
+                    // and dts, the key flag, AV_PKT_FLAG_DISPOSABLE for non-reference
+                    // pictures; no duration (set by the caller).
+                    let mut pkt = ff::Packet::copy(&p.data);
+                    pkt.set_pts(Some(p.pts));
+                    pkt.set_dts(Some(p.dts));
+                    if p.key {
+                        pkt.set_flags(ff::packet::Flags::KEY);
+                    }
+                    if p.disposable {
+                        // SAFETY: a plain int field of the packet we own.
+                        unsafe {
+                            use ff::packet::Mut;
+                            (*pkt.as_mut_ptr()).flags |= ff::ffi::AV_PKT_FLAG_DISPOSABLE
+                        };
+                    }
+                    Ok(Received::Packet(pkt))
+                }
+            },
+        }
+    }
+}
+
+/// The built-in SVT-AV1 as reel names it where an encoder is shown:
+/// "SVT-AV1 v2.3.0, built in".
+pub fn builtin_svt_description() -> String {
+    format!("SVT-AV1 {}, built in", reel_svt::version())
+}
+
+/// Sets the MP4 stream's codec parameters for the built-in SVT-AV1 by hand, as
+/// `avcodec_parameters_from_context` would from FFmpeg 5.1's libsvtav1 context: video, AV1,
+/// size, yuv420p, the sequence header OBU as extradata (movenc builds `av1C` from it), and
+/// the bit rate the wrapper reports (SVT's target bit rate).
+fn set_svt_codecpar(
+    ost: &mut ff::format::stream::StreamMut<'_>,
+    svt: &reel_svt::SvtEncoder,
+    header: &[u8],
+) -> Result<()> {
+    // SAFETY: codecpar belongs to a stream of an output context we own; extradata is
+    // allocated with av_mallocz (padding zeroed), as libavformat frees it with av_free.
+    unsafe {
+        let par = (*ost.as_mut_ptr()).codecpar;
+        (*par).codec_type = ff::ffi::AVMediaType::AVMEDIA_TYPE_VIDEO;
+        (*par).codec_id = ff::ffi::AVCodecID::AV_CODEC_ID_AV1;
+        (*par).codec_tag = 0;
+        (*par).width = svt.width() as i32;
+        (*par).height = svt.height() as i32;
+        (*par).format = ff::ffi::AVPixelFormat::AV_PIX_FMT_YUV420P as i32;
+        (*par).bit_rate = i64::from(svt.target_bit_rate());
+        let pad = ff::ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+        let buf = ff::ffi::av_mallocz(header.len() + pad) as *mut u8;
+        if buf.is_null() {
+            return Err(Error::media("AV1 sequence header", "out of memory"));
+        }
+        std::ptr::copy_nonoverlapping(header.as_ptr(), buf, header.len());
+        if !(*par).extradata.is_null() {
+            ff::ffi::av_freep(std::ptr::addr_of_mut!((*par).extradata).cast());
+        }
+        (*par).extradata = buf;
+        (*par).extradata_size = header.len() as i32;
+    }
+    Ok(())
+}
+
 /// Encodes RGB24 frames of one camera for one episode into an MP4 file.
 /// Dropping it without [`finish`](EpisodeEncoder::finish) writes no file at `path` and leaves
 /// the fragmented [`partial_path`] on disk for [`salvage`] (the caller removes it).
@@ -77,7 +206,7 @@ pub struct EpisodeEncoder {
     fault: Option<Fault>,
     confirmed: Arc<AtomicU64>,
     octx: ff::format::context::Output,
-    enc: Flushed,
+    enc: Backend,
     scaler: scaling::Context,
     width: u32,
     height: u32,
@@ -143,87 +272,18 @@ impl EpisodeEncoder {
             // Outside OPEN_LOCK: a hung open must not block the other cameras' encoders.
             hang_forever("EpisodeEncoder::create");
         }
-        let codec = ff::encoder::find_by_name(&settings.vcodec).ok_or_else(|| {
-            Error::invalid(format!("unknown video encoder '{}'", settings.vcodec))
-        })?;
         let pix = Pixel::from_str(&settings.pix_fmt)
             .map_err(|_| Error::invalid(format!("unknown pixel format '{}'", settings.pix_fmt)))?;
 
         let partial = partial_path(path);
         let mut octx = ff::format::output_as(&partial, "mp4")
             .map_err(|e| media(&partial, "create MP4 muxer", e))?;
-        let mut enc = codec::context::Context::new_with_codec(codec)
-            .encoder()
-            .video()
-            .map_err(|e| media(path, "create video encoder", e))?;
-        enc.set_width(width);
-        enc.set_height(height);
-        enc.set_format(pix);
         let enc_tb = ff::Rational::new(1, fps as i32);
-        enc.set_time_base(enc_tb);
-        enc.set_frame_rate(Some(ff::Rational::new(fps as i32, 1)));
-        // OR the flags in: set_flags() replaces the codec defaults (+cgop) otherwise.
-        // SAFETY: reading a plain int field of the context we own.
-        let cur = unsafe { (*enc.as_ptr()).flags };
-        enc.set_flags(
-            codec::Flags::from_bits_truncate(cur as std::os::raw::c_uint)
-                | codec::Flags::GLOBAL_HEADER
-                | codec::Flags::CLOSED_GOP,
-        );
-
-        let mut dict = ff::Dictionary::new();
-        for (k, v) in settings.codec_options() {
-            dict.set(&k, &v);
-        }
-        // Open ourselves so that options the codec did not consume can be reported.
-        // Opening is serialized process-wide: SVT-AV1 1.4.1's handle initialisation touches
-        // global state and crashes when two cameras open their encoders at the same moment.
-        let policy = reel_core::sched::current_policy();
-        let (res, leftover) = {
-            let _open_guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            // SAFETY: the context and codec are valid; avcodec_open2 takes ownership of the
-            // dictionary pointer's contents and hands back the leftovers, which we re-own.
-            unsafe {
-                let mut opts = dict.disown();
-                let res = ff::ffi::avcodec_open2(enc.as_mut_ptr(), codec.as_ptr(), &mut opts);
-                (res, ff::Dictionary::own(opts))
-            }
+        let enc = if settings.is_builtin_svt() {
+            Self::open_svt(path, width, height, fps, &settings, &mut octx, enc_tb)?
+        } else {
+            Self::open_ffmpeg(path, width, height, fps, &settings, pix, &mut octx, enc_tb)?
         };
-        // SVT-AV1 1.4.1 run as root starts its ~85 worker threads with SCHED_FIFO 99; they
-        // would preempt the control loop (it makes this opening thread real-time as well).
-        // Give them all this thread's scheduling from before the open, before any frame
-        // reaches them.
-        reel_core::sched::demote_realtime_threads(policy);
-        if res < 0 {
-            return Err(Error::media(
-                format!("open {} encoder ({})", settings.vcodec, path.display()),
-                ff::Error::from(res),
-            ));
-        }
-        let enc = Flushed {
-            enc: std::mem::ManuallyDrop::new(ff::encoder::video::Encoder(enc)),
-            eof_sent: false,
-            frames_sent: 0,
-        };
-        let unknown: Vec<String> = leftover.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !unknown.is_empty() {
-            return Err(Error::invalid(format!(
-                "{} does not know the option(s) {}",
-                settings.vcodec,
-                unknown.join(", ")
-            )));
-        }
-
-        {
-            let mut ost = octx
-                .add_stream(codec)
-                .map_err(|e| media(path, "add MP4 stream", e))?;
-            ost.set_parameters(&*enc.enc);
-            ost.set_time_base(enc_tb);
-            // The encoder's codec_tag (0) lets the muxer pick the MP4 sample entry.
-            // SAFETY: codecpar is valid after set_parameters.
-            unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
-        }
         let mut mux_opts = ff::Dictionary::new();
         mux_opts.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
         let unused = octx
@@ -266,6 +326,129 @@ impl EpisodeEncoder {
             frames: 0,
             packets: 0,
         })
+    }
+
+    /// Opens an FFmpeg encoder and adds its stream to `octx`.
+    #[allow(clippy::too_many_arguments)]
+    fn open_ffmpeg(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        settings: &EncoderSettings,
+        pix: Pixel,
+        octx: &mut ff::format::context::Output,
+        enc_tb: ff::Rational,
+    ) -> Result<Backend> {
+        let codec = ff::encoder::find_by_name(&settings.vcodec).ok_or_else(|| {
+            Error::invalid(format!("unknown video encoder '{}'", settings.vcodec))
+        })?;
+        let mut enc = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(|e| media(path, "create video encoder", e))?;
+        enc.set_width(width);
+        enc.set_height(height);
+        enc.set_format(pix);
+        enc.set_time_base(enc_tb);
+        enc.set_frame_rate(Some(ff::Rational::new(fps as i32, 1)));
+        // OR the flags in: set_flags() replaces the codec defaults (+cgop) otherwise.
+        // SAFETY: reading a plain int field of the context we own.
+        let cur = unsafe { (*enc.as_ptr()).flags };
+        enc.set_flags(
+            codec::Flags::from_bits_truncate(cur as std::os::raw::c_uint)
+                | codec::Flags::GLOBAL_HEADER
+                | codec::Flags::CLOSED_GOP,
+        );
+
+        let mut dict = ff::Dictionary::new();
+        for (k, v) in settings.codec_options() {
+            dict.set(&k, &v);
+        }
+        // Open ourselves so that options the codec did not consume can be reported.
+        // Opening is serialized process-wide: SVT-AV1 1.4.1's handle initialisation touches
+        // global state and crashes when two cameras open their encoders at the same moment.
+        let policy = reel_core::sched::current_policy();
+        let (res, leftover) = {
+            let _open_guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            // SAFETY: the context and codec are valid; avcodec_open2 takes ownership of the
+            // dictionary pointer's contents and hands back the leftovers, which we re-own.
+            unsafe {
+                let mut opts = dict.disown();
+                let res = ff::ffi::avcodec_open2(enc.as_mut_ptr(), codec.as_ptr(), &mut opts);
+                (res, ff::Dictionary::own(opts))
+            }
+        };
+        // SVT-AV1 1.4.1 run as root starts its ~85 worker threads with SCHED_FIFO 99; they
+        // would preempt the control loop (it makes this opening thread real-time as well).
+        // Give them all this thread's scheduling from before the open, before any frame
+        // reaches them.
+        reel_core::sched::demote_realtime_threads(policy);
+        if res < 0 {
+            return Err(Error::media(
+                format!("open {} encoder ({})", settings.vcodec, path.display()),
+                ff::Error::from(res),
+            ));
+        }
+        let flushed = Flushed {
+            enc: std::mem::ManuallyDrop::new(ff::encoder::video::Encoder(enc)),
+            eof_sent: false,
+            frames_sent: 0,
+        };
+        let unknown: Vec<String> = leftover.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !unknown.is_empty() {
+            return Err(Error::invalid(format!(
+                "{} does not know the option(s) {}",
+                settings.vcodec,
+                unknown.join(", ")
+            )));
+        }
+
+        {
+            let mut ost = octx
+                .add_stream(codec)
+                .map_err(|e| media(path, "add MP4 stream", e))?;
+            ost.set_parameters(&*flushed.enc);
+            ost.set_time_base(enc_tb);
+            // The encoder's codec_tag (0) lets the muxer pick the MP4 sample entry.
+            // SAFETY: codecpar is valid after set_parameters.
+            unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
+        }
+        Ok(Backend::Ffmpeg(flushed))
+    }
+
+    /// Opens the built-in SVT-AV1 with the settings mapped as FFmpeg 5.1's libsvtav1 maps
+    /// them, and adds its stream to `octx` with codec parameters set by hand.
+    fn open_svt(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        settings: &EncoderSettings,
+        octx: &mut ff::format::context::Output,
+        enc_tb: ff::Rational,
+    ) -> Result<Backend> {
+        let params = settings.svt_params()?;
+        let policy = reel_core::sched::current_policy();
+        let opened = {
+            let _open_guard = OPEN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            reel_svt::SvtEncoder::open(width, height, fps, &params)
+        };
+        // SVT run as root starts its worker threads with SCHED_FIFO 99; they would preempt
+        // the control loop. Give them this thread's scheduling from before the open.
+        reel_core::sched::demote_realtime_threads(policy);
+        let svt = opened.map_err(|e| e.context(format!("open libsvtav1 ({})", path.display())))?;
+        let header = svt
+            .sequence_header()
+            .map_err(|e| e.context(format!("libsvtav1 ({})", path.display())))?;
+        {
+            let mut ost = octx
+                .add_stream(ff::encoder::find(ff::codec::Id::None))
+                .map_err(|e| media(path, "add MP4 stream", e))?;
+            set_svt_codecpar(&mut ost, &svt, &header)?;
+            ost.set_time_base(enc_tb);
+        }
+        Ok(Backend::Svt(Box::new(svt)))
     }
 
     /// Encodes one RGB24 frame; its size must match the encoder's.
@@ -318,19 +501,20 @@ impl EpisodeEncoder {
             .map_err(|e| media(&self.path, "convert RGB24", e))?;
         yuv.set_pts(Some(self.frames as i64));
         self.enc
-            .enc
-            .send_frame(&yuv)
+            .send(&yuv, self.frames as i64)
             .map_err(|e| media(&self.path, "send frame to encoder", e))?;
-        self.enc.frames_sent += 1;
         self.frames += 1;
         self.drain()
     }
 
     fn drain(&mut self) -> Result<()> {
         loop {
-            let mut pkt = ff::Packet::empty();
-            match self.enc.enc.receive_packet(&mut pkt) {
-                Ok(()) => {
+            match self
+                .enc
+                .receive()
+                .map_err(|e| media(&self.path, "receive packet from encoder", e))?
+            {
+                Received::Packet(mut pkt) => {
                     if pkt.duration() <= 0 {
                         pkt.set_duration(1);
                     }
@@ -347,11 +531,7 @@ impl EpisodeEncoder {
                     }
                     self.packets += 1;
                 }
-                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
-                    return Ok(())
-                }
-                Err(ff::Error::Eof) => return Ok(()),
-                Err(e) => return Err(media(&self.path, "receive packet from encoder", e)),
+                Received::Nothing => return Ok(()),
             }
         }
     }
@@ -391,10 +571,8 @@ impl EpisodeEncoder {
             )));
         }
         self.enc
-            .enc
             .send_eof()
             .map_err(|e| media(&self.path, "flush encoder", e))?;
-        self.enc.eof_sent = true;
         self.drain()?;
         self.octx
             .write_trailer()

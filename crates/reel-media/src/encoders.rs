@@ -159,7 +159,11 @@ impl Machine {
         let avcodec = unsafe { ff::ffi::avcodec_version() };
         Machine {
             // The probe's content is part of the key: new content, new measurements.
-            ffmpeg: format!("{info} avcodec {avcodec} probe-content-2"),
+            // The built-in SVT-AV1 too: another version, new measurements.
+            ffmpeg: format!(
+                "{info} avcodec {avcodec} {} probe-content-2",
+                crate::encoder_display_name("libsvtav1")
+            ),
             devices: device_set(),
         }
     }
@@ -346,8 +350,7 @@ fn probe_inner(
 }
 
 fn compiled_in(name: &str) -> bool {
-    crate::init();
-    ff::encoder::find_by_name(name).is_some_and(|c| c.is_video())
+    crate::settings::encoder_available(name)
 }
 
 /// The settings a working candidate is used with: LeRobot's defaults for that codec at the

@@ -18,9 +18,19 @@ mod settings;
 pub mod thumbnail;
 pub mod transcode;
 
-pub use encoder::{partial_path, salvage, EncodedSegment, EpisodeEncoder};
+pub use encoder::{builtin_svt_description, partial_path, salvage, EncodedSegment, EpisodeEncoder};
 pub use fault::Fault;
-pub use settings::{EncoderSettings, KNOWN_ENCODERS};
+pub use settings::{encoder_available, ffmpeg_svt_requested, EncoderSettings, KNOWN_ENCODERS};
+
+/// How encoder `name` is shown to people: the built-in SVT-AV1 with its version
+/// ("libsvtav1 (SVT-AV1 v2.3.0, built in)"), any other encoder by its FFmpeg name.
+pub fn encoder_display_name(name: &str) -> String {
+    if name == "libsvtav1" && !ffmpeg_svt_requested() {
+        format!("libsvtav1 ({})", builtin_svt_description())
+    } else {
+        name.to_string()
+    }
+}
 
 use std::sync::Once;
 

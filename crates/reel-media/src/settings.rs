@@ -19,6 +19,22 @@ pub const KNOWN_ENCODERS: [&str; 10] = [
     "hevc_videotoolbox",
 ];
 
+/// The diagnostics switch `REEL_SVTAV1=ffmpeg`: `libsvtav1` through FFmpeg's own wrapper
+/// (the machine's SVT-AV1) instead of the built-in one, e.g. to compare the two.
+pub fn ffmpeg_svt_requested() -> bool {
+    std::env::var("REEL_SVTAV1").is_ok_and(|v| v == "ffmpeg")
+}
+
+/// True when encoder `name` can be opened here: `libsvtav1` is built in (unless
+/// [`ffmpeg_svt_requested`]), the others must be compiled into FFmpeg.
+pub fn encoder_available(name: &str) -> bool {
+    crate::init();
+    if name == "libsvtav1" && !ffmpeg_svt_requested() {
+        return true;
+    }
+    ff::encoder::find_by_name(name).is_some_and(|c| c.is_video())
+}
+
 /// How one camera is encoded; field names and defaults follow LeRobot's `RGBEncoderConfig`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncoderSettings {
@@ -127,6 +143,51 @@ impl EncoderSettings {
         self.vcodec == "libsvtav1"
     }
 
+    /// True when these settings encode with the built-in SVT-AV1 (crate `reel-svt`):
+    /// `libsvtav1` always does, unless the diagnostics switch `REEL_SVTAV1=ffmpeg` asks for
+    /// FFmpeg's own libsvtav1 wrapper (Debian's SVT-AV1 1.4.1) instead.
+    pub fn is_builtin_svt(&self) -> bool {
+        self.clone().resolved().is_svt() && !ffmpeg_svt_requested()
+    }
+
+    /// The built-in SVT-AV1's parameters for these settings, from the same options FFmpeg's
+    /// libsvtav1 would get ([`codec_options`](Self::codec_options)): `g`, `crf`, `preset` and
+    /// `svtav1-params` (`key=value` pairs separated by `:`, handed to SVT's own parser). Any
+    /// other option is refused, as FFmpeg refuses options a codec does not consume.
+    pub fn svt_params(&self) -> Result<reel_svt::SvtParams> {
+        let mut p = reel_svt::SvtParams {
+            preset: None,
+            crf: None,
+            keyint: None,
+            level_of_parallelism: None,
+            extra: Vec::new(),
+        };
+        let mut unknown = Vec::new();
+        let bad = |k: &str, v: &str| Error::invalid(format!("libsvtav1: bad value {k}={v}"));
+        for (k, v) in self.codec_options() {
+            match k.as_str() {
+                "g" => p.keyint = Some(v.trim().parse().map_err(|_| bad(&k, &v))?),
+                "crf" => p.crf = Some(v.trim().parse().map_err(|_| bad(&k, &v))?),
+                "preset" => p.preset = Some(v.trim().parse().map_err(|_| bad(&k, &v))?),
+                "svtav1-params" => {
+                    for kv in v.split(':').filter(|kv| !kv.is_empty()) {
+                        let (a, b) = kv.split_once('=').ok_or_else(|| bad(&k, &v))?;
+                        p.extra.push((a.trim().to_string(), b.trim().to_string()));
+                    }
+                }
+                _ => unknown.push(format!("{k}={v}")),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::invalid(format!(
+                "libsvtav1 ({}) does not know the option(s) {}",
+                crate::encoder::builtin_svt_description(),
+                unknown.join(", ")
+            )));
+        }
+        Ok(p)
+    }
+
     fn is_x26x(&self) -> bool {
         matches!(self.vcodec.as_str(), "libx264" | "libx265")
     }
@@ -136,12 +197,15 @@ impl EncoderSettings {
     pub fn validate(&self) -> Result<()> {
         crate::init();
         let s = self.clone().resolved();
+        if s.is_builtin_svt() {
+            return s.validate_builtin_svt();
+        }
         let codec = ff::encoder::find_by_name(&s.vcodec).filter(|c| c.is_video());
         let Some(codec) = codec else {
             let have: Vec<&str> = KNOWN_ENCODERS
                 .iter()
                 .copied()
-                .filter(|n| ff::encoder::find_by_name(n).is_some_and(|c| c.is_video()))
+                .filter(|n| encoder_available(n))
                 .collect();
             return Err(Error::invalid(format!(
                 "unknown or unavailable video encoder '{}'; this FFmpeg build has: {}",
@@ -177,6 +241,23 @@ impl EncoderSettings {
                 )));
             }
         }
+        s.validate_numbers()
+    }
+
+    /// The built-in SVT-AV1 takes 8-bit yuv420p only; then the same numeric checks.
+    fn validate_builtin_svt(&self) -> Result<()> {
+        if self.pix_fmt != "yuv420p" {
+            return Err(Error::invalid(format!(
+                "pixel format '{}' is not supported by libsvtav1 ({}): it encodes 8-bit yuv420p only",
+                self.pix_fmt,
+                crate::encoder::builtin_svt_description()
+            )));
+        }
+        self.validate_numbers()
+    }
+
+    fn validate_numbers(&self) -> Result<()> {
+        let s = self;
         if s.g == Some(0) {
             return Err(Error::invalid("g (GOP size) must be a positive integer"));
         }
@@ -317,6 +398,9 @@ impl EncoderSettings {
     pub fn codec_family(&self) -> Result<String> {
         crate::init();
         let s = self.clone().resolved();
+        if s.is_builtin_svt() {
+            return Ok("av1".into());
+        }
         let codec = ff::encoder::find_by_name(&s.vcodec)
             .ok_or_else(|| Error::invalid(format!("unknown video encoder '{}'", self.vcodec)))?;
         Ok(codec.id().name().to_string())

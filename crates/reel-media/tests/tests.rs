@@ -7,3 +7,4 @@
 
 mod faults;
 mod media;
+mod svt_backend;

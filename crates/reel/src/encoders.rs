@@ -49,7 +49,7 @@ pub fn run(a: EncodersArgs) -> Result<()> {
                     Verdict::NotCompiled => ("not compiled", None, None),
                     Verdict::Rejected(w) => ("rejected", None, Some(w.clone())),
                 };
-                serde_json::json!({"encoder": c.name, "family": c.family, "hardware": c.hardware, "verdict": verdict,
+                serde_json::json!({"encoder": c.name, "description": reel_media::encoder_display_name(&c.name), "family": c.family, "hardware": c.hardware, "verdict": verdict,
                     "fps": fps, "reason": why, "cached": c.cached,
                     "keeps_up": fps.map(|f| can_keep_up(f, a.cameras, a.fps, HEADROOM))})
             })
@@ -70,7 +70,8 @@ pub fn run(a: EncodersArgs) -> Result<()> {
                 };
                 println!(
                     "  {:<16} {:<5} {kind}  works, {fps:.0} frames/s one stream; {live}{cached}",
-                    c.name, c.family
+                    reel_media::encoder_display_name(&c.name),
+                    c.family
                 );
             }
             Verdict::NotCompiled => println!(
@@ -87,7 +88,10 @@ pub fn run(a: EncodersArgs) -> Result<()> {
         .iter()
         .find(|c| matches!(c.verdict, Verdict::Works { .. }))
     {
-        println!("--vcodec auto picks {}", best.name);
+        println!(
+            "--vcodec auto picks {}",
+            reel_media::encoder_display_name(&best.name)
+        );
     } else {
         println!("no encoder works here");
     }
