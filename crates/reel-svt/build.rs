@@ -120,9 +120,12 @@ fn main() {
     for p in &lib.include_paths {
         b = b.clang_arg(format!("-I{}", p.display()));
     }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let out = PathBuf::from(
+        std::env::var_os("OUT_DIR").unwrap_or_else(|| fail("cargo did not set OUT_DIR")),
+    );
+    let bindings = out.join("svt_bindings.rs");
     b.generate()
         .unwrap_or_else(|e| fail(&format!("bindgen over {}: {e}", header.display())))
-        .write_to_file(out.join("svt_bindings.rs"))
-        .expect("write svt_bindings.rs");
+        .write_to_file(&bindings)
+        .unwrap_or_else(|e| fail(&format!("writing {}: {e}", bindings.display())));
 }

@@ -1,6 +1,8 @@
 //! The built-in SVT-AV1 through its safe API: packets per picture, timestamps, keyframes,
 //! the sequence header, refusals, and drops that must not hang.
 #![allow(unused_crate_dependencies)]
+// Tests unwrap: a panic is their failure report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reel_svt::{Picture, SvtEncoder, SvtParams};
 use std::time::{Duration, Instant};
