@@ -1,7 +1,7 @@
 //! The public face of a camera: a latest-frame slot filled by the reader thread, read by the
 //! control loop without waiting, plus statistics, the terminal error, and a bounded stop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -59,6 +59,10 @@ pub(crate) struct Shared {
     /// Lets the reader thread sleep (pacing) and still wake at once on stop.
     pub(crate) stop_lock: Mutex<()>,
     pub(crate) stop_cv: Condvar,
+    /// Monotonic time of the first read of the slot by the handle's user (0: not read yet).
+    /// The clock of the `error-after` fault: a recording that starts late (a loaded machine,
+    /// a slow robot connect) still sees its camera fail the same time into its first episode.
+    pub(crate) first_read_ns: AtomicU64,
 }
 
 impl Shared {
@@ -218,12 +222,26 @@ impl Camera {
 
     /// The latest frame (an `Arc` clone: no copy, no waiting on decode). `None` before the first.
     pub fn latest(&self) -> Option<SharedFrame> {
+        self.note_read();
         self.shared.lock().latest.clone()
+    }
+
+    /// Starts the fault clock at the first read (see `Shared::first_read_ns`).
+    fn note_read(&self) {
+        if self.shared.first_read_ns.load(Ordering::Relaxed) == 0 {
+            let _ = self.shared.first_read_ns.compare_exchange(
+                0,
+                reel_core::monotonic_ns().max(1),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
     }
 
     /// Waits up to `timeout` for a frame with `seq > after_seq` (any frame for `None`). Returns
     /// `None` on timeout, or at once when the reader has ended and no such frame exists.
     pub fn wait_newer(&self, after_seq: Option<u64>, timeout: Duration) -> Option<SharedFrame> {
+        self.note_read();
         let deadline = Instant::now() + timeout;
         let mut s = self.shared.lock();
         loop {

@@ -143,8 +143,8 @@ struct Reader<'a> {
     /// The stream's format as decoded (`MJPG`, `YUYV422`, ...).
     format: String,
     meter: RateMeter,
-    /// Fault injection: fail at this monotonic time.
-    fail_at_ns: Option<u64>,
+    /// Fault injection: fail this long after the handle's first read.
+    fail_after_ns: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
@@ -243,7 +243,7 @@ impl<'a> Reader<'a> {
             decoded_in_pass: 0,
             format,
             meter: RateMeter::default(),
-            fail_at_ns: spec.fail_after.map(|d| start_ns + d.as_nanos() as u64),
+            fail_after_ns: spec.fail_after.map(|d| d.as_nanos() as u64),
         })
     }
 
@@ -254,7 +254,10 @@ impl<'a> Reader<'a> {
             if self.shared.stopping() {
                 return Ok(());
             }
-            if self.fail_at_ns.is_some_and(|t| monotonic_ns() >= t) {
+            if self.fail_after_ns.is_some_and(|after| {
+                let first = self.shared.first_read_ns.load(Ordering::Acquire);
+                first != 0 && monotonic_ns() >= first + after
+            }) {
                 return Err(format!(
                     "{what}: simulated device error (the camera was unplugged)"
                 ));

@@ -41,7 +41,8 @@ pub struct CameraSpec {
     pub stall: Option<(Duration, Duration)>,
     /// Fault injection: deliver at this rate instead of the nominal one.
     pub deliver_fps: Option<f64>,
-    /// Fault injection: the reader fails this long after open, as an unplugged device does.
+    /// Fault injection: the reader fails this long after the first read of its frames, as an
+    /// unplugged device does.
     pub fail_after: Option<Duration>,
 }
 
@@ -255,7 +256,7 @@ impl CameraSpec {
     }
 
     /// Applies a testing-aid fault: `error-after=SECONDS` (the device fails, as when
-    /// unplugged), `end-file` (a file input ends instead of looping), `stall=AT:LEN` (no frames
+    /// unplugged, SECONDS after the recording first reads it, however late that is), `end-file` (a file input ends instead of looping), `stall=AT:LEN` (no frames
     /// for LEN seconds from AT), `fps=F` (delivers F frames per second).
     pub fn apply_fault(&mut self, fault: &str) -> Result<()> {
         let bad = |why: &str| {

@@ -286,6 +286,10 @@ fn measured_rate_and_format_are_reported_after_the_first_second() {
     let mut gone = CameraSpec::parse("gone=lavfi:testsrc2@96x64@30").unwrap();
     gone.apply_fault("error-after=0.3").unwrap();
     let c = Camera::open(&gone, Duration::from_secs(5)).unwrap();
+    // The fault's clock starts at the first read, not at open.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(c.error().is_none(), "failed before the first read");
+    assert!(c.latest().is_some());
     std::thread::sleep(Duration::from_millis(800));
     assert!(
         c.error()

@@ -303,7 +303,9 @@ fn one_percent_bad_status_packets_cost_flagged_ticks_not_the_session() {
 fn a_camera_lost_mid_episode_is_reported_and_handled() {
     let _serial = SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
     let d = tempfile::tempdir().unwrap();
-    // A device error 1.5 s in: reported, the episode ends there (saved), the session stops.
+    // A device error 2.5 s into the first episode (the fault's clock starts at the recording's
+    // first read, so a slow start does not move it): reported, the episode ends there (saved)
+    // once the frame is older than the watch deadline (0.5 s), the session stops.
     let root = d.path().join("err");
     let out = run_ok(
         sim(&root, 1, 2, 4.0)
@@ -318,9 +320,30 @@ fn a_camera_lost_mid_episode_is_reported_and_handled() {
     assert!(stderr.contains("simulated device error"), "{stderr}");
     let frames = info(&root)["total_frames"].as_u64().unwrap();
     assert_eq!(info(&root)["total_episodes"], 1);
+    let figure = |key: &str| {
+        let figures = reel_dataset::figures::read(&root).unwrap();
+        figures[&0]
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| match v {
+                reel_dataset::episodes::ExtraValue::I64(n) => *n as u64,
+                other => panic!("{key} is {other:?}"),
+            })
+            .unwrap_or_else(|| panic!("no {key} among the episode's figures"))
+    };
+    assert_eq!(figure("camera/front/losses"), 1);
+    // The repeated frames between the last real one and the verdict: at most the deadline's
+    // worth of ticks (a late loop ticks fewer, never more).
+    let stale = figure("camera/front/stale_frames");
     assert!(
-        (20..=105).contains(&frames),
-        "ended within a second of the loss: {frames} frames"
+        stale <= 17,
+        "ended within the deadline of the loss: {stale} stale"
+    );
+    // The episode ran until the loss: at most 2.5 s of ticks plus the deadline's, and more than
+    // the stale ones.
+    assert!(
+        frames > stale && frames <= 75 + 17 + 2,
+        "ended at the loss: {frames} frames, {stale} stale"
     );
     assert_lerobot_loads(&root);
 
