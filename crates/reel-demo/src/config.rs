@@ -106,7 +106,9 @@ pub struct DemoConfig {
     pub crf: u32,
     /// AAC bit rate in bit/s. Default 128 000.
     pub audio_bitrate: u64,
-    /// [`crate::DemoRecorder::stop`] returns within this time. Default 2 s.
+    /// [`crate::DemoRecorder::stop`] waits this long for the encoder to catch up with the
+    /// recording; then it cuts the video where the encoder is (`DemoStats::frames_cut`) and
+    /// waits as long again for the trailer. Default 2 s.
     pub stop_deadline: Duration,
     /// How far behind the wall clock the compositor samples cameras, so that a frame is placed
     /// by its capture time even when the camera delivers it late (USB cameras: ~100 ms). Frames
@@ -115,6 +117,10 @@ pub struct DemoConfig {
     /// Test hook: the mux thread fails after writing this many frames.
     #[doc(hidden)]
     pub fail_after_frames: Option<u64>,
+    /// Test hook: every frame takes at least this long to encode (an encoder slower than the
+    /// wall clock, as on a loaded machine).
+    #[doc(hidden)]
+    pub slow_frames: Option<Duration>,
 }
 
 impl DemoConfig {
@@ -140,6 +146,7 @@ impl DemoConfig {
             stop_deadline: Duration::from_secs(2),
             video_delay: Duration::from_millis(200),
             fail_after_frames: None,
+            slow_frames: None,
         }
     }
 

@@ -12,8 +12,10 @@
 //! * the **audio thread** reads any FFmpeg audio input (PulseAudio, ALSA, a file, `lavfi`),
 //!   resamples it to 48 kHz stereo and stamps each chunk against the same clock.
 //!
-//! [`DemoRecorder::stop`] finalizes within [`DemoConfig::stop_deadline`] even when the audio
-//! input blocks forever, and renames the file into place only when the trailer is written.
+//! [`DemoRecorder::stop`] finalizes even when the audio input blocks forever, and renames the
+//! file into place only when the trailer is written. An encoder still behind the wall clock
+//! after [`DemoConfig::stop_deadline`] (a loaded machine) has its video cut where it is
+//! (`DemoStats::frames_cut`, audio cut to match) rather than the recording lost.
 // Unit tests build with the dev-dependencies, which only the integration tests use.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 

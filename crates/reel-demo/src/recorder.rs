@@ -54,6 +54,10 @@ pub struct DemoStats {
     pub audio_seconds: f64,
     /// Errors met by the recorder threads (an audio input that failed, the fatal error).
     pub errors: Vec<String>,
+    /// Frames cut from the end because the encoder was still this far behind the wall clock
+    /// when the stop deadline passed (a loaded machine): the file ends early (video and audio
+    /// alike) instead of being discarded. 0 when the video covers the whole recording.
+    pub frames_cut: u64,
 }
 
 struct Shared {
@@ -64,6 +68,9 @@ struct Shared {
     stats: Mutex<DemoStats>,
     /// Decides the file's fate once: the mux thread renames it unless `stop` gave up waiting.
     fate: Mutex<Fate>,
+    /// Set by `stop` when the deadline passed with frames still to encode: the mux thread
+    /// emits no more frames and finalizes what it has.
+    cut: AtomicBool,
 }
 
 #[derive(Default)]
@@ -123,6 +130,7 @@ impl DemoRecorder {
         let shared = Arc::new(Shared {
             t0: AtomicU64::new(0),
             stop_at: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
             audio_stop: audio_stop.clone(),
             stats: Mutex::new(DemoStats {
                 cameras: cameras
@@ -253,7 +261,16 @@ impl DemoRecorder {
             Ordering::SeqCst,
             Ordering::SeqCst,
         );
-        let result = match self.done_rx.recv_timeout(self.deadline) {
+        let mut waited = self.done_rx.recv_timeout(self.deadline);
+        if matches!(waited, Err(RecvTimeoutError::Timeout)) {
+            // Still encoding what was recorded (the encoder fell behind the wall clock): cut the
+            // video where the encoder is rather than lose it. What is left (flushing the
+            // encoder, the audio up to the video's end, the trailer) is bounded work; a second
+            // deadline guards against a thread that is truly stuck.
+            self.shared.cut.store(true, Ordering::SeqCst);
+            waited = self.done_rx.recv_timeout(self.deadline);
+        }
+        let result = match waited {
             Ok(r) => {
                 if let Some(h) = self.mux.take() {
                     let _ = h.join();
@@ -272,8 +289,10 @@ impl DemoRecorder {
                     Err(Error::media(
                         "demo recorder",
                         format!(
-                            "could not finalize {} within {:?}; the recording was discarded",
+                            "could not finalize {} within {:?} (twice {:?}: encoding, then the cut \
+                             file's trailer); the recording was discarded",
                             self.output.display(),
+                            self.deadline * 2,
                             self.deadline
                         ),
                     ))
@@ -594,6 +613,8 @@ struct Run {
     audio_pts: i64,
     padded: u64,
     dropped: u64,
+    /// Frames not emitted because `stop` cut the video (see `DemoStats::frames_cut`).
+    cut: u64,
     errors: Vec<String>,
     placeholder: SharedFrame,
 }
@@ -621,6 +642,7 @@ impl Run {
             compositor: None,
             ticks: 0,
             frames_written: 0,
+            cut: 0,
             audio_rx: a.audio_rx.clone(),
             audio_live: a.audio_live,
             audio_ended: a.audio_rx.is_none(),
@@ -656,6 +678,16 @@ impl Run {
                 let content = stop_at.saturating_sub(self.t0) as f64;
                 let final_ticks = (content / self.frame_ns()).ceil() as u64;
                 while self.ticks < final_ticks {
+                    if shared.cut.load(Ordering::SeqCst) {
+                        self.cut = final_ticks - self.ticks;
+                        tracing::warn!(
+                            "demo video: the encoder was {} frame(s) ({:.1} s) behind at the stop \
+                             deadline; the video (and its audio) ends there",
+                            self.cut,
+                            self.cut as f64 / self.cfg.fps as f64
+                        );
+                        break;
+                    }
                     self.emit(muxer)?;
                 }
                 return Ok(());
@@ -758,6 +790,9 @@ impl Run {
     }
 
     fn encode_video(&mut self, muxer: &mut Muxer, mut f: ff::frame::Video) -> Result<()> {
+        if let Some(d) = self.cfg.slow_frames {
+            std::thread::sleep(d);
+        }
         if let Some(k) = self.cfg.fail_after_frames {
             if self.frames_written >= k {
                 return Err(Error::media(
@@ -940,6 +975,7 @@ impl Run {
         s.audio_samples = self.audio_pts.max(0) as u64;
         s.audio_padded_samples = self.padded;
         s.audio_dropped_samples = self.dropped;
+        s.frames_cut = self.cut;
         s.video_seconds = self.frames_written as f64 / self.cfg.fps as f64;
         s.audio_seconds = if s.audio_sample_rate > 0 {
             s.audio_samples as f64 / s.audio_sample_rate as f64

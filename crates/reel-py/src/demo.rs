@@ -41,6 +41,7 @@ fn stats_dict<'py>(py: Python<'py>, s: &reel_demo::DemoStats) -> PyResult<Bound<
     d.set_item("video_seconds", s.video_seconds)?;
     d.set_item("audio_seconds", s.audio_seconds)?;
     d.set_item("wall_seconds", s.wall_seconds)?;
+    d.set_item("frames_cut", s.frames_cut)?;
     let cams = PyDict::new(py);
     for c in &s.cameras {
         cams.set_item(&c.name, (c.new_frames, c.repeated_frames))?;

@@ -115,6 +115,14 @@ pub fn report(stats: &reel_demo::DemoStats, output: &std::path::Path) {
         stats.wall_seconds,
         repeats.join(", ")
     );
+    if stats.frames_cut > 0 {
+        println!(
+            "demo video {}: ends {:.2} s before the stop (the encoder was {} frame(s) behind at the stop deadline)",
+            output.display(),
+            stats.frames_cut as f64 * stats.video_seconds / stats.frames_written.max(1) as f64,
+            stats.frames_cut
+        );
+    }
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
