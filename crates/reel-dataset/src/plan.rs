@@ -74,7 +74,7 @@ pub struct EncoderRequest {
     pub threads: Option<u32>,
     pub deferred: DeferredMode,
     /// Testing aid: a fault injected into every camera's primary encoder
-    /// (`hang-open`, `hang-after=N`, `error-after=N`, `no-flush`).
+    /// (`hang-open`, `hang-after=N`, `error-after=N`, `no-flush`, `slow=MS`).
     pub fault: Option<String>,
     /// Seconds an encoder may stay silent (opening, or with frames waiting) before the next
     /// one of the chain replaces it; flushing may take 4× this.

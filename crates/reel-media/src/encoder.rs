@@ -464,6 +464,7 @@ impl EpisodeEncoder {
                     ),
                 })
             }
+            Some(Fault::Slow(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             _ => {}
         }
         if frame.width != self.width || frame.height != self.height {

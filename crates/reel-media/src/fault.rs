@@ -1,6 +1,7 @@
 //! Fault injection for encoder supervision tests (issue 3 item 2): an [`EpisodeEncoder`]
 //! whose settings carry a [`Fault`] misbehaves on purpose — it hangs on open, hangs or errors
-//! after N frames, or never flushes — so that the recorder's watchdog and fallback can be
+//! after N frames, never flushes, or is slow (each frame takes at least N ms: an encoder that
+//! cannot keep up, whatever the machine) — so that the recorder's watchdog and fallback can be
 //! proven against every failure a real (GPU) encoder shows.
 //!
 //! [`EpisodeEncoder`]: crate::EpisodeEncoder
@@ -19,10 +20,13 @@ pub enum Fault {
     ErrorAfter(u64),
     /// `finish` never returns.
     NoFlush,
+    /// Every `push` takes at least this many milliseconds (the encoder's speed made
+    /// deterministic: `slow=50` encodes at most 20 frames/s on any machine).
+    Slow(u64),
 }
 
 impl Fault {
-    /// Parses "hang-open", "hang-after=N", "error-after=N" or "no-flush".
+    /// Parses "hang-open", "hang-after=N", "error-after=N", "no-flush" or "slow=MS".
     pub fn parse(s: &str) -> Result<Fault> {
         let s = s.trim();
         let count = |v: &str| {
@@ -37,8 +41,9 @@ impl Fault {
             None if s == "no-flush" => Ok(Fault::NoFlush),
             Some(("hang-after", v)) => Ok(Fault::HangAfter(count(v)?)),
             Some(("error-after", v)) => Ok(Fault::ErrorAfter(count(v)?)),
+            Some(("slow", v)) => Ok(Fault::Slow(count(v)?)),
             _ => Err(Error::invalid(format!(
-                "unknown fault '{s}' (expected hang-open, hang-after=N, error-after=N or no-flush)"
+                "unknown fault '{s}' (expected hang-open, hang-after=N, error-after=N, no-flush or slow=MS)"
             ))),
         }
     }
@@ -51,6 +56,7 @@ impl std::fmt::Display for Fault {
             Fault::HangAfter(n) => write!(f, "hang-after={n}"),
             Fault::ErrorAfter(n) => write!(f, "error-after={n}"),
             Fault::NoFlush => write!(f, "no-flush"),
+            Fault::Slow(ms) => write!(f, "slow={ms}"),
         }
     }
 }
@@ -81,6 +87,7 @@ mod tests {
             ("hang-after=5", Fault::HangAfter(5)),
             ("error-after=0", Fault::ErrorAfter(0)),
             ("no-flush", Fault::NoFlush),
+            ("slow=40", Fault::Slow(40)),
         ] {
             assert_eq!(Fault::parse(s).unwrap(), f);
             assert_eq!(f.to_string(), s);
@@ -92,6 +99,8 @@ mod tests {
             "error-after=-1",
             "hang-after=x",
             "no-flush=3",
+            "slow=",
+            "slow=fast",
         ] {
             let e = Fault::parse(bad).unwrap_err().to_string();
             assert!(e.contains("fault"), "{bad}: {e}");

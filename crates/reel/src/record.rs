@@ -134,7 +134,8 @@ pub struct SetupArgs {
     #[arg(long, default_value_t = 2048)]
     pub final_spill_mb: u64,
     /// Testing aid: make every camera's primary encoder fail (hang-open, hang-after=N,
-    /// error-after=N, no-flush) to exercise the watchdog and the fallback.
+    /// error-after=N, no-flush) to exercise the watchdog and the fallback, or slow
+    /// (slow=MS: each frame takes at least MS ms, an encoder that cannot keep up on any machine).
     #[arg(long)]
     pub inject_fault: Option<String>,
     /// Seconds an encoder may stay silent (opening, or with frames waiting) before it is
