@@ -78,7 +78,8 @@ CHECK="$STAGE/unpacked"
 rm -rf "$CHECK"; mkdir -p "$CHECK"
 python3 scripts/wheel_bundle.py unpack "$WHEEL" "$CHECK"
 [ -x "$CHECK/reel/_bin/reel" ] || { echo "reel/_bin/reel is missing or not executable" >&2; exit 1; }
-python3 scripts/wheel_bundle.py check "$CHECK" "$CHECK"/reel/_reel*.so "$CHECK/reel/_bin/reel"
+REEL_WHEEL_TAG_MINOR=$(python3 scripts/wheel_bundle.py tag-minor "$WHEEL") \
+  python3 scripts/wheel_bundle.py check "$CHECK" "$CHECK"/reel/_reel*.so "$CHECK/reel/_bin/reel"
 "$CHECK/reel/_bin/reel" --version >/dev/null
 "$TOOLS/bin/auditwheel" show "$WHEEL" | sed -n '1,4p'
 

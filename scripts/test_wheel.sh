@@ -8,7 +8,12 @@
 #     C runtime (glibc, libgcc_s, libstdc++), offenders listed
 # and outside the root, LeRobot's loader on the dataset: lerobot_check.py --strict.
 #
-#   scripts/test_wheel.sh [WHEEL]     (default: the newest wheel in $CARGO_TARGET_DIR/wheel-dist)
+#   scripts/test_wheel.sh [--suite bookworm|jammy|noble] [WHEEL]
+#       WHEEL: default the newest wheel in $CARGO_TARGET_DIR/wheel-dist
+#       --suite: the root's distribution (default bookworm = Debian 12, glibc 2.36; jammy =
+#       Ubuntu 22.04, glibc 2.35, Python 3.10; noble = Ubuntu 24.04, glibc 2.39, Python 3.12).
+#       Ubuntu roots come from archive.ubuntu.com with --no-check-gpg (Debian 12 has no
+#       ubuntu-keyring package); they are test roots, nothing of them is installed here.
 #
 # Needs root (debootstrap, chroot, mount). The root's tarball and the numpy wheel are cached in
 # ~/.cache/reel/wheel-test (REEL_WHEEL_TEST_CACHE), so a rerun does not download anything.
@@ -18,8 +23,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-case "${1:-}" in -h|--help) sed -n '2,16p' "$0"; exit 0 ;; esac
-WHEEL="${1:-$(ls -t "$TARGET"/wheel-dist/reel_recorder-*.whl 2>/dev/null | head -1)}"
+SUITE=bookworm
+WHEEL=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --suite) SUITE="${2:?--suite needs a name}"; shift 2 ;;
+    --suite=*) SUITE="${1#--suite=}"; shift ;;
+    *) WHEEL="$1"; shift ;;
+  esac
+done
+case "$SUITE" in
+  bookworm) MIRROR=http://deb.debian.org/debian; DBS_ARGS=() ;;
+  jammy|noble) MIRROR=http://archive.ubuntu.com/ubuntu; DBS_ARGS=(--no-check-gpg --components=main,universe) ;;
+  *) echo "unknown --suite $SUITE (bookworm, jammy, noble)" >&2; exit 2 ;;
+esac
+# Debian 12's debootstrap has no script for noble; Ubuntu's suites all use the gutsy script.
+DBS_SCRIPT=()
+[ -e "/usr/share/debootstrap/scripts/$SUITE" ] || DBS_SCRIPT=(/usr/share/debootstrap/scripts/gutsy)
+WHEEL="${WHEEL:-$(ls -t "$TARGET"/wheel-dist/reel_recorder-*.whl 2>/dev/null | head -1)}"
 [ -f "$WHEEL" ] || { echo "no wheel (run scripts/build_wheel.sh, or give its path)" >&2; exit 1; }
 WHEEL=$(realpath "$WHEEL")
 CACHE="${REEL_WHEEL_TEST_CACHE:-$HOME/.cache/reel/wheel-test}"
@@ -27,7 +49,7 @@ LEROBOT_VENV="${LEROBOT_VENV:-$HOME/venv-lerobot}"
 CONFORMANCE="${REEL_CONFORMANCE_DIR:-$REPO/../shared/conformance}"
 [ "$(id -u)" = 0 ] || { echo "test_wheel.sh needs root (debootstrap, chroot, mount)" >&2; exit 1; }
 mkdir -p "$CACHE"
-TARBALL="$CACHE/bookworm-minbase-python3.tar.gz"
+TARBALL="$CACHE/$SUITE-minbase-python3.tar.gz"
 now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 t_start=$(now)
@@ -36,28 +58,20 @@ t_start=$(now)
 t0=$(now)
 if [ ! -f "$TARBALL" ]; then
   command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
-  echo "== debootstrap --variant=minbase --include=python3,python3-venv bookworm (once, cached in $TARBALL)"
+  echo "== debootstrap --variant=minbase --include=python3,python3-venv $SUITE (once, cached in $TARBALL)"
   tmp_root="$CACHE/root.tmp"
   rm -rf --one-file-system "$tmp_root"
-  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$tmp_root" http://deb.debian.org/debian \
-    > "$CACHE/debootstrap.log" 2>&1 || { tail -20 "$CACHE/debootstrap.log"; exit 1; }
+  debootstrap "${DBS_ARGS[@]}" --variant=minbase --include=python3,python3-venv "$SUITE" "$tmp_root" "$MIRROR" "${DBS_SCRIPT[@]}" \
+    > "$CACHE/debootstrap-$SUITE.log" 2>&1 || { tail -20 "$CACHE/debootstrap-$SUITE.log"; exit 1; }
   tar -C "$tmp_root" -czf "$TARBALL.tmp" .
   mv "$TARBALL.tmp" "$TARBALL"
   rm -rf --one-file-system "$tmp_root"
-  awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f\n", b - a }' > "$CACHE/debootstrap.seconds"
+  awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f\n", b - a }' > "$CACHE/debootstrap-$SUITE.seconds"
   debootstrap_how="made"
 else
-  debootstrap_how="cached; made in $(cat "$CACHE/debootstrap.seconds" 2>/dev/null || echo '?') s"
+  debootstrap_how="cached; made in $(cat "$CACHE/debootstrap-$SUITE.seconds" 2>/dev/null || echo '?') s"
 fi
 t_debootstrap=$(secs "$t0" "$(now)")
-
-# numpy (the module's one dependency) for the root's Python 3.11, downloaded once.
-NUMPY_DIR="$CACHE/wheels-py311"
-if ! ls "$NUMPY_DIR"/numpy-*.whl >/dev/null 2>&1; then
-  echo "== pip download numpy (once, cached in $NUMPY_DIR)"
-  python3 -m pip download -q numpy --only-binary :all: --python-version 3.11 \
-    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$NUMPY_DIR"
-fi
 
 ROOT=$(mktemp -d /tmp/reel-wheel-root.XXXXXX)
 cleanup() {
@@ -78,6 +92,14 @@ trap cleanup EXIT INT TERM
 t0=$(now)
 tar -C "$ROOT" -xzf "$TARBALL"
 t_unpack=$(secs "$t0" "$(now)")
+# numpy (the module's one dependency) for the root's Python, downloaded once per version.
+PYV=$(chroot "$ROOT" /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+NUMPY_DIR="$CACHE/wheels-py${PYV/./}"
+if ! ls "$NUMPY_DIR"/numpy-*.whl >/dev/null 2>&1; then
+  echo "== pip download numpy for Python $PYV (once, cached in $NUMPY_DIR)"
+  python3 -m pip download -q numpy --only-binary :all: --python-version "$PYV" \
+    --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d "$NUMPY_DIR"
+fi
 mkdir -p "$ROOT/wheels"
 cp "$WHEEL" "$NUMPY_DIR"/numpy-*.whl "$ROOT/wheels/"
 cp scripts/wheel_bundle.py "$ROOT/wheel_bundle.py"
@@ -111,7 +133,8 @@ echo "== python -c 'import reel'"
 inroot "cd / && /v/bin/python -c 'import reel; print(\"import reel: ok, version\", reel.__version__, reel.__file__)'" || failed=1
 
 echo "== ldd of the module and of the bundled binary"
-inroot "cd / && python3 /wheel_bundle.py check /v $SITE/reel/_reel.abi3.so $SITE/reel/_bin/reel" || failed=1
+TAG_MINOR=$(python3 scripts/wheel_bundle.py tag-minor "$WHEEL")
+inroot "cd / && REEL_WHEEL_TAG_MINOR=$TAG_MINOR python3 /wheel_bundle.py check /v $SITE/reel/_reel.abi3.so $SITE/reel/_bin/reel" || failed=1
 
 echo "== reel record --sim --no-keys --root /ds (inside the root)"
 t0=$(now)

@@ -11,6 +11,7 @@ the test can run it inside a bare Debian root with the distribution's python3).
   elves DIR                       the ELF files under DIR, one a line
   unpack WHEEL DIR                unzip WHEEL into DIR, file modes kept
   libdir WHEEL                    the name of WHEEL's top-level *.libs folder (auditwheel's)
+  tag-minor WHEEL                 N of WHEEL's manylinux_2_N tag
 
 ldd is run with LD_LIBRARY_PATH removed, so only the files' own RUNPATHs and the system's
 default paths take part.
@@ -34,6 +35,29 @@ RUNTIME = {
     "libresolv.so.2", "libutil.so.1", "libnsl.so.1", "libanl.so.1",
     "libgcc_s.so.1", "libstdc++.so.6", "libatomic.so.1",
 }
+
+# Libraries auditwheel's manylinux whitelist leaves outside that every Debian and Ubuntu Python
+# depends on (libpython3.X-stdlib -> libexpat1, zlib1g): when the build machine's copy needs a
+# newer glibc than the wheel's tag promises (Debian 12's libexpat uses arc4random, GLIBC_2.36),
+# `complete` leaves them to the installing system instead of breaking the tag, and `check`
+# accepts them there.
+PYTHON_DEPS = {"libexpat.so.1", "libz.so.1"}
+
+GLIBC_VERSION = re.compile(rb"GLIBC_2\.([0-9]+)")
+TAG = re.compile(r"manylinux_2_([0-9]+)_")
+
+
+def glibc_minor(path):
+    """The highest GLIBC_2.N symbol version `path` refers to (0 if none)."""
+    with open(path, "rb") as f:
+        found = [int(m.group(1)) for m in GLIBC_VERSION.finditer(f.read())]
+    return max(found, default=0)
+
+
+def tag_minor(wheel):
+    """N of the wheel's manylinux_2_N tag (None for another tag)."""
+    m = TAG.search(os.path.basename(wheel))
+    return int(m.group(1)) if m else None
 
 
 def is_elf(path):
@@ -169,8 +193,12 @@ def complete(wheel, libdir, patchelf):
     and that is not the C runtime, until none is left. A copied library keeps its soname; its
     DT_NEEDED entries that auditwheel grafted under a hashed name are pointed at those copies
     (so that no library is loaded twice), and every library in `libdir` gets RUNPATH $ORIGIN.
+    A library that needs a newer glibc than the wheel's manylinux tag is left to the system
+    when it is one of PYTHON_DEPS (and the build fails for any other).
     Returns the sonames added."""
     added = []
+    floor = tag_minor(wheel)
+    left = set()
     with tempfile.TemporaryDirectory() as tmp:
         dist_info = unpack(wheel, tmp)
         lib_root = os.path.join(tmp, libdir)
@@ -180,11 +208,21 @@ def complete(wheel, libdir, patchelf):
             new = {}
             for f in elves(tmp):
                 for soname, path in ldd(f):
-                    if soname in RUNTIME:
+                    if soname in RUNTIME or soname in left:
                         continue
                     if path is None:
                         sys.exit(f"{os.path.relpath(f, tmp)}: {soname} not found")
                     if not os.path.realpath(path).startswith(tmp + os.sep):
+                        need = glibc_minor(os.path.realpath(path))
+                        if floor is not None and need > floor:
+                            if soname not in PYTHON_DEPS:
+                                sys.exit(f"{soname} ({path}) needs GLIBC_2.{need}, newer than the "
+                                         f"wheel's manylinux_2_{floor}: cannot bundle it")
+                            print(f"left to the system: {soname} (this machine's copy needs "
+                                  f"GLIBC_2.{need} > manylinux_2_{floor}; every Debian/Ubuntu "
+                                  f"Python depends on it)")
+                            left.add(soname)
+                            continue
                         new[soname] = path
             if not new:
                 break
@@ -208,20 +246,31 @@ def complete(wheel, libdir, patchelf):
 
 
 def check(prefix, files):
+    """ldd of each file: everything inside `prefix` but the C runtime and PYTHON_DEPS; and no
+    ELF file under `prefix` that belongs to the wheel needs a newer glibc than REEL_WHEEL_TAG_MINOR
+    (when set) promises."""
     prefix = os.path.realpath(prefix)
     bad = 0
+    floor = os.environ.get("REEL_WHEEL_TAG_MINOR")
+    if floor:
+        for f in elves(prefix):
+            if "reel_recorder.libs" in f or "/reel/" in f:
+                need = glibc_minor(f)
+                if need > int(floor):
+                    print(f"  OFFENDER {f}: needs GLIBC_2.{need} > the tag's manylinux_2_{floor}")
+                    bad += 1
     for f in files:
         deps = ldd(f)
         inside = outside = 0
         for soname, path in deps:
             if path is not None and os.path.realpath(path).startswith(prefix + os.sep):
                 inside += 1
-            elif soname in RUNTIME and path is not None:
+            elif (soname in RUNTIME or soname in PYTHON_DEPS) and path is not None:
                 outside += 1
             else:
                 print(f"  OFFENDER {f}: {soname} => {path or 'not found'}")
                 bad += 1
-        print(f"ldd {f}: {len(deps)} libraries, {inside} inside {prefix}, {outside} C runtime outside")
+        print(f"ldd {f}: {len(deps)} libraries, {inside} inside {prefix}, {outside} C runtime (or Python's own) outside")
     return bad
 
 
@@ -239,6 +288,8 @@ def main(argv):
         print("ldd check: nothing outside but the C runtime")
     elif len(argv) == 3 and argv[0] == "unpack":
         unpack(argv[1], argv[2])
+    elif len(argv) == 2 and argv[0] == "tag-minor":
+        print(tag_minor(argv[1]) or "")
     elif len(argv) == 2 and argv[0] == "libdir":
         with zipfile.ZipFile(argv[1]) as z:
             tops = sorted({n.split("/")[0] for n in z.namelist() if "/" in n and n.split("/")[0].endswith(".libs")})
