@@ -693,6 +693,11 @@ impl Run {
                 return Ok(());
             }
             while self.t0 + delay + self.tick_content_ns(self.ticks) <= now {
+                // Behind the wall clock, this catch-up can last seconds: a stop request is
+                // looked at between frames (the stop branch above then honours a cut).
+                if shared.stop_at.load(Ordering::SeqCst) != 0 {
+                    break;
+                }
                 self.emit(muxer)?;
             }
             self.publish(&shared);

@@ -375,7 +375,9 @@ fn an_encoder_behind_at_the_stop_deadline_is_cut_not_discarded() {
     // An encoder at half the wall clock's rate (injected, so the verdict does not depend on
     // how busy the machine is): after 4 s about 60 of 120 frames are written.
     cfg.slow_frames = Some(Duration::from_millis(66));
-    cfg.stop_deadline = Duration::from_millis(500);
+    // Long enough for the cut file's flush (the encoder's few delayed frames, slow too) and
+    // trailer on a busy machine; far too short to encode the ~60 frames still owed.
+    cfg.stop_deadline = Duration::from_millis(1500);
     cfg.video_delay = Duration::from_millis(20);
     let rec = DemoRecorder::start(cams, cfg).unwrap();
     std::thread::sleep(Duration::from_secs(4));
@@ -394,8 +396,8 @@ fn an_encoder_behind_at_the_stop_deadline_is_cut_not_discarded() {
         stats.frames_cut,
         stats.wall_seconds
     );
-    // At most one frame per 66 ms was written, over the 4 s and the 0.5 s deadline.
-    assert!(stats.frames_written <= 70, "{stats:?}");
+    // At most one frame per 66 ms was written, over the 4 s and the 1.5 s deadline.
+    assert!(stats.frames_written <= 84, "{stats:?}");
     // The file is there, complete, with the audio cut to the video's end.
     assert!(out.is_file() && !dir.path().join("behind.mp4.partial").exists());
     let streams = probe_streams(&out);
