@@ -71,13 +71,31 @@ fn reel_and_lerobot_datasets_merge_in_both_orders() {
         specs.push(format!("{lerobot_name}:{}", root.display()));
     }
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/lerobot_merge.py");
-    let out = Command::new(&py)
-        .arg(&helper)
-        .arg(d.path())
-        .args(&specs)
-        .env("HF_HUB_OFFLINE", "1")
-        .output()
-        .expect("run lerobot_merge.py");
+    let run = || {
+        Command::new(&py)
+            .arg(&helper)
+            .arg(d.path())
+            .args(&specs)
+            .env("HF_HUB_OFFLINE", "1")
+            .output()
+            .expect("run lerobot_merge.py")
+    };
+    let mut out = run();
+    // LeRobot's own HEVC writer (PyAV's x265 4.1) sometimes aborts at a thread pool's end on a
+    // busy machine ("terminate called without an active exception", SIGABRT) while making the
+    // LeRobot-written datasets: LeRobot's crash, not a verdict on reel's files. One more try
+    // then, said so; any other failure, or a second abort, fails the test.
+    if std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(6) {
+        eprintln!(
+            "lerobot_merge.py aborted (SIGABRT in LeRobot's process); once more:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| l.contains("terminate"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        out = run();
+    }
     assert!(
         out.status.success(),
         "lerobot_merge.py failed:\n{}",
