@@ -9,7 +9,10 @@
 //! [`FramePool`] (a reused buffer: no allocation in steady state), because Python may write
 //! into the array again as soon as `add_frame` returns (camera drivers reuse buffers;
 //! LeRobot copies for the same reason). Copies of 256 KiB and more run with the GIL released.
+//! The exception is an image straight from a reel camera ([`camera_frame`]): a read-only view of
+//! a buffer nobody writes again, passed on as it is.
 
+use crate::camera::CapturedFrame;
 use crate::errors::value_error;
 use numpy::ndarray::{ArrayView3, Axis, Ix3};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
@@ -107,6 +110,30 @@ fn collect<T: numpy::Element + Copy>(arr: &Bound<'_, PyUntypedArray>) -> Option<
     let typed = arr.cast::<PyArrayDyn<T>>().ok()?;
     let ro = typed.try_readonly().ok()?;
     Some(ro.as_array().iter().copied().collect())
+}
+
+/// The frame itself when `obj` is a whole, untouched array returned by a reel camera
+/// (`reel._reel.Camera`): a read-only view whose base is the [`CapturedFrame`] owning the
+/// pixels, of the feature's `(h, w, 3)` shape, C-contiguous, starting at the frame's first
+/// byte. Such an image is handed on without a copy (the buffer is never written again). Any
+/// other array (a slice, a transposed or re-typed view, a user's array) gives `None` and goes
+/// through [`image`]'s pooled copy.
+pub(crate) fn camera_frame(obj: &Bound<'_, PyAny>, height: u32, width: u32) -> Option<SharedFrame> {
+    let arr = obj.cast::<PyUntypedArray>().ok()?;
+    let base = arr.getattr("base").ok()?;
+    let owner = base.cast::<CapturedFrame>().ok()?;
+    let frame = &owner.get().frame;
+    let (h, w) = (height as usize, width as usize);
+    if frame.height != height || frame.width != width || arr.shape() != [h, w, 3] {
+        return None;
+    }
+    if !arr.is_c_contiguous() {
+        return None;
+    }
+    let typed = arr.cast::<PyArrayDyn<u8>>().ok()?;
+    // The data pointer of a live array (compared, never dereferenced here).
+    let data = typed.data() as *const u8;
+    (data == frame.data.as_ptr()).then(|| std::sync::Arc::clone(frame))
 }
 
 /// A camera's image, copied into a frame of `pool` (see the module doc).

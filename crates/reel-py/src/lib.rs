@@ -12,6 +12,7 @@
 //! longer than a few microseconds (frame copies, hand-over to the pipelines, waiting for
 //! commits, finalize) runs with the GIL released.
 
+mod camera;
 mod demo;
 mod errors;
 mod features;
@@ -84,6 +85,9 @@ fn _reel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writer::Writer>()?;
     m.add_class::<writer::CommitGate>()?;
     m.add_class::<demo::DemoRecorder>()?;
+    m.add_class::<camera::Camera>()?;
+    m.add_class::<camera::CapturedFrame>()?;
+    m.add_class::<camera::ObserveClock>()?;
     m.add_function(wrap_pyfunction!(now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add_function(wrap_pyfunction!(raise_loop_priority, m)?)?;

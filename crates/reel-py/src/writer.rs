@@ -31,6 +31,9 @@ struct State {
     /// One pool per camera, in the features' order of video keys.
     pools: Vec<FramePool>,
     seq: u64,
+    /// Camera images handed on as they were (frames of reel cameras) and images copied.
+    zero_copy: u64,
+    copied: u64,
 }
 
 /// A LeRobot v3.0 dataset being recorded (see `help(reel.Writer)` in Python).
@@ -122,6 +125,8 @@ fn open(
             session: Some(ExternalSession::new(writer, fps)),
             pools,
             seq: 0,
+            zero_copy: 0,
+            copied: 0,
         }),
         features,
         video_keys,
@@ -351,7 +356,8 @@ impl Writer {
 
     /// Adds one row: `frame` maps every feature to its value (numpy arrays, torch CPU
     /// tensors; images HWC or CHW, uint8 or float in [0, 1]; strings). The task is
-    /// `frame["task"]` or `task=`. Images are copied, so the arrays may be reused at once;
+    /// `frame["task"]` or `task=`. Images are copied, so the arrays may be reused at once
+    /// (except frames straight from a reel camera, read-only views passed on without a copy);
     /// nothing waits for encoding or disk.
     ///
     /// `captured_ns`: when the tick's observation was captured (`time.monotonic_ns()`), an int
@@ -404,12 +410,14 @@ impl Writer {
         self.features
             .check_keys(keys.iter().map(String::as_str))
             .map_err(to_py)?;
-        let (tick_ns, captured) = self.captured(captured_ns)?;
+        let (tick_ns, mut captured) = self.captured(captured_ns)?;
         let mut st = lock(py, &self.state);
         let State {
             session,
             pools,
             seq,
+            zero_copy,
+            copied,
         } = &mut *st;
         let session = session.as_mut().ok_or_else(closed)?;
         *seq += 1;
@@ -423,15 +431,22 @@ impl Writer {
             };
             let v = match f.video_hw() {
                 Some((h, w)) => {
+                    let given = captured.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
+                    if let Some(f) = frames::camera_frame(&obj, h, w) {
+                        // A reel camera's frame: its own buffer and its real capture time.
+                        if given.is_none() {
+                            captured.push((key.clone(), f.captured_ns));
+                        }
+                        *zero_copy += 1;
+                        row.set(key, reel_core::Value::Video(f));
+                        continue;
+                    }
                     let cam = self.video_keys.iter().position(|k| *k == key).unwrap_or(0);
-                    let cap = captured
-                        .iter()
-                        .find(|(k, _)| *k == key)
-                        .map(|(_, t)| *t)
-                        .unwrap_or(call_ns);
                     let pool = pools
                         .get_mut(cam)
                         .ok_or_else(|| reel_error(format!("no frame pool for camera '{key}'")))?;
+                    let cap = given.unwrap_or(call_ns);
+                    *copied += 1;
                     reel_core::Value::Video(frames::image(&key, h, w, &obj, pool, cap, *seq)?)
                 }
                 None => frames::value(&key, f, &obj)?,
@@ -445,6 +460,21 @@ impl Writer {
         };
         py.detach(|| session.add_frame(row, stamp)).map_err(to_py)?;
         Ok(())
+    }
+
+    /// How the camera images given to `add_frame` were taken: `zero_copy` (frames of reel
+    /// cameras, handed to the encoder as they are) and `copied` (any other array, copied once
+    /// into a pooled buffer), with the pools' allocations so far.
+    fn frame_copies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let st = lock(py, &self.state);
+        let d = PyDict::new(py);
+        d.set_item("zero_copy", st.zero_copy)?;
+        d.set_item("copied", st.copied)?;
+        d.set_item(
+            "pool_allocations",
+            st.pools.iter().map(FramePool::allocations).sum::<u64>(),
+        )?;
+        Ok(d)
     }
 
     /// Ends the episode and queues its commit; returns at once with the episode's index.

@@ -18,6 +18,7 @@
 
 pub mod events;
 pub mod external;
+pub mod observe;
 pub mod pacing;
 pub mod robot;
 pub mod session;

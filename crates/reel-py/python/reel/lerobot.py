@@ -395,6 +395,12 @@ class ReelDataset:
         with self._lock:
             if self._finalized:
                 return
+            self._save_up_to_camera_loss()
+            if not self._writer.closed:
+                c = self._writer.frame_copies()
+                if c["zero_copy"] or c["copied"]:
+                    log.info("reel: %d camera images recorded without a copy (reel cameras), %d copied",
+                             c["zero_copy"], c["copied"])
             totals = self._writer.totals() if not self._writer.closed else (0, 0)
             try:
                 self._writer.finalize()
@@ -405,6 +411,18 @@ class ReelDataset:
                     i = json.loads(info.read_text())
                     totals = (int(i.get("total_episodes", 0)), int(i.get("total_frames", 0)))
                 self._final_totals = totals
+
+    def _save_up_to_camera_loss(self) -> None:
+        """A reel camera lost with ``on_loss="end"`` ended LeRobot's loop with an exception:
+        save the episode in progress up to that frame (as ``reel record`` does) instead of
+        dropping it."""
+        cams = sys.modules.get("reel.lerobot_camera")
+        lost = cams.losses() if cams is not None else []
+        if not lost or self._writer.closed or self._writer.frames_in_episode < 2:
+            return
+        n = self._writer.frames_in_episode
+        log.warning("reel: saving the episode in progress (%d frames) up to the camera loss: %s", n, lost[-1])
+        self.save_episode()
 
     def push_to_hub(self, branch: str | None = None, tags: list | None = None,
                     license: str | None = "apache-2.0", tag_version: bool = True,

@@ -10,11 +10,22 @@ scripted keys. Load it into any LeRobot command with ``--robot.discover_packages
   frames of ``video_path`` (a video file, decoded once into memory at that size and looped).
   ``fail_after=N`` makes ``get_observation`` raise after N observations (a robot that dies
   mid-episode).
+* ``reel_camera_robot``: the same arm with a real LeRobot ``cameras`` dict (read as the SO-101
+  follower reads them), and ``reel_paced_file`` cameras: LeRobot's own ``OpenCVCamera`` reading a
+  video file paced to its rate (:mod:`reel.testing.camera_robot`).
 * ``reel_fake_teleop``: a leader arm that moves every joint along a slow sine.
 * ``REEL_KEYS="1.0:rerecord,5:stop"``: the keys LeRobot's loops listen to, pressed at those
   seconds after the listener starts (``next``/``right``, ``rerecord``/``left``, ``stop``/``esc``).
 """
 
+from .camera_robot import (
+    PacedFileCamera,
+    PacedFileCameraConfig,
+    ReelCameraRobot,
+    ReelCameraRobotConfig,
+    read_code,
+    write_code_video,
+)
 from .fake_lerobot import (
     JOINTS,
     ReelFakeRobot,
@@ -27,6 +38,12 @@ from .script_keys import install_scripted_keys, parse_keys
 install_scripted_keys()
 
 __all__ = [
+    "PacedFileCamera",
+    "PacedFileCameraConfig",
+    "ReelCameraRobot",
+    "ReelCameraRobotConfig",
+    "read_code",
+    "write_code_video",
     "JOINTS",
     "ReelFakeRobot",
     "ReelFakeRobotConfig",
