@@ -1,9 +1,12 @@
 //! Depth streams as LeRobot 0.6.1 stores them: a synthetic 16-bit ramp with a frame code,
-//! quantised by reel's table and encoded as lossless 12-bit HEVC, decodes through LeRobot's
+//! quantised by reel's table and encoded as lossless 12-bit HEVC in two episode segments
+//! (the second appended to the first as the writer appends episodes), decodes through LeRobot's
 //! own decoder to the millimetres LeRobot's own writer stores for the same frames (equal but
 //! at the rounding boundaries where NumPy's float32 log, not correctly rounded, moves a code).
 
+use reel_core::journal::Journal;
 use reel_media::depth::{depth_encoder_settings, DepthQuant, DEPTH_QMAX};
+use reel_media::mp4::append_segment;
 use reel_media::probe::probe_video;
 use reel_media::EpisodeEncoder;
 use std::path::Path;
@@ -70,12 +73,28 @@ fn depth_ramp_matches_lerobot_writer() {
     assert!(e.contains("gray12le") && e.contains("RGB"), "{e}");
     let seg = enc.finish().unwrap();
     assert_eq!(seg.frames, N);
+    // A second episode's segment appended to the file (resume and later episodes append
+    // depth the way they append RGB): frames N..2N of the same ramp.
+    let seg2 = dir.path().join("episode-1.mp4");
+    let mut enc =
+        EpisodeEncoder::create_depth(&seg2, W, H, FPS, &depth_encoder_settings()).unwrap();
+    for k in N..2 * N {
+        let mm = ramp(k);
+        table.quantize_into(&mm, &mut codes);
+        enc.push_gray12(&codes).unwrap();
+        input.extend_from_slice(&mm);
+    }
+    assert_eq!(enc.finish().unwrap().frames, N);
+    let mut j = Journal::begin(&dir.path().join(".reel/journal"), dir.path(), false).unwrap();
+    append_segment(&mp4, &seg2, &mut j).unwrap();
+    j.commit().unwrap();
+    let n = 2 * N;
     let info = probe_video(&mp4).unwrap();
     assert_eq!(
         (info.codec.as_str(), info.pix_fmt.as_str(), info.channels),
         ("hevc", "gray12le", 1)
     );
-    assert_eq!((info.width, info.height, info.frames), (W, H, N));
+    assert_eq!((info.width, info.height, info.frames), (W, H, n));
     std::fs::write(dir.path().join("input.u16"), le_bytes(&input)).unwrap();
     std::fs::write(dir.path().join("table.u16"), le_bytes(table.codes())).unwrap();
 
@@ -87,7 +106,7 @@ fn depth_ramp_matches_lerobot_writer() {
         .command()
         .arg(&helper)
         .arg(dir.path())
-        .args([N.to_string(), H.to_string(), W.to_string(), FPS.to_string()])
+        .args([n.to_string(), H.to_string(), W.to_string(), FPS.to_string()])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -106,7 +125,7 @@ fn depth_ramp_matches_lerobot_writer() {
         r["mismatch_max_distance_from_half"].as_f64().unwrap() < 1e-3,
         "{r}"
     );
-    assert_eq!(r["frames"], serde_json::json!([N, N]), "{r}");
+    assert_eq!(r["frames"], serde_json::json!([n, n]), "{r}");
     assert_eq!(r["values_differing_elsewhere"], 0, "{r}");
     assert!(
         r["values_differing"].as_u64() <= r["values_at_boundaries"].as_u64(),
