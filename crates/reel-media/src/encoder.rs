@@ -208,6 +208,8 @@ pub struct EpisodeEncoder {
     octx: ff::format::context::Output,
     enc: Backend,
     scaler: scaling::Context,
+    /// The encoder's pixel format (`gray12le` for depth streams).
+    pix: Pixel,
     width: u32,
     height: u32,
     enc_tb: ff::Rational,
@@ -259,6 +261,29 @@ impl EpisodeEncoder {
         fps: u32,
         settings: &EncoderSettings,
     ) -> Result<Self> {
+        Self::open(path, width, height, fps, settings, false)
+    }
+
+    /// [`create`](Self::create) for a depth stream: `settings` may have a one-component
+    /// pixel format (`gray12le`); frames go in through [`push_gray12`](Self::push_gray12).
+    pub fn create_depth(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        settings: &EncoderSettings,
+    ) -> Result<Self> {
+        Self::open(path, width, height, fps, settings, true)
+    }
+
+    fn open(
+        path: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        settings: &EncoderSettings,
+        depth: bool,
+    ) -> Result<Self> {
         crate::init();
         if width == 0 || height == 0 || fps == 0 {
             return Err(Error::invalid(format!(
@@ -267,7 +292,11 @@ impl EpisodeEncoder {
             )));
         }
         let settings = settings.clone().resolved();
-        settings.validate()?;
+        if depth {
+            settings.validate_depth()?;
+        } else {
+            settings.validate()?;
+        }
         if settings.fault == Some(Fault::HangOnOpen) {
             // Outside OPEN_LOCK: a hung open must not block the other cameras' encoders.
             hang_forever("EpisodeEncoder::create");
@@ -319,6 +348,7 @@ impl EpisodeEncoder {
             octx,
             enc,
             scaler,
+            pix,
             width,
             height,
             enc_tb,
@@ -451,8 +481,8 @@ impl EpisodeEncoder {
         Ok(Backend::Svt(Box::new(svt)))
     }
 
-    /// Encodes one RGB24 frame; its size must match the encoder's.
-    pub fn push(&mut self, frame: &VideoFrame) -> Result<()> {
+    /// The injected fault, if any, for the frame about to be pushed.
+    fn apply_fault(&self) -> Result<()> {
         match self.fault {
             Some(Fault::HangAfter(n)) if self.frames >= n => hang_forever("EpisodeEncoder::push"),
             Some(Fault::ErrorAfter(n)) if self.frames >= n => {
@@ -467,6 +497,54 @@ impl EpisodeEncoder {
             Some(Fault::Slow(ms)) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Encodes one frame of 12-bit depth codes (`width * height` values, row-major, each at
+    /// most [`crate::depth::DEPTH_QMAX`]) into a `gray12le` encoder, without conversion.
+    pub fn push_gray12(&mut self, codes: &[u16]) -> Result<()> {
+        self.apply_fault()?;
+        if self.pix != Pixel::GRAY12LE {
+            return Err(Error::invalid(format!(
+                "depth codes need a gray12le encoder, this one encodes {:?} ({})",
+                self.pix,
+                self.path.display()
+            )));
+        }
+        let w = self.width as usize;
+        if codes.len() != w * self.height as usize {
+            return Err(Error::invalid(format!(
+                "depth frame holds {} values, {}x{} needs {} ({})",
+                codes.len(),
+                self.width,
+                self.height,
+                w * self.height as usize,
+                self.path.display()
+            )));
+        }
+        if let Some(bad) = codes.iter().find(|&&c| c > crate::depth::DEPTH_QMAX) {
+            return Err(Error::invalid(format!(
+                "depth code {bad} exceeds 12 bits ({})",
+                self.path.display()
+            )));
+        }
+        let mut gray = ff::frame::Video::new(Pixel::GRAY12LE, self.width, self.height);
+        let stride = gray.stride(0);
+        {
+            let dst = gray.data_mut(0);
+            for (y, row) in codes.chunks_exact(w).enumerate() {
+                let line = &mut dst[y * stride..y * stride + 2 * w];
+                for (px, c) in line.chunks_exact_mut(2).zip(row) {
+                    px.copy_from_slice(&c.to_le_bytes());
+                }
+            }
+        }
+        self.send(gray)
+    }
+
+    /// Encodes one RGB24 frame; its size must match the encoder's.
+    pub fn push(&mut self, frame: &VideoFrame) -> Result<()> {
+        self.apply_fault()?;
         if frame.width != self.width || frame.height != self.height {
             return Err(Error::invalid(format!(
                 "frame {}x{} does not match the encoder's {}x{} ({})",
@@ -500,6 +578,11 @@ impl EpisodeEncoder {
         self.scaler
             .run(&rgb, &mut yuv)
             .map_err(|e| media(&self.path, "convert RGB24", e))?;
+        self.send(yuv)
+    }
+
+    /// Hands one converted frame to the encoder and writes what comes out.
+    fn send(&mut self, mut yuv: ff::frame::Video) -> Result<()> {
         yuv.set_pts(Some(self.frames as i64));
         self.enc
             .send(&yuv, self.frames as i64)

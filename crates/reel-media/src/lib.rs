@@ -4,11 +4,12 @@
 //! the undo journal ([`mp4`]), and probes ([`probe`]) and decodes ([`decode`]) what was
 //! written, re-encodes whole files ([`transcode`]), and finds which encoders really work on
 //! this machine ([`encoders`]), and makes small JPEGs of frames for the live page
-//! ([`thumbnail`]).
+//! ([`thumbnail`]). Depth cameras are quantised and encoded as LeRobot 0.6.1 does ([`depth`]).
 // Unit tests build with the dev-dependencies, which only the integration tests use.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod decode;
+pub mod depth;
 mod encoder;
 pub mod encoders;
 mod fault;

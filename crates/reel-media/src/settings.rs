@@ -195,6 +195,16 @@ impl EncoderSettings {
     /// Checks that this FFmpeg build can run these settings: the encoder exists, takes
     /// `pix_fmt`, and the numeric options are in range.
     pub fn validate(&self) -> Result<()> {
+        self.validate_for(3)
+    }
+
+    /// [`validate`](Self::validate) for a depth stream: one component (`gray12le`) is
+    /// enough, as LeRobot's `DepthEncoderConfig` allows.
+    pub fn validate_depth(&self) -> Result<()> {
+        self.validate_for(1)
+    }
+
+    fn validate_for(&self, min_components: u8) -> Result<()> {
         crate::init();
         let s = self.clone().resolved();
         if s.is_builtin_svt() {
@@ -233,9 +243,10 @@ impl EncoderSettings {
             }
         }
         if let Some(desc) = pix.descriptor() {
-            if desc.nb_components() < 3 {
+            if desc.nb_components() < min_components {
+                let kind = if min_components >= 3 { "RGB" } else { "depth" };
                 return Err(Error::invalid(format!(
-                    "pixel format '{}' has {} component(s); RGB cameras need at least 3",
+                    "pixel format '{}' has {} component(s); {kind} cameras need at least {min_components}",
                     s.pix_fmt,
                     desc.nb_components()
                 )));

@@ -5,6 +5,7 @@
 // Tests unwrap: a panic is their failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod depth;
 mod faults;
 mod media;
 mod svt_backend;
