@@ -365,6 +365,9 @@ fn map_i64(
     Ok(Some(Arc::new(Int64Array::from(out))))
 }
 
+/// A renumbering of one int64 column.
+type Renumber<'a> = dyn Fn(i64) -> Result<i64> + 'a;
+
 /// The renumbered columns, whose stats are recomputed from the new values.
 const RENUMBERED: [&str; 3] = ["index", "episode_index", "task_index"];
 
@@ -425,7 +428,7 @@ fn copy_data(
         for batch in read_batches(&from)? {
             let mut cols: Vec<ArrayRef> = batch.columns().to_vec();
             let schema = batch.schema();
-            let replace: [(&str, &dyn Fn(i64) -> Result<i64>); 3] = [
+            let replace: [(&str, &Renumber<'_>); 3] = [
                 ("index", &|v| Ok(v + frame_off)),
                 ("episode_index", &|v| Ok(v + ep_off)),
                 ("task_index", &remap_task),
