@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Every fault point in reel, with where it is.
-pub const POINTS: [(&str, &str); 15] = [
+pub const POINTS: [(&str, &str); 21] = [
     (
         "journal.record",
         "after each undo-journal record is on disk, before its change",
@@ -73,6 +73,30 @@ pub const POINTS: [(&str, &str); 15] = [
     (
         "reencode.manifest",
         "reel reencode: the swap manifest is on disk, before the first rename",
+    ),
+    (
+        "merge.data_copied",
+        "reel merge: a source's data files are in DST, before its videos",
+    ),
+    (
+        "merge.video_copied",
+        "reel merge: after each video file copied into DST",
+    ),
+    (
+        "merge.episodes_written",
+        "reel merge: the episodes table is written, before tasks and stats",
+    ),
+    (
+        "merge.stats_written",
+        "reel merge: tasks and stats are written, before info.json",
+    ),
+    (
+        "merge.info_written",
+        "reel merge: info.json is written, before the journal commit",
+    ),
+    (
+        "merge.committed",
+        "reel merge: the journal is committed, before a new DST is renamed into place",
     ),
 ];
 

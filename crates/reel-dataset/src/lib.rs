@@ -23,6 +23,7 @@ pub mod figures;
 pub mod front;
 pub mod info;
 pub mod lock;
+pub mod merge;
 pub mod overwrite;
 pub mod parquet_append;
 pub mod paths;

@@ -64,6 +64,30 @@ fn raise_loop_priority(realtime: bool) -> String {
     reel_record::pacing::raise_priority(realtime)
 }
 
+/// Merges the v3.0 datasets `sources` into `output` (created, or extended with `append`),
+/// as `reel merge` does; returns its `--json` summary as a dict. Refusals and failures raise
+/// `reel.ReelError` with the message.
+#[pyfunction]
+#[pyo3(signature = (sources, output, append=false))]
+fn merge(
+    py: Python<'_>,
+    sources: Vec<std::path::PathBuf>,
+    output: std::path::PathBuf,
+    append: bool,
+) -> PyResult<Py<PyAny>> {
+    let r = py.detach(|| {
+        reel_dataset::merge::merge(
+            &sources,
+            &output,
+            &reel_dataset::merge::MergeOptions { append },
+            &mut |_| {},
+        )
+    });
+    let summary = r.map_err(|e| errors::reel_error(e.to_string()))?;
+    let text = summary.to_json().to_string();
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
 /// reel's log lines (encoder plan, saved episodes, slow ticks) go to stderr; `REEL_LOG` sets
 /// the level (default info), as for the CLI.
 fn init_logging() {
@@ -91,6 +115,7 @@ fn _reel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add_function(wrap_pyfunction!(raise_loop_priority, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod cpu;
 mod demo;
 mod doctor;
 mod encoders;
+mod merge;
 mod record;
 mod reencode;
 mod report;
@@ -39,6 +40,8 @@ enum Cmd {
     Check(check::CheckArgs),
     /// Record a demo video: cameras picture-in-picture with audio, locked to the wall clock.
     Demo(demo::DemoArgs),
+    /// Merge v3.0 datasets into one (stream copy, journaled); --append into an existing one.
+    Merge(merge::MergeArgs),
     /// Re-encode a dataset's videos (worker pool, fallback, resumable, atomic swap, --shard/--commit).
     Reencode(reencode::ReencodeArgs),
     /// Run the lag investigation on this setup: short trials, then the causes ranked with
@@ -91,6 +94,7 @@ fn main() {
         Cmd::Doctor(a) => doctor::run(*a),
         Cmd::Report(a) => report::run(a),
         Cmd::Reencode(a) => reencode::run(a),
+        Cmd::Merge(a) => merge::run(a),
         Cmd::Calibrate(a) => robots_cmd::run_calibrate(a),
         Cmd::SimBus(a) => robots_cmd::run_sim_bus(a),
         Cmd::Check(a) => match check::run(a) {

@@ -26,6 +26,7 @@ mod hardening;
 mod killpoints;
 mod lock;
 mod merge;
+mod merge_native;
 mod record;
 mod report;
 mod robots;

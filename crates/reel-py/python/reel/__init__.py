@@ -18,12 +18,12 @@
 Log lines from the engine go to stderr; ``REEL_LOG=warn`` (or debug, ...) sets their level.
 """
 
-from ._reel import (Camera, CommitGate, ObserveClock, ReelError, Writer, __version__, encoders, now_ns,
-                    raise_loop_priority)
+from ._reel import (Camera, CommitGate, ObserveClock, ReelError, Writer, __version__, encoders, merge,
+                    now_ns, raise_loop_priority)
 from .demo import DemoRecorder
 from .figures import episode_figures
 
-__all__ = ["Writer", "CommitGate", "ReelError", "Camera", "ObserveClock", "DemoRecorder", "episode_figures",
+__all__ = ["merge", "Writer", "CommitGate", "ReelError", "Camera", "ObserveClock", "DemoRecorder", "episode_figures",
            "now_ns", "encoders", "raise_loop_priority", "__version__"]
 
 
