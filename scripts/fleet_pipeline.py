@@ -27,11 +27,15 @@ class Gate(PipelineStep):
 
     def __init__(self, folder, run_id):
         super().__init__()
-        self.folder, self.run_id = folder, run_id
+        self.folder, self.run_id, self.at = folder, run_id, KILL_AT
 
     def run(self, data=None, rank=0, world_size=1):
+        # The job unpickles this class without this script's globals: import here.
+        import time
+        from pathlib import Path
+
         Path(self.folder, f"{self.run_id}-rank-{rank}").touch()
-        while rank >= KILL_AT and not Path(self.folder, "open").exists():
+        while rank >= self.at and not Path(self.folder, "open").exists():
             time.sleep(0.2)
         return data
 
@@ -113,6 +117,13 @@ def main():
                   .read_text())["features"].values() if f["dtype"] == "video"}
         if not r["ok"] or codecs != {"av1"}:
             sys.exit(f"FAIL: {s}: ok={r['ok']} codecs={codecs} {r['problems']}")
+    conf = Path(os.environ.get("REEL_CONFORMANCE_DIR", Path(__file__).resolve().parents[2] / "shared"
+                               / "conformance")) / "lerobot_check.py"
+    for s in (sources[0], sources[-1]):
+        out = subprocess.run([sys.executable, str(conf), s, "--strict", "--color", "never"],
+                             capture_output=True, text=True)
+        if out.returncode != 0 or "RESULT: PASS" not in out.stdout:
+            sys.exit(f"FAIL: lerobot_check.py --strict {s}:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
     print(f"PASS: {n} datasets checked and re-encoded to AV1 on Slurm; "
           f"total {time.monotonic() - t0:.1f} s", flush=True)
 

@@ -4,7 +4,8 @@
 # temporary folder, runs scripts/fleet_pipeline.py through datatrove's SlurmPipelineExecutor
 # (check -> re-encode to AV1 over $REEL_FLEET_DATASETS small datasets, cancelled mid-way and
 # rerun: the rerun must run only the ranks without a completion marker), then stops every
-# daemon it started. Separate from test.sh: it needs root, system daemons and apt.
+# daemon it started; then the same on Ray (scripts/fleet_ray.py, a local ray.init). Separate
+# from test.sh: it needs root, system daemons, apt and a 260 MB Ray install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -68,8 +69,28 @@ for _ in $(seq 60); do
 done
 sinfo
 echo "cluster up in $(( $(date +%s) - started )) s (config $SLURM_CONF)"
-ENVCMD="export PATH=$(dirname "$REEL_PY"):\$PATH PYTHONPATH=$REEL_PY_STAGE:$REEL_PY_EXTRAS SVT_LOG=1 REEL_LOG=warn HF_HUB_OFFLINE=1"
+# datatrove's jobs run `srun launch_pickled_pipeline FILE` (its console script, which
+# `pip --target` does not put on a PATH): a shim runs the module with the venv's python.
+mkdir -p "$WORK/bin"
+printf '#!/bin/sh\nexec %s -m datatrove.tools.launch_pickled_pipeline "$@"\n' "$REEL_PY" \
+  > "$WORK/bin/launch_pickled_pipeline"
+chmod +x "$WORK/bin/launch_pickled_pipeline"
+ENVCMD="export PATH=$WORK/bin:$(dirname "$REEL_PY"):\$PATH PYTHONPATH=$REEL_PY_STAGE:$REEL_PY_EXTRAS SVT_LOG=1 REEL_LOG=warn HF_HUB_OFFLINE=1"
 started=$(date +%s)
-PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" scripts/fleet_pipeline.py \
+REEL_LOG=warn PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" scripts/fleet_pipeline.py \
   "$WORK/run" "${REEL_FLEET_DATASETS:-20}" "$ENVCMD"
-echo "== test_fleet.sh: passed in $(( $(date +%s) - started )) s (work in $WORK) =="
+echo "== Slurm: passed in $(( $(date +%s) - started )) s =="
+
+# Ray 2.60.0 (datatrove's RayPipelineExecutor, a local ray.init): installed with its
+# dependencies beside the venv in $REEL_RAY_EXTRAS (~260 MB; the venv's own packaging stays).
+REEL_RAY_EXTRAS="${REEL_RAY_EXTRAS:-${LEROBOT_VENV}-ray-extras}"
+if ! PYTHONPATH="$REEL_RAY_EXTRAS" "$REEL_PY" -c "import ray" 2>/dev/null; then
+  echo "installing ray 2.60.0 into $REEL_RAY_EXTRAS"
+  "$REEL_PY" -m pip install -q --target "$REEL_RAY_EXTRAS" "ray==2.60.0"
+  rm -rf "$REEL_RAY_EXTRAS"/packaging "$REEL_RAY_EXTRAS"/packaging-*.dist-info
+fi
+started=$(date +%s)
+REEL_LOG=warn PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS:$REEL_RAY_EXTRAS" "$REEL_PY" \
+  scripts/fleet_ray.py "$WORK/ray" "${REEL_FLEET_RAY_DATASETS:-8}"
+echo "== Ray: passed in $(( $(date +%s) - started )) s =="
+echo "== test_fleet.sh: passed (work in $WORK) =="
