@@ -49,13 +49,16 @@ AccountingStorageType=accounting_storage/none
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
-PIDS=()
 stop() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in slurmd slurmctld; do
-    [ -f "$WORK/slurm/$f.pid" ] && kill "$(cat "$WORK/slurm/$f.pid")" 2>/dev/null || true
+  local pids=() p
+  for f in "$WORK/slurm/slurmd.pid" "$WORK/slurm/slurmctld.pid" "$WORK/munge/munged.pid"; do
+    [ -f "$f" ] && pids+=("$(cat "$f")")
   done
-  [ -f "$WORK/munge/munged.pid" ] && kill "$(cat "$WORK/munge/munged.pid")" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # slurmctld saves its state before it exits: wait for each daemon (up to 20 s).
+  for p in "${pids[@]}"; do
+    for _ in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+  done
 }
 trap stop EXIT
 started=$(date +%s)
