@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Python side of the tests and benchmarks, installed idempotently (sourced by test.sh and
 # the benchmark wrapper):
-#   * REEL_PY_EXTRAS: pytest and deepdiff (which LeRobot's --resume=true needs and its venv lacks)
+#   * REEL_PY_EXTRAS: pytest, deepdiff (which LeRobot's --resume=true needs and its venv lacks)
+#     and datatrove 0.10.1 with humanize and loguru (reel.datatrove's engine),
 #     installed with `pip install --target` beside the LeRobot venv, never into it;
 #   * REEL_PY_STAGE: the `reel` package staged from the checkout: python/reel plus the extension
-#     built by cargo (profile $REEL_PY_PROFILE, default dev), importable with PYTHONPATH;
+#     built by cargo in $CARGO_TARGET_DIR (default ./target), profile $REEL_PY_PROFILE (default
+#     dev), importable with PYTHONPATH;
 #   * REEL_PY310: a Python 3.10 venv with numpy (pyenv's 3.10), to check the abi3 wheel there.
 # Each step prints what it did; a failure stops the caller (set -e).
 set -euo pipefail
@@ -13,11 +15,12 @@ REEL_PY="$LEROBOT_VENV/bin/python"
 REEL_PY_EXTRAS="${REEL_PY_EXTRAS:-${LEROBOT_VENV}-reel-extras}"
 # Pinned, with their dependencies that the LeRobot venv lacks (--no-deps keeps its own packages).
 REEL_PY_EXTRA_PKGS=("pytest==9.2.0" "iniconfig==2.3.1" "pluggy==1.7.0" "pygments==2.21.0"
-                    "deepdiff==9.1.0" "orderly-set==5.5.0" "cachebox==5.2.3")
+                    "deepdiff==9.1.0" "orderly-set==5.5.0" "cachebox==5.2.3"
+                    "datatrove==0.10.1" "humanize==4.17.0" "loguru==0.7.3")
 
 reel_py_extras() {
-  if ! PYTHONPATH="$REEL_PY_EXTRAS" "$REEL_PY" -c "import pytest, deepdiff" 2>/dev/null; then
-    echo "installing pytest and deepdiff into $REEL_PY_EXTRAS (beside the LeRobot venv)"
+  if ! PYTHONPATH="$REEL_PY_EXTRAS" "$REEL_PY" -c "import pytest, deepdiff, datatrove, humanize, loguru" 2>/dev/null; then
+    echo "installing pytest, deepdiff and datatrove into $REEL_PY_EXTRAS (beside the LeRobot venv)"
     "$REEL_PY" -m pip install -q --no-deps --target "$REEL_PY_EXTRAS" "${REEL_PY_EXTRA_PKGS[@]}"
   fi
 }
@@ -26,12 +29,13 @@ reel_py_extras() {
 reel_py_stage() {
   local profile="${REEL_PY_PROFILE:-dev}" dir
   dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-  REEL_PY_STAGE="${REEL_PY_STAGE:-$PWD/target/$dir/reel-py-stage}"
+  local target="${CARGO_TARGET_DIR:-$PWD/target}"
+  REEL_PY_STAGE="${REEL_PY_STAGE:-$target/$dir/reel-py-stage}"
   PYO3_PYTHON="$REEL_PY" cargo build -j2 --profile "$profile" -p reel-py
   rm -rf "$REEL_PY_STAGE"
   mkdir -p "$REEL_PY_STAGE"
   cp -r crates/reel-py/python/reel "$REEL_PY_STAGE/reel"
-  cp "target/$dir/lib_reel.so" "$REEL_PY_STAGE/reel/_reel.abi3.so"
+  cp "$target/$dir/lib_reel.so" "$REEL_PY_STAGE/reel/_reel.abi3.so"
   export REEL_PY_STAGE
 }
 

@@ -17,6 +17,7 @@ mod demo;
 mod errors;
 mod features;
 mod frames;
+mod tools;
 mod writer;
 
 use pyo3::prelude::*;
@@ -116,6 +117,9 @@ fn _reel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encoders, m)?)?;
     m.add_function(wrap_pyfunction!(raise_loop_priority, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::check, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::reencode, m)?)?;
+    m.add_function(wrap_pyfunction!(tools::lock_holder, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

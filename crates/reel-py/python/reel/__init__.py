@@ -12,19 +12,21 @@
   locked to the wall clock), fed from Python.
 * :func:`episode_figures` — reel's per-episode timing and encoder figures of a dataset
   (``meta/reel/episodes.jsonl``).
+* :func:`check`, :func:`reencode` — ``reel check`` and ``reel reencode`` as functions;
+  :mod:`reel.datatrove` runs them (and merges, uploads) as datatrove pipeline steps.
 * :mod:`reel.testing` — a fake robot and teleoperator for LeRobot, and scripted keys, so that
   LeRobot's real loops run without hardware.
 
 Log lines from the engine go to stderr; ``REEL_LOG=warn`` (or debug, ...) sets their level.
 """
 
-from ._reel import (Camera, CommitGate, ObserveClock, ReelError, Writer, __version__, encoders, merge,
-                    now_ns, raise_loop_priority)
+from ._reel import (Camera, CommitGate, ObserveClock, ReelError, Writer, __version__, check, encoders,
+                    lock_holder, merge, now_ns, raise_loop_priority, reencode)
 from .demo import DemoRecorder
 from .figures import episode_figures
 
 __all__ = ["merge", "Writer", "CommitGate", "ReelError", "Camera", "ObserveClock", "DemoRecorder", "episode_figures",
-           "now_ns", "encoders", "raise_loop_priority", "__version__"]
+           "now_ns", "encoders", "raise_loop_priority", "check", "reencode", "lock_holder", "__version__"]
 
 
 def __getattr__(name: str):
