@@ -26,12 +26,13 @@ reel_py_extras() {
 reel_py_stage() {
   local profile="${REEL_PY_PROFILE:-dev}" dir
   dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-  REEL_PY_STAGE="${REEL_PY_STAGE:-$PWD/target/$dir/reel-py-stage}"
+  local tdir="${CARGO_TARGET_DIR:-$PWD/target}"
+  REEL_PY_STAGE="${REEL_PY_STAGE:-$tdir/$dir/reel-py-stage}"
   PYO3_PYTHON="$REEL_PY" cargo build -j2 --profile "$profile" -p reel-py
   rm -rf "$REEL_PY_STAGE"
   mkdir -p "$REEL_PY_STAGE"
   cp -r crates/reel-py/python/reel "$REEL_PY_STAGE/reel"
-  cp "target/$dir/lib_reel.so" "$REEL_PY_STAGE/reel/_reel.abi3.so"
+  cp "$tdir/$dir/lib_reel.so" "$REEL_PY_STAGE/reel/_reel.abi3.so"
   export REEL_PY_STAGE
 }
 

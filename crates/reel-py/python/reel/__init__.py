@@ -18,6 +18,7 @@ Log lines from the engine go to stderr; ``REEL_LOG=warn`` (or debug, ...) sets t
 from ._reel import CommitGate, ReelError, Writer, __version__, encoders, now_ns, raise_loop_priority
 from .demo import DemoRecorder
 from .figures import episode_figures
+from . import streams
 
 __all__ = ["Writer", "CommitGate", "ReelError", "DemoRecorder", "episode_figures", "now_ns", "encoders",
            "raise_loop_priority", "__version__"]
