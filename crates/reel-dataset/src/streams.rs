@@ -263,7 +263,7 @@ impl StreamBuffers {
         if t_ns.is_empty() {
             return Ok(());
         }
-        if values.is_empty() || values.len() % t_ns.len() != 0 {
+        if values.is_empty() || !values.len().is_multiple_of(t_ns.len()) {
             return Err(Error::invalid(format!(
                 "stream '{stream}': {} value(s) for {} sample(s): each sample needs the same number (at least 1)",
                 values.len(),
