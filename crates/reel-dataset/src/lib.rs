@@ -30,6 +30,7 @@ pub mod paths;
 pub mod plan;
 pub mod pyjson;
 pub mod stats_json;
+pub mod streams;
 pub mod tasks;
 pub mod ticks;
 pub mod writer;

@@ -281,7 +281,7 @@ fn remember_footer(path: &Path, len: u64, footer_start: u64, md: ParquetMetaData
     );
 }
 
-fn forget_footer(path: &Path) {
+pub(crate) fn forget_footer(path: &Path) {
     if let Some(m) = FOOTERS.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         m.remove(path);
     }

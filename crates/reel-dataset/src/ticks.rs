@@ -33,7 +33,7 @@ pub const SECTIONS: [&str; 4] = ["observe", "action", "send", "record"];
 pub const MAX_TICK_CAMERAS: usize = 8;
 
 /// One camera's part of a tick.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CameraTick {
     /// Age of the frame the tick used (now − its capture time), microseconds.
     pub age_us: u32,
@@ -42,6 +42,23 @@ pub struct CameraTick {
     /// Frames handed to this camera's encoder and not yet encoded (memory queue + spill),
     /// filled in by the writer.
     pub queued: u32,
+    /// The frame's capture time minus the tick's start, microseconds
+    /// ([`NO_CAPTURE`]: not given).
+    pub capture_off_us: i32,
+}
+
+/// [`CameraTick::capture_off_us`] of a frame whose capture time the loop did not give.
+pub const NO_CAPTURE: i32 = i32::MIN;
+
+impl Default for CameraTick {
+    fn default() -> CameraTick {
+        CameraTick {
+            age_us: 0,
+            repeated: false,
+            queued: 0,
+            capture_off_us: NO_CAPTURE,
+        }
+    }
 }
 
 /// The timing of one tick of a control loop. Plain data, `Copy`, fixed size.
@@ -90,6 +107,25 @@ impl TickRecord {
         }
     }
 
+    /// Sets camera `i`'s frame capture time (monotonic ns; stored to the microsecond relative
+    /// to the tick's start, within about ±35 minutes of it; ignored past [`MAX_TICK_CAMERAS`]).
+    pub fn set_capture(&mut self, i: usize, captured_ns: u64) {
+        if let Some(c) = self.cameras.get_mut(i) {
+            let off = (captured_ns as i128 - self.start_ns as i128).div_euclid(1000);
+            c.capture_off_us = off.clamp(i32::MIN as i128 + 1, i32::MAX as i128) as i32;
+        }
+    }
+
+    /// Camera `i`'s frame capture time, monotonic ns (None: not given).
+    pub fn captured_ns(&self, i: usize) -> Option<u64> {
+        let c = self.cameras.get(i)?;
+        if c.capture_off_us == NO_CAPTURE {
+            return None;
+        }
+        let t = self.start_ns as i128 + c.capture_off_us as i128 * 1000;
+        u64::try_from(t).ok()
+    }
+
     /// Work time: the sum of the sections, nanoseconds.
     pub fn work_ns(&self) -> u64 {
         self.sections_ns.iter().map(|&s| s as u64).sum()
@@ -131,6 +167,7 @@ pub fn ticks_batch(
         Field::new("frame_index", DataType::Int64, false),
         Field::new("t_s", DataType::Float64, false),
         Field::new("late_ms", DataType::Float32, false),
+        Field::new("start_ns", DataType::Int64, false),
     ];
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(vec![episode_index as i64; n])),
@@ -142,6 +179,9 @@ pub fn ticks_batch(
         )),
         Arc::new(Float32Array::from_iter_values(
             ticks.iter().map(|t| ms(t.late_ns())),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            ticks.iter().map(|t| t.start_ns.min(i64::MAX as u64) as i64),
         )),
     ];
     for (i, s) in SECTIONS.iter().enumerate() {
@@ -175,6 +215,17 @@ pub fn ticks_batch(
             ticks
                 .iter()
                 .map(|t| t.cameras[c].queued.min(i32::MAX as u32) as i32),
+        )));
+        fields.push(Field::new(
+            cam_col(key, "captured_ns"),
+            DataType::Int64,
+            true,
+        ));
+        cols.push(Arc::new(Int64Array::from(
+            ticks
+                .iter()
+                .map(|t| t.captured_ns(c).map(|v| v.min(i64::MAX as u64) as i64))
+                .collect::<Vec<_>>(),
         )));
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
@@ -371,13 +422,36 @@ mod tests {
     #[test]
     fn record_is_small_and_copy() {
         // The loop copies one of these per tick: keep it a few cache lines.
-        assert!(std::mem::size_of::<TickRecord>() <= 160);
+        assert!(std::mem::size_of::<TickRecord>() <= 176);
         let mut t = TickRecord::new(10, 25);
         t.set_section(0, u64::MAX);
         assert_eq!(t.sections_ns[0], u32::MAX);
         assert_eq!(t.late_ns(), 15);
         t.set_camera(MAX_TICK_CAMERAS, 1, true); // ignored, no panic
         assert_eq!(t.n_cameras, 0);
+        // Capture times: to the microsecond, before or after the tick's start.
+        let mut t = TickRecord::new(5_000_000_000, 5_000_000_000);
+        assert_eq!(t.captured_ns(0), None);
+        t.set_capture(0, 4_966_666_999);
+        t.set_capture(1, 5_000_002_000);
+        t.set_capture(MAX_TICK_CAMERAS, 1); // ignored, no panic
+        assert_eq!(t.captured_ns(0), Some(4_966_666_000));
+        assert_eq!(t.captured_ns(1), Some(5_000_002_000));
+        let b = ticks_batch(
+            0,
+            &[t],
+            &["a".to_string(), "b".to_string(), "c".to_string()],
+        )
+        .unwrap();
+        let c = b.column_by_name("a.captured_ns").unwrap();
+        let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(c.value(0), 4_966_666_000);
+        assert!(b.column_by_name("c.captured_ns").unwrap().is_null(0));
+        let s = b.column_by_name("start_ns").unwrap();
+        assert_eq!(
+            s.as_any().downcast_ref::<Int64Array>().unwrap().value(0),
+            5_000_000_000
+        );
     }
 
     #[test]

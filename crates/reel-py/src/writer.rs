@@ -477,6 +477,73 @@ impl Writer {
         Ok(d)
     }
 
+    /// Adds samples of side stream `stream` to the episode in progress: one sample (`t_ns` an
+    /// int, `values` a number or 1-D array) or a block (`t_ns` a 1-D array of n times,
+    /// `values` n rows). `t_ns` is each sample's capture time on the frames' clock
+    /// (`reel.now_ns()`, `time.monotonic_ns()`), non-decreasing per stream. The stream's
+    /// dtype (int16, int32, int64, float32, float64: numpy's, floats of a list are float64)
+    /// and width are fixed by its first sample in the episode. Copies into the episode's
+    /// buffer and returns; the samples are written with the episode
+    /// (`meta/reel/streams/<stream>/`, read with `reel.streams.read`).
+    fn add_sample(
+        &self,
+        py: Python<'_>,
+        stream: &str,
+        t_ns: &Bound<'_, PyAny>,
+        values: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed());
+        }
+        let np = py.import("numpy")?;
+        let times: Vec<i64> = if t_ns.is_instance_of::<PyInt>() {
+            vec![t_ns.extract().map_err(|_| {
+                value_error(format!("stream '{stream}': t_ns must be an int64 (ns)"))
+            })?]
+        } else {
+            let a = np.call_method1("asarray", (t_ns, "int64"))?;
+            let a = np.call_method1("ravel", (a,))?;
+            a.call_method0("tolist")?.extract().map_err(|_| {
+                value_error(format!("stream '{stream}': t_ns must be int64 times (ns)"))
+            })?
+        };
+        let arr = np.call_method1("ascontiguousarray", (values,))?;
+        let arr = np.call_method1("ravel", (arr,))?;
+        let dtype: String = arr.getattr("dtype")?.getattr("name")?.extract()?;
+        let bad = |e: PyErr| value_error(format!("stream '{stream}': values: {e}"));
+        let mut st = lock(py, &self.state);
+        let session = st.session.as_mut().ok_or_else(closed)?;
+        use reel_dataset::streams::SampleValues as V;
+        let r = match dtype.as_str() {
+            "int16" => {
+                let a = arr.extract::<numpy::PyReadonlyArray1<i16>>().map_err(bad)?;
+                session.add_samples(stream, &times, V::I16(a.as_slice().map_err(|e| bad(e.into()))?))
+            }
+            "int32" => {
+                let a = arr.extract::<numpy::PyReadonlyArray1<i32>>().map_err(bad)?;
+                session.add_samples(stream, &times, V::I32(a.as_slice().map_err(|e| bad(e.into()))?))
+            }
+            "int64" => {
+                let a = arr.extract::<numpy::PyReadonlyArray1<i64>>().map_err(bad)?;
+                session.add_samples(stream, &times, V::I64(a.as_slice().map_err(|e| bad(e.into()))?))
+            }
+            "float32" => {
+                let a = arr.extract::<numpy::PyReadonlyArray1<f32>>().map_err(bad)?;
+                session.add_samples(stream, &times, V::F32(a.as_slice().map_err(|e| bad(e.into()))?))
+            }
+            "float64" => {
+                let a = arr.extract::<numpy::PyReadonlyArray1<f64>>().map_err(bad)?;
+                session.add_samples(stream, &times, V::F64(a.as_slice().map_err(|e| bad(e.into()))?))
+            }
+            other => {
+                return Err(value_error(format!(
+                    "stream '{stream}': values of dtype {other} are not supported (int16, int32, int64, float32, float64)"
+                )))
+            }
+        };
+        r.map_err(to_py)
+    }
+
     /// Ends the episode and queues its commit; returns at once with the episode's index.
     /// `ValueError` when the episode has no frame. The episode is on disk when
     /// `poll_saved`/`wait_saved` report it.

@@ -97,6 +97,17 @@ impl ExternalSession {
         self.writer.discard_episode()
     }
 
+    /// Adds side-stream samples to the episode in progress (see
+    /// [`DatasetWriter::add_samples`]).
+    pub fn add_samples(
+        &mut self,
+        stream: &str,
+        t_ns: &[i64],
+        values: reel_dataset::streams::SampleValues<'_>,
+    ) -> Result<()> {
+        self.writer.add_samples(stream, t_ns, values)
+    }
+
     /// The figures of the episode in progress.
     pub fn summary(&self) -> Summary {
         self.timer.summary()

@@ -64,7 +64,7 @@ pub struct TickTimer {
     cam_stale: Vec<u64>,
     cam_last_seq: Vec<Option<u64>>,
     /// This tick's camera figures (age ns, repeated), reset by `begin`.
-    cam_now: Vec<(u64, bool)>,
+    cam_now: Vec<(u64, bool, Option<u64>)>,
     ticks: u64,
     missed: u64,
     first_ns: Option<u64>,
@@ -102,7 +102,7 @@ impl TickTimer {
             cam_age: cameras.iter().map(|_| hist()).collect(),
             cam_stale: vec![0; cameras.len()],
             cam_last_seq: vec![None; cameras.len()],
-            cam_now: vec![(0, false); cameras.len()],
+            cam_now: vec![(0, false, None); cameras.len()],
             ticks: 0,
             missed: 0,
             first_ns: None,
@@ -115,7 +115,7 @@ impl TickTimer {
     pub fn begin(&mut self, scheduled_ns: u64) -> Tick {
         let now = monotonic_ns();
         self.first_ns.get_or_insert(now);
-        self.cam_now.iter_mut().for_each(|c| *c = (0, false));
+        self.cam_now.iter_mut().for_each(|c| *c = (0, false, None));
         Tick {
             scheduled_ns,
             start_ns: now,
@@ -139,7 +139,7 @@ impl TickTimer {
         if repeated {
             self.cam_stale[cam] += 1;
         }
-        self.cam_now[cam] = (age, repeated);
+        self.cam_now[cam] = (age, repeated, Some(captured_ns));
         self.cam_last_seq[cam] = Some(seq);
     }
 
@@ -185,8 +185,11 @@ impl TickTimer {
             record.set_section(i, *s);
         }
         record.missed = missed;
-        for (i, (age, repeated)) in self.cam_now.iter().enumerate() {
+        for (i, (age, repeated, captured)) in self.cam_now.iter().enumerate() {
             record.set_camera(i, *age, *repeated);
+            if let Some(c) = captured {
+                record.set_capture(i, *c);
+            }
         }
         record
     }
@@ -348,7 +351,10 @@ impl ExternalTimer {
         self.prev_tick_ns = Some(t.tick_ns);
         let late_start_ns = interval.map_or(0, |i| i.saturating_sub(period));
         let missed = interval.is_some_and(|i| i > period + period / 10);
-        self.inner.cam_now.iter_mut().for_each(|c| *c = (0, false));
+        self.inner
+            .cam_now
+            .iter_mut()
+            .for_each(|c| *c = (0, false, None));
         for (cam, c) in t.captured_ns.iter().enumerate() {
             if let Some(c) = c {
                 self.inner.camera_frame_at(cam, *c, *c, t.call_ns);

@@ -86,6 +86,8 @@ pub(super) struct Job {
     pub(super) extra: Vec<(String, ExtraValue)>,
     /// Per-tick timing of the episode (may be empty: a loop that gives none).
     pub(super) ticks: Vec<crate::ticks::TickRecord>,
+    /// Side-stream samples of the episode (see [`crate::streams`]).
+    pub(super) streams: crate::streams::StreamBuffers,
     pub(super) queued_at: Instant,
 }
 
@@ -630,6 +632,9 @@ fn write_episode(
         j,
     )?;
     faultpoint::hit("commit.ticks");
+    // 1c. side streams, one file per stream (files LeRobot never reads)
+    crate::streams::write_episode(&root, episode_index, &job.streams, j)?;
+    faultpoint::hit("commit.streams");
     marks.push(("data", Instant::now()));
 
     // 2. videos

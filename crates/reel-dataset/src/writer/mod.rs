@@ -272,6 +272,8 @@ pub struct DatasetWriter {
     lock: Option<DatasetLock>,
     /// Per-tick timing of the episode in progress (at most one per frame added).
     ticks: Vec<crate::ticks::TickRecord>,
+    /// Side-stream samples of the episode in progress (see [`crate::streams`]).
+    streams: crate::streams::StreamBuffers,
 }
 
 /// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
@@ -537,6 +539,7 @@ impl DatasetWriter {
             codecs_before: Vec::new(),
             lock: Some(lock),
             ticks: Vec::new(),
+            streams: Default::default(),
         })
     }
 
@@ -600,6 +603,27 @@ impl DatasetWriter {
         }
     }
 
+    /// Adds samples of side stream `stream` to the episode in progress: `t_ns[i]` is sample
+    /// `i`'s capture time (monotonic ns, the camera frames' clock), `values` holds the same
+    /// number of values for each sample, row after row. The stream is declared by its first
+    /// sample in the episode (dtype, width); see [`crate::streams`]. Appends to the episode's
+    /// buffer only (chunked, no copy of earlier samples): the samples are written with the
+    /// episode, in its transaction, on the committer's thread.
+    pub fn add_samples(
+        &mut self,
+        stream: &str,
+        t_ns: &[i64],
+        values: crate::streams::SampleValues<'_>,
+    ) -> Result<()> {
+        self.check_failed()?;
+        if self.finalized {
+            return Err(Error::invalid(
+                "add_samples after finalize: the writer is closed",
+            ));
+        }
+        self.streams.add(stream, t_ns, values)
+    }
+
     /// Reserves room for `n` ticks in the episode's buffer, so that [`add_tick`](Self::add_tick)
     /// does not reallocate mid-episode (call it when an episode starts).
     pub fn reserve_ticks(&mut self, n: usize) {
@@ -655,6 +679,7 @@ impl DatasetWriter {
             frames: self.frames_in_episode,
             extra,
             ticks: std::mem::take(&mut self.ticks),
+            streams: std::mem::take(&mut self.streams),
             queued_at: Instant::now(),
         };
         self.shared.lock().pending += 1;
@@ -674,6 +699,7 @@ impl DatasetWriter {
         }
         self.columns.clear();
         self.ticks.clear();
+        self.streams.clear();
         self.tasks.truncate(self.tasks_at_episode_start);
         self.episode_tasks.clear();
         self.frames_in_episode = 0;

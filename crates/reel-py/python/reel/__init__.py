@@ -24,6 +24,7 @@ from ._reel import (Camera, CommitGate, ObserveClock, ReelError, Writer, __versi
                     lock_holder, merge, now_ns, raise_loop_priority, reencode)
 from .demo import DemoRecorder
 from .figures import episode_figures
+from . import streams
 
 __all__ = ["merge", "Writer", "CommitGate", "ReelError", "Camera", "ObserveClock", "DemoRecorder", "episode_figures",
            "now_ns", "encoders", "raise_loop_priority", "check", "reencode", "lock_holder", "__version__"]
