@@ -5,7 +5,7 @@ device delivers frames (see :mod:`reel.testing`).
   real LeRobot ``cameras`` config, built with LeRobot's ``make_cameras_from_configs`` and read
   as LeRobot 0.6.1's SO-101 follower reads them (``read_latest()`` camera after camera).
   ``log_path``: one JSON line per observation with the frame code of each camera's image
-  (:func:`read_code`) and the time ``get_observation`` took.
+  (:func:`read_code`), a fingerprint of it, and the time ``get_observation`` took.
 * ``reel_paced_file`` cameras: LeRobot's own ``OpenCVCamera`` (its read thread, event, colour
   conversion, ``async_read``/``read_latest``), only the hardware read replaced by a read of a
   video file paced to the camera's rate (looping at the end), as a webcam delivers.
@@ -185,8 +185,12 @@ class ReelCameraRobot(Robot):
             obs[key] = cam.read_latest()
         dt = time.perf_counter() - t0
         if self._log is not None:
-            self._log.write(json.dumps({"obs_ms": dt * 1e3,
-                                        "codes": {k: read_code(obs[k]) for k in self.cameras}}) + "\n")
+            # codes: the frame codes of write_code_video's files; fp: a cheap fingerprint of any
+            # image (a sparse pixel grid), equal for a frame given twice.
+            self._log.write(json.dumps({"t": t0, "obs_ms": dt * 1e3,
+                                        "codes": {k: read_code(obs[k]) for k in self.cameras},
+                                        "fp": {k: hash(obs[k][::24, ::24].tobytes()) for k in self.cameras}})
+                            + "\n")
         return obs
 
     def send_action(self, action: dict) -> dict:
