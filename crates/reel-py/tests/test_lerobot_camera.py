@@ -81,6 +81,22 @@ def test_reel_camera_has_lerobots_surface_and_never_makes_the_loop_wait(tmp_path
     bgr.disconnect()
 
 
+def test_bad_camera_configs_and_absent_inputs_are_clear_errors(tmp_path):
+    from reel.lerobot_camera import ReelCameraConfig
+
+    missing = tmp_path / "absent.mkv"
+    cam = camera({"input": str(missing), "open_timeout_s": 2.0})
+    with pytest.raises(ConnectionError, match="absent.mkv"):
+        cam.connect()
+    assert not cam.is_connected
+    with pytest.raises(ValueError, match="on_loss"):
+        ReelCameraConfig(input="lavfi:testsrc2", width=W, height=H, fps=30, on_loss="ignore")
+    with pytest.raises(ValueError, match="max_wait_ms"):
+        ReelCameraConfig(input="lavfi:testsrc2", width=W, height=H, fps=30, max_wait_ms=-1)
+    with pytest.raises(ValueError, match="unknown fault"):
+        camera({"input": str(codes_file(tmp_path)), "fault": "melt"}).connect()
+
+
 def test_async_read_waits_within_the_ticks_budget_for_a_frame_about_to_arrive(tmp_path):
     cam = camera({"input": str(codes_file(tmp_path)), "max_wait_ms": 50.0})
     cam.connect()

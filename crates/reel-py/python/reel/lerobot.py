@@ -417,7 +417,7 @@ class ReelDataset:
         save the episode in progress up to that frame (as ``reel record`` does) instead of
         dropping it."""
         cams = sys.modules.get("reel.lerobot_camera")
-        lost = cams.losses() if cams is not None else []
+        lost = cams.take_losses() if cams is not None else []
         if not lost or self._writer.closed or self._writer.frames_in_episode < 2:
             return
         n = self._writer.frames_in_episode

@@ -114,9 +114,12 @@ def _clock(fps: int, budget_ms: float):
         return _clocks[key]
 
 
-def losses() -> list[str]:
-    """The camera losses raised so far in this process (messages)."""
-    return list(_losses)
+def take_losses() -> list[str]:
+    """The camera losses raised since the last call (messages); a dataset finalized after them
+    saves its episode in progress, and a later dataset of the same process starts clean."""
+    out = list(_losses)
+    _losses.clear()
+    return out
 
 
 def _input_of(index_or_path: int | str | Path) -> str:
