@@ -5,7 +5,8 @@ configuration (so each peak is its own), reading /proc/self/status (VmRSS, VmHWM
 phase: imports, the writer open (the encoder plan and its encoders), recording, save, finalize.
 The configurations vary what reel owns: deferral (a live x264 + final-codec lanes, or the final
 codec live), the memory queue per camera (``max_frames_in_memory``) and the encoder threads.
-The first row is the baseline the ratios are against (ReelDataset's defaults).
+The first row is the baseline the ratios are against (ReelDataset's defaults); the second gives
+the background encoders as many threads as cores, what the plan did before it sized them.
 
     scripts/mem_python_path.sh [--seconds 6] [--vcodec libsvtav1]
 """
@@ -73,6 +74,8 @@ print(json.dumps({"marks": marks, "plan": w.plan["summary"][0]}))
 
 CONFIGS = [
     ("ReelDataset defaults (queue 30, deferred auto)", {"max_frames_in_memory": 30}),
+    (f"encoder threads {os.cpu_count()} (= cores: SVT-AV1's own default, the plan's before)",
+     {"max_frames_in_memory": 30, "encoder_threads": os.cpu_count()}),
     ("queue 60 (reel.Writer's default)", {"max_frames_in_memory": 60}),
     ("queue 8", {"max_frames_in_memory": 8}),
     ("deferred never (final codec live), queue 30", {"max_frames_in_memory": 30, "deferred": "never"}),
