@@ -23,11 +23,15 @@ TASKS, KILL_AT = 8, 4
 
 
 class Gate(PipelineStep):
+    """Marks each rank that ran (FOLDER/RUN_ID-rank-N); ranks >= ``at`` stop at the gate until
+    FOLDER/open exists: they wait there (``wait=True``: Slurm's run is cancelled meanwhile) or
+    raise (``wait=False``: the first Ray run fails those ranks). Shared with fleet_ray.py."""
+
     name = "gate"
 
-    def __init__(self, folder, run_id):
+    def __init__(self, folder, run_id, at, wait=True):
         super().__init__()
-        self.folder, self.run_id, self.at = folder, run_id, KILL_AT
+        self.folder, self.run_id, self.at, self.wait = folder, run_id, at, wait
 
     def run(self, data=None, rank=0, world_size=1):
         # The job unpickles this class without this script's globals: import here.
@@ -36,6 +40,8 @@ class Gate(PipelineStep):
 
         Path(self.folder, f"{self.run_id}-rank-{rank}").touch()
         while rank >= self.at and not Path(self.folder, "open").exists():
+            if not self.wait:
+                raise RuntimeError(f"rank {rank}: gate closed (the first run fails here on purpose)")
             time.sleep(0.2)
         return data
 
@@ -62,7 +68,7 @@ def make_dataset(root: Path, seed: int, frames: int = 8, size: int = 64) -> str:
 
 def executor(sources, work: Path, run_id: str, env_command: str):
     return SlurmPipelineExecutor(
-        [Gate(str(work / "marks"), run_id), CheckStep(sources), ReencodeStep(sources)],
+        [Gate(str(work / "marks"), run_id, KILL_AT), CheckStep(sources), ReencodeStep(sources)],
         tasks=TASKS, time="00:30:00", partition="debug", cpus_per_task=1, mem_per_cpu_gb=1,
         job_name=f"reel-{run_id}", env_command=env_command, logging_dir=str(work / "logs"),
         slurm_logs_folder=str(work / "slurm_logs"), mail_type="NONE", requeue=False)

@@ -10,38 +10,22 @@ from pathlib import Path
 
 import ray
 from datatrove.executor import RayPipelineExecutor
-from datatrove.pipeline.base import PipelineStep
 
 import reel
 from reel.datatrove import CheckStep, ReencodeStep
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fleet_pipeline import completed, make_dataset, ran  # noqa: E402
+import fleet_pipeline  # noqa: E402
+from fleet_pipeline import Gate, completed, make_dataset, ran  # noqa: E402
 
 TASKS, FAIL_AT = 4, 2
-
-
-class Gate(PipelineStep):
-    name = "gate"
-
-    def __init__(self, folder, run_id):
-        super().__init__()
-        self.folder, self.run_id, self.at = folder, run_id, FAIL_AT
-
-    def run(self, data=None, rank=0, world_size=1):
-        # The job unpickles this class without this script's globals: import here.
-        import time
-        from pathlib import Path
-
-        Path(self.folder, f"{self.run_id}-rank-{rank}").touch()
-        if rank >= self.at and not Path(self.folder, "open").exists():
-            raise RuntimeError(f"rank {rank}: gate closed (the first run fails here on purpose)")
-        return data
+# The Gate step is fleet_pipeline's: Ray's workers get it by value, not by a module import.
+ray.cloudpickle.register_pickle_by_value(fleet_pipeline)
 
 
 def run(sources, work, run_id):
     t = time.monotonic()
-    ex = RayPipelineExecutor([Gate(str(work / "marks"), run_id), CheckStep(sources),
+    ex = RayPipelineExecutor([Gate(str(work / "marks"), run_id, FAIL_AT, wait=False), CheckStep(sources),
                               ReencodeStep(sources)], tasks=TASKS, workers=2, cpus_per_task=1,
                              mem_per_cpu_gb=0.5, logging_dir=str(work / "logs"))
     try:

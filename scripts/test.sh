@@ -54,6 +54,10 @@ if [ $# -eq 0 ] || [ "${REEL_PY_TESTS:-0}" = 1 ]; then
     reel_py_extras
     reel_py_stage
     reel_py310
+    # The CLI, for the test that compares its encoder plan with the module's (built already
+    # when the Rust tests ran).
+    cargo build -j2 -p reel
+    export REEL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/reel"
     echo "== Python tests (crates/reel-py/tests) =="
     PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" -m pytest -q -p no:cacheprovider \
       --durations=5 crates/reel-py/tests || py_rc=$?

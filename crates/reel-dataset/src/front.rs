@@ -6,6 +6,11 @@
 //! choice, fallback chain, watchdog), its confirmation under the load running now (a live
 //! final codec is kept only if all cameras' encoders together keep up), and the writer. A
 //! front end that calls it cannot decide differently from another one.
+//!
+//! A front end that opens its own cameras (`reel record`, the doctor's trials) splits the same
+//! path in two so that bad options fail before any camera opens and the check under load runs
+//! with the cameras capturing: [`plan`] first, then [`open_planned`] with that plan.
+//! [`EncoderPlan::summary`] is how each of them shows the plan.
 
 use crate::plan::{self, EncoderPlan, EncoderRequest};
 use crate::writer::{DatasetWriter, OpenMode, WriterConfig};
@@ -19,14 +24,24 @@ pub fn open_writer(
     req: &EncoderRequest,
     mode: OpenMode,
 ) -> Result<(DatasetWriter, EncoderPlan)> {
-    let plan = decide(req)?;
-    let writer = DatasetWriter::open(cfg.with_plan(&plan), mode)?;
-    Ok((writer, plan))
+    open_planned(cfg, req, plan(req)?, mode)
 }
 
-/// The plan [`open_writer`] records with, without opening anything: the probe's choice, then
-/// the check under load. Front ends use it to report the plan (`reel bench`, the doctor).
-pub fn decide(req: &EncoderRequest) -> Result<EncoderPlan> {
-    let plan = plan::plan_encoders(req)?;
-    plan::confirm_under_load(plan, req)
+/// The first half of [`open_writer`]: every option validated and the probe's choice made,
+/// nothing opened. Hand the result to [`open_planned`].
+pub fn plan(req: &EncoderRequest) -> Result<EncoderPlan> {
+    plan::plan_encoders(req)
+}
+
+/// The second half of [`open_writer`]: `planned` (from [`plan`] with the same `req`)
+/// confirmed under the load running now, then the writer opened with it.
+pub fn open_planned(
+    cfg: WriterConfig,
+    req: &EncoderRequest,
+    planned: EncoderPlan,
+    mode: OpenMode,
+) -> Result<(DatasetWriter, EncoderPlan)> {
+    let plan = plan::confirm_under_load(planned, req)?;
+    let writer = DatasetWriter::open(cfg.with_plan(&plan), mode)?;
+    Ok((writer, plan))
 }

@@ -22,6 +22,12 @@
 //! file must match it at every commit), so this is the last point where live vs deferred is
 //! decided; during the session the deferred path adapts per camera and episode instead (see
 //! [`crate::deferred`]).
+//!
+//! A `slow=MS` fault in the request (`--inject-fault`, `reel.Writer(inject_fault=...)`) makes
+//! the speed deterministic for tests: every push of the faulty encoder takes at least MS ms, so
+//! the plan takes `1000 / MS` frames/s per stream as the final encoder's speed, at the probe
+//! stage and under load, instead of a measurement ([`injected_speed`]). Two front ends given
+//! the same request then reach the same plan, word for word, whatever the machine's load.
 
 use crate::camera::Watchdog;
 use reel_core::{Error, Result};
@@ -239,6 +245,36 @@ impl EncoderPlan {
     pub fn final_settings(&self) -> &EncoderSettings {
         self.final_codec.as_ref().unwrap_or(&self.live)
     }
+
+    /// Whether the final codec is converted in the background (recorded live in another).
+    pub fn is_deferred(&self) -> bool {
+        self.final_codec.is_some()
+    }
+
+    /// The plan in words, as every front end shows it: a headline (the live encoder, and the
+    /// final one when deferred), then each decision on its own line, indented.
+    pub fn summary(&self) -> Vec<String> {
+        let head = match &self.final_codec {
+            Some(f) => format!(
+                "encoder plan: {} live, {} final (deferred)",
+                self.live.vcodec, f.vcodec
+            ),
+            None => format!("encoder plan: {} live (final codec)", self.live.vcodec),
+        };
+        std::iter::once(head)
+            .chain(self.decisions.iter().map(|d| format!("  {d}")))
+            .collect()
+    }
+}
+
+/// The speed a `slow=MS` fault in `req` makes deterministic: at most `1000 / MS` frames/s per
+/// stream, taken by the plan instead of a measurement (None without such a fault, or MS 0).
+pub fn injected_speed(req: &EncoderRequest) -> Option<(f64, u64)> {
+    let f = req.fault.as_deref()?;
+    match reel_media::Fault::parse(f).ok()? {
+        reel_media::Fault::Slow(ms) if ms > 0 => Some((1000.0 / ms as f64, ms)),
+        _ => None,
+    }
 }
 
 /// The live encoder of a deferred plan: libx264 ultrafast, crf 18 (visually lossless for the
@@ -250,6 +286,28 @@ pub fn deferred_live_encoder(fin: &EncoderSettings) -> EncoderSettings {
     live.g = fin.g;
     live.pix_fmt = fin.pix_fmt.clone();
     live
+}
+
+/// Threads per camera for a final codec encoded in the background (final lanes, deferred
+/// conversions), when the user gave none: the cores shared among the cameras, at least 1.
+/// Each lane runs beside the others, so more threads per encoder add no speed on a machine
+/// the lanes already fill, only buffers (SVT-AV1's grow with its `lp`: 3 lanes of 640x480 on
+/// 2 cores peaked 200 MB higher with the codec's default than with 1).
+fn background_threads(
+    req: &EncoderRequest,
+    fin: &mut EncoderSettings,
+    decisions: &mut Vec<String>,
+) {
+    if req.threads.is_some() || req.cameras == 0 {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let t = (cores / req.cameras).max(1);
+    fin.threads = Some(t);
+    decisions.push(format!(
+        "{} in the background: {t} encoder thread(s) per camera ({cores} core(s) shared by {} camera(s))",
+        fin.vcodec, req.cameras
+    ));
 }
 
 /// Decides the encoders for `req` (see the module doc). Errors name the option at fault.
@@ -280,10 +338,21 @@ pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
                     if why.is_empty() { "none compiled in".into() } else { why.join("; ") }
                 ))
             })?;
-        decisions.push(format!(
-            "vcodec auto: {name} ({fps:.0} frames/s measured at {}x{})",
-            req.width, req.height
-        ));
+        let fps = match injected_speed(req) {
+            Some((inj, ms)) => {
+                decisions.push(format!(
+                    "vcodec auto: {name} (the first encoder that opens here; its speed is injected: slow={ms} ms per frame, {inj:.0} frames/s per stream)"
+                ));
+                inj
+            }
+            None => {
+                decisions.push(format!(
+                    "vcodec auto: {name} ({fps:.0} frames/s measured at {}x{})",
+                    req.width, req.height
+                ));
+                fps
+            }
+        };
         (
             EncoderSettings::lerobot_default().with_codec(&name),
             Some(fps),
@@ -293,7 +362,9 @@ pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
         s.validate()
             .map_err(|e| Error::invalid(format!("vcodec {}: {e}", req.vcodec)))?;
         let measured = if req.deferred == DeferredMode::Auto && req.cameras > 0 {
-            measured_speed(req, &s)
+            injected_speed(req)
+                .map(|(inj, _)| inj)
+                .or_else(|| measured_speed(req, &s))
         } else {
             None
         };
@@ -352,6 +423,7 @@ pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
         };
     let watchdog = req.watchdog();
     let plan = if defer {
+        background_threads(req, &mut fin, &mut decisions);
         let mut live = deferred_live_encoder(&fin);
         live.fault = fault; // injected faults are for the live encoders
         live.validate()
@@ -378,7 +450,7 @@ pub fn plan_encoders(req: &EncoderRequest) -> Result<EncoderPlan> {
         }
     };
     for d in &plan.decisions {
-        tracing::info!("{d}");
+        tracing::debug!("{d}");
     }
     Ok(plan)
 }
@@ -399,26 +471,35 @@ pub fn confirm_under_load(mut plan: EncoderPlan, req: &EncoderRequest) -> Result
     let mut fin = plan.live.clone();
     let fault = fin.fault.take();
     let need = f64::from(req.cameras * req.fps) * (1.0 + HEADROOM);
-    let measured = reel_media::encoders::measure_concurrent(
-        &fin,
-        req.width,
-        req.height,
-        req.fps,
-        req.cameras,
-        LOAD_CHECK,
-    );
+    let (measured, how) = match injected_speed(req) {
+        Some((inj, ms)) => (
+            Ok(inj * f64::from(req.cameras)),
+            format!(" (injected: slow={ms})"),
+        ),
+        None => (
+            reel_media::encoders::measure_concurrent(
+                &fin,
+                req.width,
+                req.height,
+                req.fps,
+                req.cameras,
+                LOAD_CHECK,
+            ),
+            String::new(),
+        ),
+    };
     let d = match measured {
         Ok(m) if m >= need => {
             let d = format!(
-                "deferred auto: under the real load {} camera(s) of {} encode {m:.0} frames/s together (need {need:.0}): recording in it directly",
+                "deferred auto: under the real load{how} {} camera(s) of {} encode {m:.0} frames/s together (need {need:.0}): recording in it directly",
                 req.cameras, fin.vcodec
             );
             plan.decisions.push(d.clone());
-            tracing::info!("{d}");
+            tracing::debug!("{d}");
             return Ok(plan);
         }
         Ok(m) => format!(
-            "deferred auto: under the real load {} camera(s) of {} encode only {m:.0} frames/s together (need {need:.0}; the probe's one stream at rest: {:.0}): recording live with libx264 (ultrafast, crf 18) and encoding {} beside it at idle priority",
+            "deferred auto: under the real load{how} {} camera(s) of {} encode only {m:.0} frames/s together (need {need:.0}; the probe's one stream at rest: {:.0}): recording live with libx264 (ultrafast, crf 18) and encoding {} beside it at idle priority",
             req.cameras,
             fin.vcodec,
             plan.measured_fps.unwrap_or(0.0),
@@ -429,8 +510,9 @@ pub fn confirm_under_load(mut plan: EncoderPlan, req: &EncoderRequest) -> Result
             fin.vcodec
         ),
     };
-    tracing::info!("{d}");
+    tracing::debug!("{d}");
     plan.decisions.push(d);
+    background_threads(req, &mut fin, &mut plan.decisions);
     let mut live = deferred_live_encoder(&fin);
     live.fault = fault;
     plan.live = live;
@@ -599,9 +681,59 @@ mod tests {
         assert_eq!(p.live.preset.as_deref(), Some("ultrafast"));
         assert!(p.live.fault.is_some());
         assert!(
-            p.decisions.last().unwrap().contains("encode only"),
+            p.decisions.iter().any(|d| d.contains("encode only")),
             "{:?}",
             p.decisions
         );
+        assert!(
+            p.decisions.last().unwrap().contains("thread(s) per camera"),
+            "the background encoder's threads are sized: {:?}",
+            p.decisions
+        );
+    }
+
+    #[test]
+    fn an_injected_slow_encoder_decides_the_plan_without_measuring() {
+        // slow=200: 5 frames/s per stream, below one camera at 10 Hz: deferred at the probe
+        // stage, whatever this machine's real speed.
+        let mut r = EncoderRequest::new(64, 64, 1, 10);
+        r.vcodec = "libx264".into();
+        r.fault = Some("slow=200".into());
+        assert_eq!(injected_speed(&r), Some((5.0, 200)));
+        let p = plan_encoders(&r).unwrap();
+        assert!(p.is_deferred(), "{:?}", p.decisions);
+        assert_eq!(p.measured_fps, Some(5.0));
+        assert!(p.summary()[0].ends_with("(deferred)"), "{:?}", p.summary());
+        // The background encoder gets the cores shared by the cameras; the live x264 keeps
+        // the codec's default.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        assert_eq!(p.final_settings().threads, Some(cores.max(1)));
+        assert_eq!(p.live.threads, None);
+        assert!(p
+            .decisions
+            .last()
+            .unwrap()
+            .contains("encoder thread(s) per camera"));
+        // slow=1: 1000 frames/s per stream: live, and the check under load takes 2 x 1000
+        // (two cameras) without encoding, so the words are the same on every run.
+        r.fault = Some("slow=1".into());
+        r.cameras = 2;
+        let p = plan_encoders(&r).unwrap();
+        assert!(p.needs_load_check && !p.is_deferred());
+        let a = confirm_under_load(p.clone(), &r).unwrap();
+        let b = confirm_under_load(p, &r).unwrap();
+        assert_eq!(a.summary(), b.summary());
+        assert!(!a.is_deferred());
+        let last = a.decisions.last().unwrap();
+        assert!(
+            last.contains("(injected: slow=1)") && last.contains("2000 frames/s"),
+            "{last}"
+        );
+        assert_eq!(a.summary()[0], "encoder plan: libx264 live (final codec)");
+        // Other faults and slow=0 inject no speed.
+        for f in ["error-after=3", "slow=0", "hang-open"] {
+            r.fault = Some(f.into());
+            assert_eq!(injected_speed(&r), None, "{f}");
+        }
     }
 }

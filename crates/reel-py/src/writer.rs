@@ -15,7 +15,7 @@ use pyo3::types::{PyDict, PyInt, PyString};
 use reel_core::{monotonic_ns, Features, FramePool, RowValues, StopToken};
 use reel_dataset::camera::QueueLimits;
 use reel_dataset::front;
-use reel_dataset::plan::{DeferredMode, EncoderRequest};
+use reel_dataset::plan::{DeferredMode, EncoderPlan, EncoderRequest};
 use reel_dataset::writer::{read_schema, CommitGates, EpisodeSaved, OpenMode, WriterConfig};
 use reel_record::external::{ExternalSession, FrameStamp};
 use std::path::PathBuf;
@@ -47,7 +47,7 @@ pub struct Writer {
     root: PathBuf,
     fps: u32,
     robot_type: Option<String>,
-    decisions: Vec<String>,
+    plan: EncoderPlan,
     /// Set by `finalize` (checked first by `add_frame`, without the mutex).
     closed: AtomicBool,
 }
@@ -69,6 +69,8 @@ struct Options {
     data_files_size_in_mb: Option<f64>,
     video_files_size_in_mb: Option<f64>,
     encoder_timeout_s: f64,
+    /// Testing aid, as `reel record --inject-fault`.
+    inject_fault: Option<String>,
 }
 
 fn lock<'a>(py: Python<'_>, m: &'a Mutex<State>) -> MutexGuard<'a, State> {
@@ -93,6 +95,7 @@ fn open(
     req.threads = o.encoder_threads;
     req.deferred = o.deferred.parse::<DeferredMode>().map_err(to_py)?;
     req.encoder_timeout_s = o.encoder_timeout_s;
+    req.fault = o.inject_fault.clone();
     let stop = StopToken::new();
     let mut cfg = WriterConfig::new(&root, fps, features.clone());
     cfg.robot_type = o.robot_type.clone();
@@ -114,6 +117,9 @@ fn open(
             _ => format!("creating {}", root.display()),
         }))
     })?;
+    for line in plan.summary() {
+        tracing::info!("{line}");
+    }
     let video_keys = features.video_keys();
     let pools = video_keys
         .iter()
@@ -135,7 +141,7 @@ fn open(
         root,
         fps,
         robot_type: o.robot_type,
-        decisions: plan.decisions,
+        plan,
         closed: AtomicBool::new(false),
     })
 }
@@ -248,12 +254,14 @@ impl Writer {
     /// really opens here), a name (libsvtav1, libx264, h264_nvenc, ...) or av1/h264/hevc.
     /// `deferred`: "auto" | "always" | "never" (record live in x264 and convert to the final
     /// codec in the background). `max_frames_in_memory`: per camera, before frames spill to
-    /// disk (never dropped). `durable`: fsync every commit.
+    /// disk (never dropped). `durable`: fsync every commit. `inject_fault`: a testing aid, as
+    /// `reel record --inject-fault` (`slow=MS` also makes the plan's encoder speed
+    /// deterministic: see the `plan` property).
     #[staticmethod]
     #[pyo3(signature = (root, fps, features, *, robot_type=None, vcodec=None, crf=None, preset=None,
         gop=None, encoder_threads=None, deferred="auto".to_string(), max_frames_in_memory=60,
         durable=true, data_files_size_in_mb=None, video_files_size_in_mb=None,
-        encoder_timeout_s=5.0, overwrite=false))]
+        encoder_timeout_s=5.0, overwrite=false, inject_fault=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -273,6 +281,7 @@ impl Writer {
         video_files_size_in_mb: Option<f64>,
         encoder_timeout_s: f64,
         overwrite: bool,
+        inject_fault: Option<String>,
     ) -> PyResult<Writer> {
         let features = features::from_py(features)?;
         let o = Options {
@@ -288,6 +297,7 @@ impl Writer {
             data_files_size_in_mb,
             video_files_size_in_mb,
             encoder_timeout_s,
+            inject_fault,
         };
         let mode = if overwrite {
             OpenMode::Overwrite
@@ -305,7 +315,7 @@ impl Writer {
     #[pyo3(signature = (root, *, fps=None, features=None, robot_type=None, vcodec=None, crf=None,
         preset=None, gop=None, encoder_threads=None, deferred="auto".to_string(),
         max_frames_in_memory=60, durable=true, data_files_size_in_mb=None,
-        video_files_size_in_mb=None, encoder_timeout_s=5.0))]
+        video_files_size_in_mb=None, encoder_timeout_s=5.0, inject_fault=None))]
     #[allow(clippy::too_many_arguments)]
     fn resume(
         py: Python<'_>,
@@ -324,6 +334,7 @@ impl Writer {
         data_files_size_in_mb: Option<f64>,
         video_files_size_in_mb: Option<f64>,
         encoder_timeout_s: f64,
+        inject_fault: Option<String>,
     ) -> PyResult<Writer> {
         let schema = read_schema(&root).map_err(to_py)?;
         let features = match features {
@@ -343,6 +354,7 @@ impl Writer {
             data_files_size_in_mb,
             video_files_size_in_mb,
             encoder_timeout_s,
+            inject_fault,
         };
         open(
             py,
@@ -751,7 +763,21 @@ impl Writer {
     /// The encoder plan's decisions, in words (which encoder, deferred or not, why).
     #[getter]
     fn encoder_plan(&self) -> Vec<String> {
-        self.decisions.clone()
+        self.plan.decisions.clone()
+    }
+
+    /// The encoder plan: `live` (the encoder recording now), `final` (the dataset's codec),
+    /// `deferred` (converted in the background), `decisions` and `summary` (the lines
+    /// `reel record` prints for the same plan).
+    #[getter]
+    fn plan<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("live", &self.plan.live.vcodec)?;
+        d.set_item("final", &self.plan.final_settings().vcodec)?;
+        d.set_item("deferred", self.plan.is_deferred())?;
+        d.set_item("decisions", self.plan.decisions.clone())?;
+        d.set_item("summary", self.plan.summary())?;
+        Ok(d)
     }
 
     fn __repr__(&self) -> String {

@@ -173,6 +173,9 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let mut robot = SimRobot::new();
     let cpu = crate::cpu::CpuSampler::start();
     let mut p = record::prepare(&args, &robot, &stop)?;
+    for line in p.plan.summary() {
+        tracing::info!("{line}");
+    }
     p.session.flat_out = b.flat_out;
     let n_cams = p.cameras.len();
     let mut display = if b.display {

@@ -6,7 +6,7 @@ use reel_capture::{Camera, CameraSpec};
 use reel_core::StopToken;
 use reel_dataset::camera::QueueLimits;
 use reel_dataset::front;
-use reel_dataset::plan::{self, EncoderRequest};
+use reel_dataset::plan::{self, EncoderPlan, EncoderRequest};
 use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::events::Events;
 use reel_record::robot::{Robot, Teleop};
@@ -172,6 +172,15 @@ pub struct Prepared {
     pub writer: DatasetWriter,
     pub session: SessionConfig,
     pub root: PathBuf,
+    /// The encoder plan the writer records with (shown by [`print_plan`]).
+    pub plan: EncoderPlan,
+}
+
+/// Prints the encoder plan as every front end shows it ([`EncoderPlan::summary`]).
+pub fn print_plan(plan: &EncoderPlan) {
+    for line in plan.summary() {
+        println!("{line}");
+    }
 }
 
 /// The options' encoder request for `cameras` cameras whose largest is `width`x`height`.
@@ -262,9 +271,9 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
         .collect();
     let features = features_for(robot.joint_names(), &dims)?;
     let req = encoder_request(&a.setup, w, h, specs.len() as u32);
-    // Options are validated (unknown codec, bad preset) before any camera opens; the plan is
-    // then made once more, under the cameras' load, by the library's one builder.
-    plan::plan_encoders(&req)?;
+    // Options are validated (unknown codec, bad preset) and the probe's choice made before any
+    // camera opens; the library's one builder confirms that plan under the cameras' load.
+    let planned = front::plan(&req)?;
     let mut cameras = Vec::new();
     for spec in &specs {
         let cam = Camera::open(spec, Duration::from_secs(5))
@@ -291,15 +300,17 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
     } else {
         OpenMode::Create
     };
-    let (writer, _plan) = front::open_writer(cfg, &req, mode).with_context(|| match mode {
-        OpenMode::Resume => format!("resuming {}", root.display()),
-        _ => format!("creating {}", root.display()),
-    })?;
+    let (writer, plan) =
+        front::open_planned(cfg, &req, planned, mode).with_context(|| match mode {
+            OpenMode::Resume => format!("resuming {}", root.display()),
+            _ => format!("creating {}", root.display()),
+        })?;
     Ok(Prepared {
         cameras,
         writer,
         session,
         root,
+        plan,
     })
 }
 
@@ -385,6 +396,7 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
     let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
     let (mut robot, mut teleop) = crate::robot_args::connect(&a)?;
     let p = prepare(&a, robot.as_ref(), &stop)?;
+    print_plan(&p.plan);
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);

@@ -71,6 +71,21 @@ impl Default for QueueLimits {
     }
 }
 
+/// What a final lane keeps in memory per camera before spilling to its ring: the lane runs at
+/// idle priority and lags by design, so a deep memory queue only holds the first second of
+/// its backlog (the rest spills anyway) at the cost of RSS (3 cameras 640x480: 30 frames
+/// each are 83 MB).
+pub const FINAL_LANE_MEMORY_BYTES: usize = 8 << 20;
+
+/// The final lane's memory queue for frames of `width`x`height`: [`FINAL_LANE_MEMORY_BYTES`]
+/// worth, at least 2 frames, never more than the live lane's `max_frames_in_memory`.
+pub fn final_lane_memory_frames(width: u32, height: u32, max_frames_in_memory: usize) -> usize {
+    let frame = (width as usize * height as usize * 3).max(1);
+    (FINAL_LANE_MEMORY_BYTES / frame)
+        .max(2)
+        .min(max_frames_in_memory.max(1))
+}
+
 /// How one camera's pipeline encodes.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -180,7 +195,7 @@ impl CameraPipeline {
                     fq.clone(),
                     fc.clone(),
                     fspill.clone(),
-                    limits.max_frames_in_memory,
+                    final_lane_memory_frames(width, height, limits.max_frames_in_memory),
                     limits.max_final_spill_bytes,
                     LaneKind::Final {
                         skip_above: limits.max_final_spill_bytes / 2,

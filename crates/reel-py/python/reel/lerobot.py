@@ -105,6 +105,8 @@ def _encoder_options(rgb_encoder: Any, depth_encoder: Any, encoder_threads: int 
         o["vcodec"] = env_vcodec
     if os.environ.get("REEL_DEFERRED"):
         o["deferred"] = os.environ["REEL_DEFERRED"]
+    if os.environ.get("REEL_INJECT_FAULT"):
+        o["inject_fault"] = os.environ["REEL_INJECT_FAULT"]
     if encoder_threads is not None:
         o["encoder_threads"] = int(encoder_threads)
     if encoder_queue_maxsize is not None:
@@ -327,6 +329,11 @@ class ReelDataset:
     @property
     def fps(self) -> int:
         return self._writer.fps
+
+    @property
+    def plan(self) -> dict:
+        """The encoder plan (:attr:`reel.Writer.plan`): what ``reel record`` prints for it."""
+        return self._writer.plan
 
     @property
     def features(self) -> dict:

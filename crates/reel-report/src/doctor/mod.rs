@@ -8,8 +8,8 @@
 //!    deferred path, encoding off; the best of those with the other real-time setting;
 //! 3. **lower rates** (25, 20, 15, 10 Hz, and the slowest camera's own rate) until one holds.
 //!
-//! Every loop trial is a real recording session — the same `front::decide`,
-//! `DatasetWriter::open`, `Session::run` and cameras `reel record` uses — into a scratch
+//! Every loop trial is a real recording session — the same `front::plan`,
+//! `front::open_planned`, `Session::run` and cameras `reel record` uses — into a scratch
 //! dataset that is deleted afterwards, while a sampler reads per-thread CPU and per-core load
 //! from /proc. [`verdict`] then ranks the causes with their evidence, names the highest rate
 //! that held (0 missed deadlines, every camera delivering, every encoder keeping up) and the

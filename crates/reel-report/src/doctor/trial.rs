@@ -1,5 +1,5 @@
 //! One loop trial: a real recording session of one episode, exactly as `reel record` runs it
-//! (`front::decide` → `DatasetWriter::open` → `Session::run` over the cameras), into a scratch
+//! (`front::plan` → cameras → `front::open_planned` → `Session::run` over the cameras), into a scratch
 //! dataset. Each trial runs on a thread of its own, so the priority it asks for never leaks
 //! into the next trial. The doctor watches through the session's [`Observer`] hooks: every
 //! tick's [`TickRecord`] (sections, frame ages, repeats, encoder queue depths), and the
@@ -420,8 +420,10 @@ fn run_inner(
         .map(|s| (s.name.clone(), s.width, s.height))
         .collect();
     let wstop = StopToken::new();
-    let mut wcfg = if mode == TrialMode::EncodingOff {
-        WriterConfig::new(dir, rate, features_for(robot.joint_names(), &[])?)
+    // The request is planned (options checked, the probe's choice) before any camera opens,
+    // and confirmed under the cameras' load by the library's one builder, as `reel record` does.
+    let (joint_dims, planned) = if mode == TrialMode::EncodingOff {
+        (Vec::new(), None)
     } else {
         let (w, h) = specs
             .iter()
@@ -434,11 +436,12 @@ fn run_inner(
         req.cameras = specs.len() as u32;
         req.fps = rate;
         req.deferred = deferred_of(mode);
-        let plan = front::decide(&req)?;
+        let plan = front::plan(&req)?;
         t.vcodec = plan.live.vcodec.clone();
         t.final_codec = plan.final_codec.as_ref().map(|f| f.vcodec.clone());
-        WriterConfig::new(dir, rate, features_for(robot.joint_names(), &dims)?).with_plan(&plan)
+        (dims, Some((req, plan)))
     };
+    let mut wcfg = WriterConfig::new(dir, rate, features_for(robot.joint_names(), &joint_dims)?);
     progress(&format!("loop: {} ({:.0} s)", label(t), cfg.trial_s));
     let mut cams = Vec::new();
     for s in &specs {
@@ -451,7 +454,16 @@ fn run_inner(
         ..QueueLimits::default()
     };
     wcfg.stop = wstop.clone();
-    let writer = DatasetWriter::open(wcfg, OpenMode::Create)?;
+    let writer = match planned {
+        Some((req, planned)) => {
+            let (writer, plan) = front::open_planned(wcfg, &req, planned, OpenMode::Create)?;
+            t.vcodec = plan.live.vcodec.clone();
+            t.final_codec = plan.final_codec.as_ref().map(|f| f.vcodec.clone());
+            writer
+        }
+        // Encoding off: no camera is recorded, so there is no encoder to plan.
+        None => DatasetWriter::open(wcfg, OpenMode::Create)?,
+    };
     let scfg = SessionConfig {
         fps: rate,
         num_episodes: 1,

@@ -27,7 +27,7 @@ from lerobot.cameras.utils import make_cameras_from_configs
 from lerobot.robots.config import RobotConfig
 from lerobot.robots.robot import Robot
 
-from .fake_lerobot import JOINTS
+from .fake_arm import FakeArm, joint_features
 
 #: Bits of a frame code, drawn as a row of cells at the top of the image.
 CODE_BITS = 12
@@ -134,28 +134,21 @@ class ReelCameraRobotConfig(RobotConfig):
     log_path: str | None = None
 
 
-class ReelCameraRobot(Robot):
+class ReelCameraRobot(FakeArm, Robot):
     config_class = ReelCameraRobotConfig
     name = "reel_camera_robot"
 
     def __init__(self, config: ReelCameraRobotConfig):
         super().__init__(config)
-        self.config = config
         self.cameras = make_cameras_from_configs(config.cameras)
-        self._state = np.zeros(len(JOINTS), np.float32)
-        self._connected = False
         self._log = None
 
     @cached_property
     def observation_features(self) -> dict:
-        f: dict = {f"{j}.pos": float for j in JOINTS}
+        f = joint_features()
         for key, cfg in self.config.cameras.items():
             f[key] = (cfg.height, cfg.width, 3)
         return f
-
-    @cached_property
-    def action_features(self) -> dict:
-        return {f"{j}.pos": float for j in JOINTS}
 
     @property
     def is_connected(self) -> bool:
@@ -168,19 +161,9 @@ class ReelCameraRobot(Robot):
             self._log = open(self.config.log_path, "a", buffering=1)
         self._connected = True
 
-    @property
-    def is_calibrated(self) -> bool:
-        return True
-
-    def calibrate(self) -> None:
-        pass
-
-    def configure(self) -> None:
-        pass
-
     def get_observation(self) -> dict:
         t0 = time.perf_counter()
-        obs: dict = {f"{j}.pos": float(v) for j, v in zip(JOINTS, self._state)}
+        obs = self._joint_observation()
         for key, cam in self.cameras.items():
             obs[key] = cam.read_latest()
         dt = time.perf_counter() - t0
@@ -192,12 +175,6 @@ class ReelCameraRobot(Robot):
                                         "fp": {k: hash(obs[k][::24, ::24].tobytes()) for k in self.cameras}})
                             + "\n")
         return obs
-
-    def send_action(self, action: dict) -> dict:
-        for i, j in enumerate(JOINTS):
-            if f"{j}.pos" in action:
-                self._state[i] = float(action[f"{j}.pos"])
-        return action
 
     def disconnect(self) -> None:
         for cam in self.cameras.values():

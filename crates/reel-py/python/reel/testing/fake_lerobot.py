@@ -13,8 +13,7 @@ from lerobot.robots.robot import Robot
 from lerobot.teleoperators.config import TeleoperatorConfig
 from lerobot.teleoperators.teleoperator import Teleoperator
 
-#: The SO-101's joints, as LeRobot names them.
-JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
+from .fake_arm import JOINTS, FakeArm, FakeDevice, joint_features
 
 CAMERA_NAMES = ("front", "wrist", "side", "top", "left", "right")
 
@@ -69,31 +68,24 @@ def _from_file(path: str, n: int, w: int, h: int) -> list[np.ndarray]:
     return out
 
 
-class ReelFakeRobot(Robot):
+class ReelFakeRobot(FakeArm, Robot):
     config_class = ReelFakeRobotConfig
     name = "reel_fake_robot"
 
     def __init__(self, config: ReelFakeRobotConfig):
         super().__init__(config)
-        self.config = config
         if config.num_cameras > len(CAMERA_NAMES):
             raise ValueError(f"reel_fake_robot: at most {len(CAMERA_NAMES)} cameras")
         self.cameras = {n: None for n in CAMERA_NAMES[: config.num_cameras]}
-        self._connected = False
-        self._state = np.zeros(len(JOINTS), np.float32)
         self._frames: dict[str, list[np.ndarray]] = {}
         self._observations = 0
 
     @cached_property
     def observation_features(self) -> dict:
-        f: dict = {f"{j}.pos": float for j in JOINTS}
+        f = joint_features()
         for cam in self.cameras:
             f[cam] = (self.config.height, self.config.width, 3)
         return f
-
-    @cached_property
-    def action_features(self) -> dict:
-        return {f"{j}.pos": float for j in JOINTS}
 
     @property
     def is_connected(self) -> bool:
@@ -115,16 +107,6 @@ class ReelFakeRobot(Robot):
         self._t0 = time.monotonic()
         self._connected = True
 
-    @property
-    def is_calibrated(self) -> bool:
-        return True
-
-    def calibrate(self) -> None:
-        pass
-
-    def configure(self) -> None:
-        pass
-
     def get_observation(self) -> dict:
         if not self._connected:
             raise RuntimeError("reel_fake_robot is not connected")
@@ -132,18 +114,12 @@ class ReelFakeRobot(Robot):
         if self.config.fail_after is not None and self._observations > self.config.fail_after:
             raise RuntimeError(
                 f"reel_fake_robot: failing after {self.config.fail_after} observations (fail_after)")
-        obs: dict = {f"{j}.pos": float(v) for j, v in zip(JOINTS, self._state)}
+        obs = self._joint_observation()
         # Cameras deliver at their own pace: the frame of the current 1/30 s slot.
         k = int((time.monotonic() - self._t0) * 30)
         for cam, frames in self._frames.items():
             obs[cam] = frames[k % len(frames)]
         return obs
-
-    def send_action(self, action: dict) -> dict:
-        for i, j in enumerate(JOINTS):
-            if f"{j}.pos" in action:
-                self._state[i] = float(action[f"{j}.pos"])
-        return action
 
     def disconnect(self) -> None:
         self._connected = False
@@ -156,18 +132,9 @@ class ReelFakeTeleopConfig(TeleoperatorConfig):
     period_s: float = 4.0
 
 
-class ReelFakeTeleop(Teleoperator):
+class ReelFakeTeleop(FakeDevice, Teleoperator):
     config_class = ReelFakeTeleopConfig
     name = "reel_fake_teleop"
-
-    def __init__(self, config: ReelFakeTeleopConfig):
-        super().__init__(config)
-        self.config = config
-        self._connected = False
-
-    @cached_property
-    def action_features(self) -> dict:
-        return {f"{j}.pos": float for j in JOINTS}
 
     @cached_property
     def feedback_features(self) -> dict:
@@ -180,16 +147,6 @@ class ReelFakeTeleop(Teleoperator):
     def connect(self, calibrate: bool = True) -> None:
         self._t0 = time.monotonic()
         self._connected = True
-
-    @property
-    def is_calibrated(self) -> bool:
-        return True
-
-    def calibrate(self) -> None:
-        pass
-
-    def configure(self) -> None:
-        pass
 
     def get_action(self) -> dict:
         t = time.monotonic() - self._t0
