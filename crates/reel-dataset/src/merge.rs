@@ -46,7 +46,7 @@ use reel_core::journal::Journal;
 use reel_core::{Dtype, Error, Result};
 use reel_stats::FeatureStats;
 
-use crate::episodes::{self, EpisodeRecord};
+use crate::episodes::{self, EpisodeRecord, ExtraValue};
 use crate::info::{Info, VideoInfo, STREAM_KEYS};
 use crate::lock::{DatasetLock, LockMode};
 use crate::parquet_append::{self, read_batches};
@@ -304,6 +304,8 @@ fn open_source(root: &Path) -> Result<Source> {
 
 /// Where DST's next files go, and what it holds already.
 struct Dst {
+    /// An existing episode row of DST (append), whose columns the new rows must match.
+    layout: Option<EpisodeRecord>,
     root: PathBuf,
     info: Info,
     tasks: Vec<String>,
@@ -356,6 +358,7 @@ fn dst_state(
             .collect()
     });
     Ok(Dst {
+        layout: existing.first().cloned(),
         int_stats,
         root: root.to_path_buf(),
         next_data: after(existing.iter().map(|e| e.data_file), cs),
@@ -645,7 +648,51 @@ fn merge_one(
     Ok(())
 }
 
-fn write_meta(dst: &mut Dst, rows: &[EpisodeRecord], journal: &mut Journal) -> Result<()> {
+/// The value of a reel figure column an episode's source did not record (a LeRobot-written
+/// source has none of them).
+fn not_recorded(like: &ExtraValue) -> ExtraValue {
+    match like {
+        ExtraValue::I64(_) => ExtraValue::I64(-1),
+        ExtraValue::F64(_) => ExtraValue::F64(f64::NAN),
+        ExtraValue::Str(_) => ExtraValue::Str(String::new()),
+    }
+}
+
+/// Gives every row the columns of `layout` (DST's existing rows, else the first new one), so
+/// that one episodes table (and LeRobot's load of every episodes file together) has one
+/// schema: stats in `layout`'s feature order (LeRobot's writer and reel's order them
+/// differently), and exactly `layout`'s reel figure columns (`reel/...`, after LeRobot's),
+/// a missing one written as not recorded (-1, NaN or ""), one `layout` lacks left out.
+fn conform_rows(rows: &mut [EpisodeRecord], layout: Option<&EpisodeRecord>) {
+    let Some(layout) = layout.or(rows.first()).cloned() else {
+        return;
+    };
+    let order = |name: &str| {
+        layout
+            .stats
+            .iter()
+            .position(|(n, _, _)| n == name)
+            .unwrap_or(usize::MAX)
+    };
+    for r in rows {
+        r.stats.sort_by_key(|(n, _, _)| order(n));
+        r.extra = layout
+            .extra
+            .iter()
+            .map(|(name, like)| {
+                let v = r
+                    .extra
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone());
+                (name.clone(), v.unwrap_or_else(|| not_recorded(like)))
+            })
+            .collect();
+    }
+}
+
+fn write_meta(dst: &mut Dst, rows: &mut [EpisodeRecord], journal: &mut Journal) -> Result<()> {
+    conform_rows(rows, dst.layout.as_ref());
     if !rows.is_empty() {
         let to = paths::episodes_file(&dst.root, dst.next_meta);
         mkdirs(&to)?;
@@ -819,7 +866,7 @@ pub fn merge(
             path: &s.root,
         });
     }
-    write_meta(&mut dst, &rows, &mut journal)?;
+    write_meta(&mut dst, &mut rows, &mut journal)?;
     journal.commit()?;
     reel_core::faultpoint::hit("merge.committed");
     if scratch.exists() {
