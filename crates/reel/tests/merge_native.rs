@@ -318,3 +318,65 @@ fn merge_killed_at_every_journaled_step_repairs_to_before_or_complete() {
     assert!(rolled_back >= 10, "only {rolled_back} kills rolled back");
     assert!(finished >= 1, "no kill happened after the commit point");
 }
+
+#[test]
+fn merge_killed_while_reencoding_repairs_to_before_or_complete() {
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("base");
+    let h264 = d.path().join("h264");
+    record(&base, 1, &["--single-task", "pick"]);
+    let mut c = sim(&h264, 1, 1, 0.4);
+    c.args(["--vcodec", "libx264", "--deferred", "never"]);
+    run_ok(&mut c);
+    let before = files(&base);
+    let full = d.path().join("full");
+    copy_tree(&base, &full);
+    run_ok(merge_cmd(&[&h264], &full).arg("--append"));
+    let complete = files(&full);
+    let mut kills: Vec<String> = [
+        "merge.video_reencoded",
+        "merge.video_copied",
+        "merge.committed",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    kills.extend((1..=8).map(|n| format!("journal.record@{n}")));
+    let (mut rolled_back, mut finished) = (0, 0);
+    for (k, at) in kills.iter().enumerate() {
+        let dst = d.path().join(format!("k{k}"));
+        copy_tree(&base, &dst);
+        let out = merge_cmd(&[&h264], &dst)
+            .arg("--append")
+            .env("REEL_FAULT_AT", at)
+            .output()
+            .unwrap();
+        let killed = std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(9);
+        if at == "merge.video_reencoded" {
+            assert!(killed, "no kill at {at}");
+            // The finished re-encode waits in the scratch folder, outside DST's tree.
+            assert!(dst.join(".reel/merge").read_dir().unwrap().next().is_some());
+        }
+        run_ok(reel().arg("check").arg("--repair").arg(&dst));
+        let now = files(&dst);
+        if now == before {
+            rolled_back += 1;
+            // The merge run again completes, and empties the scratch folder.
+            run_ok(merge_cmd(&[&h264], &dst).arg("--append"));
+            assert_eq!(
+                info(&dst)["total_episodes"],
+                2,
+                "rerun after a kill at {at}"
+            );
+            assert!(!dst.join(".reel/merge").exists());
+        } else {
+            assert!(
+                now == complete,
+                "after a kill at {at} (killed: {killed}) DST is neither as before nor complete"
+            );
+            finished += 1;
+        }
+    }
+    assert!(rolled_back >= 5, "only {rolled_back} kills rolled back");
+    assert!(finished >= 1, "no kill happened after the commit point");
+}
