@@ -3,9 +3,9 @@ one-node Slurm cluster): check -> re-encode to AV1 over N small datasets, killed
 (scancel) and rerun; prints which ranks each run ran and each run's time, and fails when the
 rerun ran a completed rank or left one incomplete. Then the sharded merge: MergeStep on TASKS
 ranks (each merges its slice into a part) and FinalMergeStep as a one-task job that depends on
-them (Slurm's afterok), into one AV1 dataset that must pass lerobot_check.py --strict. Ranks >= KILL_AT wait at a gate file that
-the first run never creates, so the first run deterministically completes exactly the ranks
-below KILL_AT before it is cancelled."""
+them (Slurm's afterok), into one AV1 dataset that must pass lerobot_check.py --strict.
+Ranks >= KILL_AT wait at a gate file that the first run never creates, so the first run
+deterministically completes exactly the ranks below KILL_AT before it is cancelled."""
 
 import json
 import os
