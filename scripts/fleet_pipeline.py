@@ -1,9 +1,11 @@
 """The fleet pipeline of scripts/test_fleet.sh on datatrove's SlurmPipelineExecutor (a local
 one-node Slurm cluster): check -> re-encode to AV1 over N small datasets, killed mid-way
 (scancel) and rerun; prints which ranks each run ran and each run's time, and fails when the
-rerun ran a completed rank or left one incomplete. Ranks >= KILL_AT wait at a gate file that
-the first run never creates, so the first run deterministically completes exactly the ranks
-below KILL_AT before it is cancelled."""
+rerun ran a completed rank or left one incomplete. Then the sharded merge: MergeStep on TASKS
+ranks (each merges its slice into a part) and FinalMergeStep as a one-task job that depends on
+them (Slurm's afterok), into one AV1 dataset that must pass lerobot_check.py --strict.
+Ranks >= KILL_AT wait at a gate file that the first run never creates, so the first run
+deterministically completes exactly the ranks below KILL_AT before it is cancelled."""
 
 import json
 import os
@@ -17,7 +19,7 @@ from datatrove.executor import SlurmPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 import reel
-from reel.datatrove import CheckStep, ReencodeStep
+from reel.datatrove import CheckStep, FinalMergeStep, MergeStep, ReencodeStep
 
 TASKS, KILL_AT = 8, 4
 
@@ -130,7 +132,31 @@ def main():
                              capture_output=True, text=True)
         if out.returncode != 0 or "RESULT: PASS" not in out.stdout:
             sys.exit(f"FAIL: lerobot_check.py --strict {s}:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
-    print(f"PASS: {n} datasets checked and re-encoded to AV1 on Slurm; "
+    t3 = time.monotonic()
+    opts = dict(time="00:30:00", partition="debug", cpus_per_task=1, mem_per_cpu_gb=1,
+                env_command=env_command, mail_type="NONE", requeue=False)
+    parts_ex = SlurmPipelineExecutor([MergeStep(sources, str(work / "parts"))], tasks=TASKS,
+                                     job_name="reel-merge-parts", logging_dir=str(work / "logs_merge"),
+                                     slurm_logs_folder=str(work / "slurm_logs_merge"), **opts)
+    merged = work / "merged"
+    final_ex = SlurmPipelineExecutor([FinalMergeStep(str(work / "parts"), str(merged))], tasks=1,
+                                     job_name="reel-merge-final", depends=parts_ex,
+                                     logging_dir=str(work / "logs_final"),
+                                     slurm_logs_folder=str(work / "slurm_logs_final"), **opts)
+    final_ex.run()
+    wait(lambda: (work / "parts" / "final.json").exists(), "the final merge")
+    mi = json.loads((merged / "meta" / "info.json").read_text())
+    mcodecs = {f["info"]["video.codec"] for f in mi["features"].values() if f["dtype"] == "video"}
+    if mi["total_episodes"] != n or mcodecs != {"av1"}:
+        sys.exit(f"FAIL: merged has {mi['total_episodes']} episodes (want {n}), codecs {mcodecs}")
+    out = subprocess.run([sys.executable, str(conf), str(merged), "--strict", "--color", "never"],
+                         capture_output=True, text=True)
+    if out.returncode != 0 or "RESULT: PASS" not in out.stdout:
+        sys.exit(f"FAIL: lerobot_check.py --strict {merged}:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
+    print(f"sharded merge on Slurm ({TASKS} part jobs + 1 final job): {n} datasets -> {merged}, "
+          f"{mi['total_frames']} frames, AV1, lerobot_check --strict PASS, "
+          f"{time.monotonic() - t3:.1f} s", flush=True)
+    print(f"PASS: {n} datasets checked, re-encoded to AV1 and merged on Slurm; "
           f"total {time.monotonic() - t0:.1f} s", flush=True)
 
 

@@ -3,9 +3,12 @@
 # root, once), starts munged + slurmctld + slurmd on localhost with a minimal slurm.conf in a
 # temporary folder, runs scripts/fleet_pipeline.py through datatrove's SlurmPipelineExecutor
 # (check -> re-encode to AV1 over $REEL_FLEET_DATASETS small datasets, cancelled mid-way and
-# rerun: the rerun must run only the ranks without a completion marker), then stops every
+# rerun: the rerun must run only the ranks without a completion marker; then the sharded merge,
+# MergeStep ranks + a FinalMergeStep job depending on them, into one AV1 dataset checked with
+# lerobot_check.py --strict), then stops every
 # daemon it started; then the same on Ray (scripts/fleet_ray.py, a local ray.init). Separate
-# from test.sh: it needs root, system daemons, apt and a 260 MB Ray install.
+# from test.sh: it needs root, system daemons, apt and a 260 MB Ray install
+# (REEL_FLEET_SKIP_RAY=1 runs the Slurm part only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -84,6 +87,10 @@ REEL_LOG=warn PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" scripts/fle
   "$WORK/run" "${REEL_FLEET_DATASETS:-20}" "$ENVCMD"
 echo "== Slurm: passed in $(( $(date +%s) - started )) s =="
 
+if [ "${REEL_FLEET_SKIP_RAY:-0}" = 1 ]; then
+  echo "== Ray: skipped (REEL_FLEET_SKIP_RAY=1) =="
+  exit 0
+fi
 # Ray 2.60.0 (datatrove's RayPipelineExecutor, a local ray.init): installed with its
 # dependencies beside the venv in $REEL_RAY_EXTRAS (~260 MB; the venv's own packaging stays).
 REEL_RAY_EXTRAS="${REEL_RAY_EXTRAS:-${LEROBOT_VENV}-ray-extras}"

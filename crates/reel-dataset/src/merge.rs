@@ -2,30 +2,39 @@
 //!
 //! Sources must have equal features (LeRobot 0.6.1's `features_equal_for_merge`: the same
 //! keys, and per key the same definition, where a video's encoder-option fields do not
-//! count), the same fps and robot type, and per camera the same stream format (codec, size,
-//! pixel format, fps — [`VideoInfo::same_stream`]) so that every video is stream-copied.
-//! A source whose stream format differs is refused, naming it: this version does not
-//! re-encode (run `reel reencode` on it first).
+//! count), the same fps and robot type; anything else is refused with the list of
+//! differences, before anything is written.
 //!
-//! How the files move: every video file a source's episodes reference is copied whole into
-//! a new file of DST (no re-mux, no decode: the bytes are the source's), so every episode's
-//! `from_timestamp`/`to_timestamp` stays valid and a file never exceeds the size it had in
-//! its source. Every data file is rewritten row group by row group with `index`,
-//! `episode_index` and `task_index` renumbered; the other columns (timestamps and frame
-//! indices are per episode in v3.0) are unchanged. Episode rows are renumbered into one new
-//! episodes file. Tasks are unified by text (first appearance wins the lower index).
-//! Stats: LeRobot's `aggregate_stats` over DST's and the sources' `stats.json`
-//! ([`reel_stats::aggregate::aggregate_all`]); unlike LeRobot (spec §9), the `index` and
-//! `episode_index` stats are shifted by each source's offset, so they describe the merged
-//! numbering.
+//! How the files move: every video file a source's episodes reference goes into a new file
+//! of DST. When the camera's stream format (codec, pixel format, size, fps —
+//! [`VideoInfo::stream_differences`]) is DST's, the file is copied whole (no re-mux, no
+//! decode: the bytes are the source's); when it is not, that source's files of that camera
+//! are re-encoded to DST's stream ([`VideoInfo::encoder_settings`] of DST's video block,
+//! through `reel_media::transcode`), frame for frame on the same 1/fps grid, and the
+//! summary says so per source ([`SourceSummary::reencoded`]). Either way every episode's
+//! `from_timestamp`/`to_timestamp` stays valid. Every data file is rewritten row group by
+//! row group with `index`, `episode_index` and `task_index` renumbered; the other columns
+//! (timestamps and frame indices are per episode in v3.0) are unchanged. Episode rows are
+//! renumbered into one new episodes file. Tasks are unified by text (first appearance wins
+//! the lower index). Stats: LeRobot's `aggregate_stats` over DST's and the sources'
+//! `stats.json` ([`reel_stats::aggregate::aggregate_all`]); unlike LeRobot (spec §9), the
+//! `index` and `episode_index` stats are shifted by each source's offset, so they describe
+//! the merged numbering.
+//!
+//! File sizes: a DST file never holds more than one source file's content (a copied video is
+//! the source's file; a re-encoded one its frames), so DST's files stay within the size the
+//! sources' writers kept to (`data_files_size_in_mb` / `video_files_size_in_mb`); merge
+//! starts a new file for every source file rather than packing small ones together.
 //!
 //! Crash safety: the merge holds DST's exclusive writer lock and journals every change
 //! (created files, replaced `info.json`/`stats.json`/`tasks.parquet`) in DST's undo journal;
-//! `info.json` is written last, after which the journal is committed. A kill at any moment
-//! leaves the journal, and the repair every writer runs on open (or `reel check --repair`)
-//! restores DST as it was before the merge. A new DST is built in a sibling staging folder
-//! (`DST.reel-merge`) and renamed into place once complete, so a kill leaves no DST at all;
-//! the next merge into the same DST removes a stale staging folder.
+//! `info.json` is written last, after which the journal is committed. A re-encode writes in
+//! DST's scratch folder (`.reel/merge/`, emptied by the next merge) and is renamed into place
+//! after its creation is journaled. A kill at any moment leaves the journal, and the repair
+//! every writer runs on open (or `reel check --repair`) restores DST as it was before the
+//! merge. A new DST is built in a sibling staging folder (`DST.reel-merge`) and renamed into
+//! place once complete, so a kill leaves no DST at all; the next merge into the same DST
+//! removes a stale staging folder.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,7 +46,7 @@ use reel_core::journal::Journal;
 use reel_core::{Dtype, Error, Result};
 use reel_stats::FeatureStats;
 
-use crate::episodes::{self, EpisodeRecord};
+use crate::episodes::{self, EpisodeRecord, ExtraValue};
 use crate::info::{Info, VideoInfo, STREAM_KEYS};
 use crate::lock::{DatasetLock, LockMode};
 use crate::parquet_append::{self, read_batches};
@@ -49,8 +58,12 @@ pub struct SourceSummary {
     pub path: PathBuf,
     pub episodes: u64,
     pub frames: u64,
-    /// Always "stream-copy" in this version (a source that would need re-encoding is refused).
+    /// "stream-copy" when every video was copied whole, "re-encode" when some camera's were
+    /// re-encoded to DST's stream ([`SourceSummary::reencoded`] says which).
     pub method: &'static str,
+    /// The cameras whose videos were re-encoded: (camera, what differed, e.g.
+    /// "video.codec h264 → av1").
+    pub reencoded: Vec<(String, String)>,
 }
 
 /// What a merge did.
@@ -81,6 +94,10 @@ impl MergeSummary {
                 "episodes": s.episodes,
                 "frames": s.frames,
                 "method": s.method,
+                "reencoded": s.reencoded.iter().map(|(camera, why)| serde_json::json!({
+                    "camera": camera,
+                    "because": why,
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     }
@@ -98,11 +115,13 @@ pub struct MergeOptions {
 pub enum MergeEvent<'a> {
     /// The sources are checked; `frames` frames in `sources` sources are to be merged.
     Begin { sources: usize, frames: u64 },
-    /// Source `index` (`frames` frames) starts.
+    /// Source `index` (`frames` frames) starts; `reencode` when some of its videos are
+    /// re-encoded (slow: every frame is decoded and encoded).
     Source {
         index: usize,
         path: &'a Path,
         frames: u64,
+        reencode: bool,
     },
     /// Source `index` is merged (not yet committed).
     SourceDone { index: usize, path: &'a Path },
@@ -118,6 +137,13 @@ struct Source {
     tasks: Vec<String>,
     stats: Vec<(String, FeatureStats)>,
     _lock: DatasetLock,
+}
+
+/// One camera of one source that is re-encoded to DST's stream.
+struct Reencode {
+    key: String,
+    settings: reel_media::EncoderSettings,
+    why: String,
 }
 
 /// The keys where two feature sets differ under LeRobot's `features_equal_for_merge`.
@@ -203,23 +229,39 @@ fn check_compatible(
             diff.join(", ")
         )));
     }
-    for (name, f) in first.features.iter() {
+    Ok(())
+}
+
+/// The cameras of `src` whose stream is not DST's (`dst`, at `dst_root`), each with the
+/// settings that write DST's stream; an error when one cannot be re-encoded to it.
+fn reencode_plan(dst: &Info, dst_root: &Path, src: &Source) -> Result<Vec<Reencode>> {
+    let mut out = Vec::new();
+    for (name, f) in dst.features.iter() {
         if f.dtype != Dtype::Video {
             continue;
         }
-        let (a, b) = (video_info(first, name), video_info(other, name));
-        if !a.same_stream(&b) {
-            return Err(Error::invalid(format!(
-                "cannot merge {} without re-encoding: camera {name} is {}, {} has {}; \
-                 re-encode it first (reel reencode)",
-                other_root.display(),
-                b.describe(),
-                first_root.display(),
-                a.describe()
-            )));
+        let (a, b) = (video_info(dst, name), video_info(&src.info, name));
+        let diff = a.stream_differences(&b);
+        if diff.is_empty() {
+            continue;
         }
+        let settings = a.encoder_settings().map_err(|e| {
+            Error::invalid(format!(
+                "cannot merge {}: camera {name} is {}, {} has {}, and it cannot be \
+                 re-encoded to that: {e}",
+                src.root.display(),
+                b.describe(),
+                dst_root.display(),
+                a.describe()
+            ))
+        })?;
+        out.push(Reencode {
+            key: name.to_string(),
+            settings,
+            why: diff.join(", "),
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
 fn open_source(root: &Path) -> Result<Source> {
@@ -262,6 +304,8 @@ fn open_source(root: &Path) -> Result<Source> {
 
 /// Where DST's next files go, and what it holds already.
 struct Dst {
+    /// An existing episode row of DST (append), whose columns the new rows must match.
+    layout: Option<EpisodeRecord>,
     root: PathBuf,
     info: Info,
     tasks: Vec<String>,
@@ -314,6 +358,7 @@ fn dst_state(
             .collect()
     });
     Ok(Dst {
+        layout: existing.first().cloned(),
         int_stats,
         root: root.to_path_buf(),
         next_data: after(existing.iter().map(|e| e.data_file), cs),
@@ -452,10 +497,49 @@ fn copy_data(
     Ok(map)
 }
 
-/// Copies one source's video files whole into DST; returns per key the file map.
+/// Re-encodes `from` to DST's stream (`r.settings`) in DST's scratch folder, then moves it to
+/// `to` once its creation is journaled; returns its size.
+fn reencode_video(
+    from: &Path,
+    to: &Path,
+    r: &Reencode,
+    (root, fps): (&Path, u32),
+    journal: &mut Journal,
+) -> Result<u64> {
+    let reader = reel_media::transcode::FrameReader::open(from)?;
+    if reader.fps() != fps {
+        return Err(Error::Mismatch(format!(
+            "{}: the video runs at {} fps, the dataset at {fps}",
+            from.display(),
+            reader.fps(),
+        )));
+    }
+    drop(reader);
+    let scratch = scratch_dir(root);
+    std::fs::create_dir_all(&scratch).map_err(|e| Error::io("create", &scratch, e))?;
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = scratch.join(format!("{}-{name}", r.key));
+    let seg = reel_media::transcode::transcode_file(from, &tmp, &r.settings, &Default::default())?;
+    reel_core::faultpoint::hit("merge.video_reencoded");
+    journal.record_create(to)?;
+    std::fs::rename(&tmp, to).map_err(|e| Error::io("rename", &tmp, e))?;
+    Ok(seg.bytes)
+}
+
+/// DST's scratch folder for re-encoded videos on their way in.
+fn scratch_dir(root: &Path) -> PathBuf {
+    paths::reel_dir(root).join("merge")
+}
+
+/// Copies one source's video files into DST (whole, or re-encoded per `plan`); returns per
+/// key the file map.
 fn copy_videos(
     src: &Source,
     dst: &mut Dst,
+    plan: &[Reencode],
     journal: &mut Journal,
 ) -> Result<BTreeMap<(String, FileIndex), FileIndex>> {
     let mut map = BTreeMap::new();
@@ -465,14 +549,20 @@ fn copy_videos(
             if map.contains_key(&k) {
                 continue;
             }
+            let at = (dst.root.as_path(), dst.info.fps);
             let next = dst.next_video.get_mut(&v.key).ok_or_else(|| {
                 Error::invalid(format!("camera {} is not a feature of DST", v.key))
             })?;
             let from = paths::video_file(&src.root, &v.key, v.file);
             let to = paths::video_file(&dst.root, &v.key, *next);
             mkdirs(&to)?;
-            journal.record_create(&to)?;
-            let n = std::fs::copy(&from, &to).map_err(|e| Error::io("copy", &from, e))?;
+            let n = match plan.iter().find(|r| r.key == v.key) {
+                Some(r) => reencode_video(&from, &to, r, at, journal)?,
+                None => {
+                    journal.record_create(&to)?;
+                    std::fs::copy(&from, &to).map_err(|e| Error::io("copy", &from, e))?
+                }
+            };
             reel_core::faultpoint::hit("merge.video_copied");
             dst.bytes += n;
             map.insert(k, *next);
@@ -484,6 +574,7 @@ fn copy_videos(
 
 fn merge_one(
     src: &Source,
+    plan: &[Reencode],
     dst: &mut Dst,
     journal: &mut Journal,
     rows: &mut Vec<EpisodeRecord>,
@@ -507,7 +598,7 @@ fn merge_one(
     let mut values = Renumbered::new();
     let data_map = copy_data(src, dst, ep_i, fr_i, &task_map, journal, &mut values)?;
     reel_core::faultpoint::hit("merge.data_copied");
-    let video_map = copy_videos(src, dst, journal)?;
+    let video_map = copy_videos(src, dst, plan, journal)?;
     for e in &src.episodes {
         let mut r = e.clone();
         r.episode_index += ep_off;
@@ -557,7 +648,51 @@ fn merge_one(
     Ok(())
 }
 
-fn write_meta(dst: &mut Dst, rows: &[EpisodeRecord], journal: &mut Journal) -> Result<()> {
+/// The value of a reel figure column an episode's source did not record (a LeRobot-written
+/// source has none of them).
+fn not_recorded(like: &ExtraValue) -> ExtraValue {
+    match like {
+        ExtraValue::I64(_) => ExtraValue::I64(-1),
+        ExtraValue::F64(_) => ExtraValue::F64(f64::NAN),
+        ExtraValue::Str(_) => ExtraValue::Str(String::new()),
+    }
+}
+
+/// Gives every row the columns of `layout` (DST's existing rows, else the first new one), so
+/// that one episodes table (and LeRobot's load of every episodes file together) has one
+/// schema: stats in `layout`'s feature order (LeRobot's writer and reel's order them
+/// differently), and exactly `layout`'s reel figure columns (`reel/...`, after LeRobot's),
+/// a missing one written as not recorded (-1, NaN or ""), one `layout` lacks left out.
+fn conform_rows(rows: &mut [EpisodeRecord], layout: Option<&EpisodeRecord>) {
+    let Some(layout) = layout.or(rows.first()).cloned() else {
+        return;
+    };
+    let order = |name: &str| {
+        layout
+            .stats
+            .iter()
+            .position(|(n, _, _)| n == name)
+            .unwrap_or(usize::MAX)
+    };
+    for r in rows {
+        r.stats.sort_by_key(|(n, _, _)| order(n));
+        r.extra = layout
+            .extra
+            .iter()
+            .map(|(name, like)| {
+                let v = r
+                    .extra
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone());
+                (name.clone(), v.unwrap_or_else(|| not_recorded(like)))
+            })
+            .collect();
+    }
+}
+
+fn write_meta(dst: &mut Dst, rows: &mut [EpisodeRecord], journal: &mut Journal) -> Result<()> {
+    conform_rows(rows, dst.layout.as_ref());
     if !rows.is_empty() {
         let to = paths::episodes_file(&dst.root, dst.next_meta);
         mkdirs(&to)?;
@@ -645,7 +780,12 @@ pub fn merge(
     for s in &srcs[1..] {
         check_compatible(&srcs[0].info, &srcs[0].root, &s.info, &s.root)?;
     }
-    let (root, _lock, mut dst) = if opts.append {
+    let plans_for = |dst: &Info, dst_root: &Path| {
+        srcs.iter()
+            .map(|s| reencode_plan(dst, dst_root, s))
+            .collect::<Result<Vec<_>>>()
+    };
+    let (root, _lock, mut dst, plans) = if opts.append {
         if !paths::info_file(output).is_file() {
             return Err(Error::invalid(format!(
                 "--append: {} is not a dataset (no meta/info.json)",
@@ -656,10 +796,11 @@ pub fn merge(
         crate::writer::recover(output)?;
         let info = Info::read(output)?;
         check_compatible(&info, output, &srcs[0].info, &srcs[0].root)?;
+        let plans = plans_for(&info, output)?;
         let existing = episodes::read_all(output, &info.features)?;
         let tasks = crate::tasks::read(output)?;
         let dst = dst_state(output, info, &existing, tasks)?;
-        (output.to_path_buf(), lock, dst)
+        (output.to_path_buf(), lock, dst, plans)
     } else {
         if output.exists() {
             return Err(Error::invalid(format!(
@@ -667,6 +808,7 @@ pub fn merge(
                 output.display()
             )));
         }
+        let plans = plans_for(&srcs[0].info, &srcs[0].root)?;
         let stage = staging_dir(output);
         if stage.exists() {
             // A kill during an earlier merge: nothing in it was published.
@@ -681,8 +823,13 @@ pub fn merge(
         info.total_tasks = 0;
         info.write_new(&stage, true)?;
         let dst = dst_state(&stage, info, &[], Vec::new())?;
-        (stage, lock, dst)
+        (stage, lock, dst, plans)
     };
+    let scratch = scratch_dir(&root);
+    if scratch.exists() {
+        // Left by a merge killed while re-encoding: never part of DST.
+        std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("remove", &scratch, e))?;
+    }
     let jpath = paths::reel_dir(&root).join("journal");
     let mut journal = Journal::begin(&jpath, &root, true)?;
     let mut rows = Vec::new();
@@ -692,27 +839,39 @@ pub fn merge(
         sources: srcs.len(),
         frames: srcs.iter().map(frames_of).sum(),
     });
-    for (i, s) in srcs.iter().enumerate() {
+    for (i, (s, plan)) in srcs.iter().zip(&plans).enumerate() {
         progress(MergeEvent::Source {
             index: i,
             path: &s.root,
             frames: frames_of(s),
+            reencode: !plan.is_empty(),
         });
-        merge_one(s, &mut dst, &mut journal, &mut rows)?;
+        merge_one(s, plan, &mut dst, &mut journal, &mut rows)?;
         summaries.push(SourceSummary {
             path: s.root.clone(),
             episodes: s.episodes.len() as u64,
             frames: s.episodes.iter().map(|e| e.length).sum(),
-            method: "stream-copy",
+            method: if plan.is_empty() {
+                "stream-copy"
+            } else {
+                "re-encode"
+            },
+            reencoded: plan
+                .iter()
+                .map(|r| (r.key.clone(), r.why.clone()))
+                .collect(),
         });
         progress(MergeEvent::SourceDone {
             index: i,
             path: &s.root,
         });
     }
-    write_meta(&mut dst, &rows, &mut journal)?;
+    write_meta(&mut dst, &mut rows, &mut journal)?;
     journal.commit()?;
     reel_core::faultpoint::hit("merge.committed");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(|e| Error::io("remove", &scratch, e))?;
+    }
     if !opts.append {
         drop(_lock);
         std::fs::rename(&root, output).map_err(|e| Error::io("rename", &root, e))?;

@@ -23,7 +23,8 @@ from conftest import assert_lerobot_check, features, info
 datatrove = pytest.importorskip("datatrove") if not os.environ.get("REEL_REQUIRE_ORACLE") else \
     __import__("datatrove")
 
-from reel.datatrove import CheckStep, ReencodeStep, UploadStep, rank_slice  # noqa: E402
+from reel.datatrove import (CheckStep, FinalMergeStep, MergeStep, ReencodeStep,  # noqa: E402
+                            UploadStep, rank_slice)
 
 
 def image(k: int, size: int = 64) -> np.ndarray:
@@ -36,9 +37,10 @@ def image(k: int, size: int = 64) -> np.ndarray:
     return img
 
 
-def make_dataset(root: Path, seed: int, frames: int = 8, size: int = 64) -> Path:
+def make_dataset(root: Path, seed: int, frames: int = 8, size: int = 64,
+                 vcodec: str = "libx264") -> Path:
     w = reel.Writer.create(root, 30, features((("front", size, size),)), robot_type="sim",
-                           vcodec="libx264", durable=False)
+                           vcodec=vcodec, durable=False)
     for k in range(frames):
         w.add_frame({"action": np.full(6, seed, np.float32),
                      "observation.state": np.arange(6, dtype=np.float32) + k,
@@ -218,3 +220,100 @@ def test_killed_pipeline_reruns_only_the_unfinished_ranks(tmp_path):
     for r in roots:
         assert codecs(Path(r)) == {"av1"} and reel.check(r)["ok"], r
     assert_lerobot_check(Path(roots[5]))
+
+
+def lerobot_written(root: Path, seed: int, frames: int = 8, size: int = 64) -> Path:
+    """The same features as ``make_dataset``, written by LeRobot 0.6.1's own writer (AV1)."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset.create("local/lerobot", 30, root=root, robot_type="sim",
+                               features=features((("front", size, size),)), use_videos=True)
+    for k in range(frames):
+        ds.add_frame({"action": np.full(6, seed, np.float32),
+                      "observation.state": np.arange(6, dtype=np.float32) + k,
+                      "observation.images.front": image(seed + k, size),
+                      "task": f"task {seed % 3}"})
+    ds.save_episode()
+    ds.finalize()
+    return root
+
+
+def episode_actions(root: Path) -> list[float]:
+    """Per episode of ``root``, its first frame's action[0] (the seed it was written with), read
+    through LeRobot's loader."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/x", root=root)
+    return [float(ds[int(ds.meta.episodes[e]["dataset_from_index"])]["action"][0])
+            for e in range(ds.meta.total_episodes)]
+
+
+def test_merge_function_with_a_lerobot_written_source(tmp_path):
+    lr = lerobot_written(tmp_path / "lerobot", 1)
+    x264 = make_dataset(tmp_path / "x264", 2)
+    av1 = make_dataset(tmp_path / "av1", 3, vcodec="libsvtav1")
+    out = tmp_path / "merged"
+    s = reel.merge([lr, x264], out)
+    assert [x["method"] for x in s["sources"]] == ["stream-copy", "re-encode"]
+    assert "video.codec h264 → av1" in s["sources"][1]["reencoded"][0]["because"]
+    assert (s["episodes"], s["frames"]) == (2, 16)
+    s = reel.merge([av1], out, append=True)
+    assert s["appended"] and s["sources"][0]["method"] == "stream-copy" and s["episodes"] == 3
+    assert codecs(out) == {"av1"} and info(out)["total_tasks"] == 3
+    assert reel.check(out, decode=True)["ok"]
+    assert_lerobot_check(out)
+    assert episode_actions(out) == [1.0, 2.0, 3.0]
+    # A refusal raises with the reason and writes nothing.
+    fps15 = tmp_path / "fps15"
+    w = reel.Writer.create(fps15, 15, features((("front", 64, 64),)), robot_type="sim",
+                           vcodec="libsvtav1", durable=False)
+    for k in range(2):
+        w.add_frame({"action": np.zeros(6, np.float32), "observation.state": np.zeros(6, np.float32),
+                     "observation.images.front": image(k), "task": "t"})
+    w.save_episode()
+    w.finalize()
+    with pytest.raises(reel.ReelError, match="fps 15 differs"):
+        reel.merge([lr, fps15], tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
+def run_merge(roots, parts: Path, out: Path, logs: Path, workers: int = 4):
+    from datatrove.executor import LocalPipelineExecutor
+
+    first = LocalPipelineExecutor([MergeStep(roots, parts)], tasks=4, workers=workers,
+                                  logging_dir=str(logs / "parts"))
+    LocalPipelineExecutor([FinalMergeStep(parts, out)], tasks=1, logging_dir=str(logs / "final"),
+                          depends=first).run()
+
+
+def test_sharded_merge_step_on_local_executor(tmp_path):
+    base = tmp_path / "src"
+    # 8 datasets: rec_00..03 AV1, rec_04..07 x264; rank r merges rec_0r and rec_0(r+4), so each
+    # part re-encodes one x264 dataset to its first source's AV1 and the final merge copies.
+    roots = [make_dataset(base / f"rec_{i:02d}", i, vcodec="libsvtav1" if i < 4 else "libx264")
+             for i in range(8)]
+    parts, out, logs = tmp_path / "parts", tmp_path / "merged", tmp_path / "logs"
+    run_merge(roots, parts, out, logs)
+    assert sorted(os.listdir(logs / "parts" / "completions")) == [f"{r:05d}" for r in range(4)]
+    for r in range(4):
+        m = json.loads((parts / f"part-{r:05d}-of-00004.json").read_text())
+        assert m["sources"] == [str(roots[r]), str(roots[r + 4])]
+        assert [x["method"] for x in m["summary"]["sources"]] == ["stream-copy", "re-encode"]
+    assert info(out)["total_episodes"] == 8 and info(out)["total_frames"] == 64
+    assert codecs(out) == {"av1"}
+    assert reel.check(out, decode=True)["ok"]
+    assert_lerobot_check(out)
+    assert episode_actions(out) == [0.0, 4.0, 1.0, 5.0, 2.0, 6.0, 3.0, 7.0]
+    # A rerun with datatrove's own markers gone: reel's markers skip every finished rank and
+    # the final merge, and nothing changes.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    run_merge(roots, parts, out, tmp_path / "logs2")
+    for r in range(4):
+        log = (tmp_path / "logs2" / "parts" / "logs" / f"task_{r:05d}.log").read_text()
+        assert "already complete" in log, log[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    # The final merge refuses while a rank's part is missing, naming it.
+    (parts / "part-00002-of-00004.json").unlink()
+    (parts / "final.json").unlink()
+    with pytest.raises(ValueError, match=r"ranks \[2\] of 4 have not finished"):
+        FinalMergeStep(parts, tmp_path / "other").run()

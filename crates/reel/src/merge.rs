@@ -27,11 +27,17 @@ pub fn run(a: MergeArgs) -> Result<()> {
     let console = ConsoleProgress::new();
     let mut on_event = |ev: MergeEvent<'_>| match ev {
         MergeEvent::Begin { sources, frames } => console.begin(sources, frames, 1),
-        MergeEvent::Source { path, frames, .. } => {
-            console.task_begin(0, &path.display().to_string(), "stream copy", frames)
+        MergeEvent::Source {
+            path,
+            frames,
+            reencode,
+            ..
+        } => {
+            let how = if reencode { "re-encode" } else { "stream copy" };
+            console.task_begin(0, &path.display().to_string(), how, frames)
         }
         MergeEvent::SourceDone { path, .. } => {
-            console.task_end(0, &path.display().to_string(), &Ok("stream copy".into()))
+            console.task_end(0, &path.display().to_string(), &Ok("merged".into()))
         }
     };
     let s = merge(
@@ -52,6 +58,9 @@ pub fn run(a: MergeArgs) -> Result<()> {
                 src.frames,
                 src.method
             );
+            for (camera, why) in &src.reencoded {
+                println!("  {camera} re-encoded: {why}");
+            }
         }
         println!(
             "{}: {} episodes, {} frames; {:.1} MB written in {:.2} s",

@@ -16,13 +16,31 @@ upload writes ``meta/info.json`` last, so a half-copied dataset never looks comp
     LocalPipelineExecutor([CheckStep(roots), ReencodeStep(roots, vcodec="libsvtav1")],
                           tasks=8, workers=4, logging_dir="/data/logs/reencode").run()
 
-A merge step (each rank merging its slice into a part, then one merge of the parts) needs
-``reel.merge``, which this package does not have yet; see README.md.
+A sharded merge runs as two executors, like LeRobot's ``slurm_aggregate_shards.py``: a
+``MergeStep`` where each rank merges its slice into a part dataset (``PARTS/part-RRRRR-of-NNNNN``),
+then a one-task ``FinalMergeStep`` that ``depends=`` on it and merges the parts, in rank order,
+into the output. ``reel.merge`` copies videos whose stream matches and re-encodes the others to
+the first source's stream (the summary says which), so a ``ReencodeStep`` before it makes the
+whole result one codec without a second re-encode:
+
+    parts = LocalPipelineExecutor([MergeStep(roots, "/data/parts")], tasks=8, workers=4,
+                                  logging_dir="/data/logs/merge")
+    LocalPipelineExecutor([FinalMergeStep("/data/parts", "/data/merged")], tasks=1,
+                          logging_dir="/data/logs/merge-final", depends=parts).run()
+
+Each rank writes ``PARTS/part-RRRRR-of-NNNNN.json`` (its sources and the merge summary) after its
+part is complete; ``reel.merge`` builds a new dataset beside its destination and renames it into
+place, so a part that exists is whole, and a killed rank's rerun removes what it left. The final
+step refuses to run while a rank's marker is missing (naming the ranks), and writes
+``PARTS/final.json`` when the output is complete, so a rerun of a finished pipeline changes
+nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -31,7 +49,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from . import _reel
 
-__all__ = ["rank_slice", "CheckStep", "ReencodeStep", "UploadStep"]
+__all__ = ["rank_slice", "CheckStep", "ReencodeStep", "MergeStep", "FinalMergeStep", "UploadStep"]
 
 
 def rank_slice(items, rank: int, world_size: int) -> list:
@@ -121,6 +139,137 @@ class ReencodeStep(_ReelStep):
                         f"{r['skipped']} skipped, {r['frames_encoded']} frames, swapped={r['swapped']}")
             for w in r["warnings"]:
                 logger.warning(f"reel reencode {root}: {w}")
+        return data
+
+
+def _part_name(rank: int, world_size: int) -> str:
+    return f"part-{rank:05d}-of-{world_size:05d}"
+
+
+def _write_json(path: Path, value) -> None:
+    """Writes ``value`` to ``path`` atomically (a sibling temporary file, fsynced, renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class MergeStep(_ReelStep):
+    """The first stage of a sharded merge: rank ``r`` of ``world_size`` merges its slice of the
+    datasets (``rank_slice``) with ``reel.merge`` into ``parts_dir/part-RRRRR-of-NNNNN`` and then
+    writes ``part-RRRRR-of-NNNNN.json`` (its sources and reel.merge's summary). A rank whose
+    marker exists for the same sources is skipped; one whose marker names other sources (the
+    dataset list changed) raises. A rank with no datasets (more ranks than datasets) writes a
+    marker with no part. Follow it with ``FinalMergeStep`` in an executor that depends on it."""
+
+    name = "merge (parts)"
+
+    def __init__(self, datasets, parts_dir):
+        super().__init__(datasets)
+        self.parts_dir = str(parts_dir)
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from datatrove.utils.logging import logger
+
+        mine = self.mine(rank, world_size)
+        parts = Path(self.parts_dir)
+        parts.mkdir(parents=True, exist_ok=True)
+        name = _part_name(rank, world_size)
+        marker, part = parts / f"{name}.json", parts / name
+        if marker.exists():
+            done = json.loads(marker.read_text())
+            if done.get("sources") != mine:
+                raise ValueError(f"merge rank {rank}: {marker} was written for other sources "
+                                 f"({len(done.get('sources', []))} datasets); remove {parts} to start over")
+            logger.info(f"reel merge rank {rank}: {name} already complete")
+            return data
+        if not mine:
+            _write_json(marker, {"rank": rank, "world_size": world_size, "sources": [], "part": None})
+            return data
+        if part.exists():
+            # The merge completed (its rename is the last step) but the marker was not written:
+            # a part is only trusted with its marker, so it is built again.
+            shutil.rmtree(part)
+        with self.track_time(unit="part"):
+            summary = _reel.merge(mine, str(part))
+        self.stat_update("datasets", value=len(mine), unit="rank")
+        self.stat_update("frames", value=summary["frames"], unit="rank")
+        for s in summary["sources"]:
+            if s["method"] != "stream-copy":
+                why = "; ".join(f"{r['camera']}: {r['because']}" for r in s["reencoded"])
+                logger.info(f"reel merge rank {rank}: {s['path']} re-encoded ({why})")
+        _write_json(marker, {"rank": rank, "world_size": world_size, "sources": mine,
+                             "part": str(part), "summary": summary})
+        logger.info(f"reel merge rank {rank}: {len(mine)} datasets -> {part} "
+                    f"({summary['episodes']} episodes, {summary['frames']} frames)")
+        return data
+
+
+class FinalMergeStep(PipelineStep):
+    """The last stage of a sharded merge (run it with ``tasks=1``, depending on the
+    ``MergeStep`` executor): checks that every rank's marker in ``parts_dir`` is there, then
+    merges the parts in rank order into ``output`` with ``reel.merge`` and writes
+    ``parts_dir/final.json``. With ``remove_parts=True`` the parts are deleted afterwards."""
+
+    type = "🎞 reel"
+    name = "merge (final)"
+
+    def __init__(self, parts_dir, output, remove_parts: bool = False):
+        super().__init__()
+        self.parts_dir, self.output, self.remove_parts = str(parts_dir), str(output), remove_parts
+
+    def _parts(self) -> list[str]:
+        parts = Path(self.parts_dir)
+        markers = sorted(parts.glob("part-*-of-*.json"))
+        if not markers:
+            raise FileNotFoundError(f"final merge: no part markers in {parts} (did MergeStep run?)")
+        sizes = {int(m.stem.rsplit("-", 1)[1]) for m in markers}
+        if len(sizes) != 1:
+            raise ValueError(f"final merge: {parts} holds parts of runs with {sorted(sizes)} ranks")
+        world = sizes.pop()
+        have = {int(m.stem.split("-")[1]) for m in markers}
+        missing = [r for r in range(world) if r not in have]
+        if missing:
+            raise ValueError(f"final merge: ranks {missing} of {world} have not finished their part")
+        out = []
+        for m in markers:
+            p = json.loads(m.read_text()).get("part")
+            if p is not None:
+                out.append(p)
+        return out
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from datatrove.utils.logging import logger
+
+        if rank != 0:
+            return data
+        marker = Path(self.parts_dir) / "final.json"
+        if marker.exists():
+            logger.info(f"reel final merge: {self.output} already complete")
+            return data
+        parts = self._parts()
+        if Path(self.output).exists():
+            # Finished but unmarked (killed between the rename and the marker): it is whole,
+            # as reel.merge publishes it only complete; checked against the parts' totals.
+            want = sum(json.loads(Path(p + ".json").read_text())["summary"]["episodes"]
+                       for p in parts)
+            got = json.loads((Path(self.output) / "meta" / "info.json").read_text())["total_episodes"]
+            if got != want:
+                raise ValueError(f"final merge: {self.output} exists with {got} episodes, the parts "
+                                 f"hold {want}: remove it or choose another output")
+            summary = {"episodes": got, "recovered": True}
+        else:
+            with self.track_time(unit="merge"):
+                summary = _reel.merge(parts, self.output)
+            self.stat_update("frames", value=summary["frames"], unit="merge")
+        _write_json(marker, {"parts": parts, "output": self.output, "summary": summary})
+        logger.info(f"reel final merge: {len(parts)} parts -> {self.output} "
+                    f"({summary['episodes']} episodes)")
+        if self.remove_parts:
+            for p in parts:
+                shutil.rmtree(p, ignore_errors=True)
         return data
 
 
