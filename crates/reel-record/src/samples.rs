@@ -176,13 +176,18 @@ impl StreamCutter {
         self.episode.iter_mut().for_each(|n| *n = 0);
     }
 
-    /// Takes what arrived; during an episode, adds the samples up to `now_ns` to `writer`,
-    /// between episodes drops them (counted). Samples stamped after `now_ns` wait.
+    /// Takes what arrived; during an episode, adds the samples up to `now_ns -
+    /// CUT_GUARD_NS` to `writer` (the latest the episode's cut can be), between episodes drops
+    /// them (counted). Later samples wait.
     pub fn drain(&mut self, writer: &mut DatasetWriter, now_ns: i64) -> Result<()> {
+        self.take(writer, now_ns - CUT_GUARD_NS)
+    }
+
+    fn take(&mut self, writer: &mut DatasetWriter, upto_ns: i64) -> Result<()> {
         while let Ok(m) = self.rx.try_recv() {
             self.pending.push_back((m.0, m.1, 0));
         }
-        self.consume(writer, now_ns)
+        self.consume(writer, upto_ns)
     }
 
     /// Ends the episode's streams: adds what arrived up to `end_ns - CUT_GUARD_NS` (the
@@ -195,7 +200,7 @@ impl StreamCutter {
     ) -> Result<Vec<(String, i64)>> {
         let from = self.from.unwrap_or(end_ns);
         let to = (end_ns - CUT_GUARD_NS).max(from);
-        self.drain(writer, to)?;
+        self.take(writer, to)?;
         writer.set_stream_span(from, to);
         self.from = None;
         self.last_to = to;
