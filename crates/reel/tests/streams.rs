@@ -121,6 +121,20 @@ fn servo_at_500_hz_and_audio_at_48_khz_beside_a_30_hz_loop() {
         assert_every_audio_sample_once(&audio, ep);
     }
     assert!(read_episode(&root, "servo", 3).unwrap().is_none());
+    // `reel report` plots both streams of every episode beside its tick figures.
+    let html = d.path().join("report.html");
+    run_ok(reel().arg("report").arg(&root).arg("-o").arg(&html));
+    let page = std::fs::read_to_string(&html).unwrap();
+    for ep in 0..3 {
+        for s in ["servo", "audio"] {
+            assert!(
+                page.contains(&format!("ep{ep}-stream-{s}")),
+                "episode {ep}: no {s} figure"
+            );
+        }
+    }
+    assert!(page.contains("samples of 6 x float32") && page.contains("samples of 2 x float32"));
+    assert!(page.contains("shoulder_pan.pos") && page.contains("left"));
     assert_lerobot_loads(&root);
 }
 
