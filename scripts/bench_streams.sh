@@ -17,9 +17,17 @@ if [ -z "${REEL_BIN:-}" ]; then
   cargo build -j2 --profile "$profile" -p reel >/dev/null
   REEL_BIN="$target/$dir/reel"
 fi
+export REEL_LOG="${REEL_LOG:-warn}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-args=(--cameras 2 --width 640 --height 480 --seconds 20 --episodes 1 --vcodec libx264 "$@")
+# Defaults, each replaced by the same option given on the command line.
+declare -A opt=([--cameras]=2 [--width]=640 [--height]=480 [--seconds]=20 [--episodes]=1 [--vcodec]=libx264)
+extra=()
+while [ $# -gt 0 ]; do
+  if [ -n "${opt[$1]+x}" ] && [ $# -ge 2 ]; then opt[$1]=$2; shift 2; else extra+=("$1"); shift; fi
+done
+args=("${extra[@]}")
+for k in "${!opt[@]}"; do args+=("$k" "${opt[$k]}"); done
 streams=(--servo-stream-hz 500 --audio-stream "lavfi:sine=frequency=440:sample_rate=48000")
 for r in $(seq 1 "$rounds"); do
   echo "round $r: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
