@@ -205,11 +205,8 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let robot: Box<dyn reel_record::robot::Robot> = Box::new(SimRobot::new());
     let cpu = crate::cpu::CpuSampler::start();
     let mut p = record::prepare(&args, robot.as_ref(), &stop)?;
-    let record::Streams {
-        mut robot,
-        cutter: streams,
-        audio: _audio,
-    } = record::start_streams(&args, robot)?;
+    let started = record::start_streams(&args, robot)?;
+    let (mut robot, streams, _audio) = (started.robot, started.cutter, started.audio);
     p.session.flat_out = b.flat_out;
     let n_cams = p.cameras.len();
     let mut display = if b.display {
