@@ -252,6 +252,9 @@ pub fn check_name(name: &str) -> Result<()> {
 #[derive(Debug, Clone, Default)]
 pub struct StreamBuffers {
     streams: Vec<StreamSamples>,
+    /// The interval of the clock the episode's streams cover, when the loop that fed them
+    /// cut them by time (`reel record`: from the first tick's start to the episode's end).
+    span: Option<(i64, i64)>,
 }
 
 impl StreamBuffers {
@@ -321,6 +324,18 @@ impl StreamBuffers {
 
     pub fn clear(&mut self) {
         self.streams.clear();
+        self.span = None;
+    }
+
+    /// Records the interval `[from_ns, to_ns]` the episode's samples were cut to (stored as
+    /// `reel.from_ns` / `reel.to_ns` in each stream file's metadata).
+    pub fn set_span(&mut self, from_ns: i64, to_ns: i64) {
+        self.span = Some((from_ns, to_ns));
+    }
+
+    /// The interval set by [`set_span`](Self::set_span).
+    pub fn span(&self) -> Option<(i64, i64)> {
+        self.span
     }
 }
 
@@ -375,11 +390,15 @@ pub fn write_episode(
             std::fs::remove_file(&path)
                 .map_err(|e| Error::io("remove stale stream file", &path, e))?;
         }
-        let kv = vec![
+        let mut kv = vec![
             ("reel.stream".to_string(), s.name.clone()),
             ("reel.episode_index".to_string(), episode_index.to_string()),
             ("reel.width".to_string(), s.width.to_string()),
         ];
+        if let Some((from, to)) = buffers.span {
+            kv.push(("reel.from_ns".to_string(), from.to_string()));
+            kv.push(("reel.to_ns".to_string(), to.to_string()));
+        }
         parquet_append::append_batch(&path, &batch(s)?, &kv, j)?;
     }
     Ok(())
@@ -395,6 +414,9 @@ pub struct StoredStream {
     pub t_ns: Vec<i64>,
     /// `t_ns.len() * width` values, row after row.
     pub values: Vec<f64>,
+    /// The interval the episode's samples were cut to (`reel.from_ns`/`reel.to_ns`), when
+    /// the loop that recorded them stored it.
+    pub span: Option<(i64, i64)>,
 }
 
 fn widen(a: &dyn Array, path: &Path) -> Result<Vec<f64>> {
@@ -482,6 +504,13 @@ pub fn read_episode(root: &Path, stream: &str, episode_index: u64) -> Result<Opt
     if out.t_ns.windows(2).any(|w| w[1] < w[0]) {
         return Err(Error::corrupt(&path, "stream times go backwards"));
     }
+    let kv = parquet_append::key_value_metadata(&path)?;
+    let get = |k: &str| {
+        kv.iter()
+            .find(|(key, _)| key == k)
+            .and_then(|(_, v)| v.parse::<i64>().ok())
+    };
+    out.span = get("reel.from_ns").zip(get("reel.to_ns"));
     Ok(Some(out))
 }
 

@@ -271,6 +271,9 @@ pub struct EpisodeTicks {
     /// Per section of [`SECTIONS`]: duration of each tick, ms.
     pub sections_ms: Vec<Vec<f32>>,
     pub missed: Vec<bool>,
+    /// Tick start on the monotonic clock (the side streams' clock), ns; empty for ticks files
+    /// written before the column existed.
+    pub start_ns: Vec<i64>,
     /// Per camera: (feature key, frame age ms, repeated, queued frames).
     pub cameras: Vec<CameraSeries>,
 }
@@ -282,6 +285,8 @@ pub struct CameraSeries {
     pub age_ms: Vec<f32>,
     pub repeated: Vec<bool>,
     pub queued: Vec<i32>,
+    /// The frame's capture time (monotonic ns) when the loop gave one; empty for older files.
+    pub captured_ns: Vec<Option<i64>>,
 }
 
 impl EpisodeTicks {
@@ -336,11 +341,21 @@ pub fn read_all(root: &Path) -> Result<Vec<EpisodeTicks>> {
             let t = col::<Float64Array>(&b, "t_s", &path)?;
             let late = col::<Float32Array>(&b, "late_ms", &path)?;
             let missed = col::<BooleanArray>(&b, "missed", &path)?;
+            let start_ns = b
+                .column_by_name("start_ns")
+                .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
             let secs: Vec<&Float32Array> = SECTIONS
                 .iter()
                 .map(|s| col::<Float32Array>(&b, &format!("{s}_ms"), &path))
                 .collect::<Result<_>>()?;
-            let mut cams: Vec<(String, &Float32Array, &BooleanArray, &Int32Array)> = Vec::new();
+            type Cam<'a> = (
+                String,
+                &'a Float32Array,
+                &'a BooleanArray,
+                &'a Int32Array,
+                Option<&'a Int64Array>,
+            );
+            let mut cams: Vec<Cam<'_>> = Vec::new();
             for f in b.schema().fields() {
                 if let Some(key) = f.name().strip_suffix(".age_ms") {
                     cams.push((
@@ -348,6 +363,8 @@ pub fn read_all(root: &Path) -> Result<Vec<EpisodeTicks>> {
                         col::<Float32Array>(&b, f.name(), &path)?,
                         col::<BooleanArray>(&b, &cam_col(key, "repeated"), &path)?,
                         col::<Int32Array>(&b, &cam_col(key, "queued"), &path)?,
+                        b.column_by_name(&cam_col(key, "captured_ns"))
+                            .and_then(|c| c.as_any().downcast_ref::<Int64Array>()),
                     ));
                 }
             }
@@ -371,15 +388,21 @@ pub fn read_all(root: &Path) -> Result<Vec<EpisodeTicks>> {
                 et.t_s.push(t.value(r));
                 et.late_ms.push(late.value(r));
                 et.missed.push(missed.value(r));
+                if let Some(sn) = start_ns {
+                    et.start_ns.push(sn.value(r));
+                }
                 for (s, a) in et.sections_ms.iter_mut().zip(&secs) {
                     s.push(a.value(r));
                 }
-                for (c, (key, age, rep, q)) in cams.iter().enumerate() {
+                for (c, (key, age, rep, q, cap)) in cams.iter().enumerate() {
                     match et.cameras.get_mut(c) {
                         Some(cs) if cs.key == *key => {
                             cs.age_ms.push(age.value(r));
                             cs.repeated.push(rep.value(r));
                             cs.queued.push(q.value(r));
+                            if let Some(cap) = cap {
+                                cs.captured_ns.push((!cap.is_null(r)).then(|| cap.value(r)));
+                            }
                         }
                         _ => {
                             return Err(Error::corrupt(

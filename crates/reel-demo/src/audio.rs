@@ -304,6 +304,102 @@ impl Reader {
     }
 }
 
+/// The audio input as a side stream of a recording (`reel record --audio-stream`): every
+/// sample at 48 kHz, stereo float (`width` 2: left, right), each stamped `t0 + k / 48000` on
+/// the frames' clock (`t0` = when the stream started; a live input anchored to its arrival
+/// as the demo video's audio is). Stops when dropped (the reader thread exits after its next
+/// read, as for the demo video).
+pub struct AudioStream {
+    stop: Arc<AtomicBool>,
+}
+
+/// Sample rate of [`AudioStream`]'s samples.
+pub const STREAM_RATE: u32 = OUT_RATE;
+
+impl AudioStream {
+    /// Opens `input` (as `--demo-audio`: `lavfi:sine=...`, `pulse:default`, `alsa:hw:0`, a
+    /// file) and starts sending its samples to `sender`; an error names the input when it
+    /// does not open.
+    pub fn start(input: &str, sender: reel_record::samples::StreamSender) -> Result<AudioStream> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = crossbeam_channel::unbounded::<AudioMsg>();
+        let (t0_tx, t0_rx) = crossbeam_channel::bounded::<u64>(1);
+        spawn(AudioInput::new(input), stop.clone(), t0_rx, tx)?;
+        let t0 = monotonic_ns();
+        let name = input.to_string();
+        let forward_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("reel-audio-stream".into())
+            .spawn(move || forward(&name, t0, &rx, &sender, &forward_stop))
+            .map_err(|e| Error::media("audio stream", format!("cannot start thread: {e}")))?;
+        let _ = t0_tx.send(t0);
+        Ok(AudioStream { stop })
+    }
+}
+
+impl Drop for AudioStream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Chunks → stream blocks (interleaved stereo, one time per sample).
+fn forward(
+    name: &str,
+    t0: u64,
+    rx: &Receiver<AudioMsg>,
+    sender: &reel_record::samples::StreamSender,
+    stop: &AtomicBool,
+) {
+    use reel_record::samples::{SampleBlock, SampleData};
+    let rate = OUT_RATE as i128;
+    // A live input re-anchored backwards (its clock ran ahead) would overlap what was sent:
+    // those samples are dropped (logged), so the stream's times never go back.
+    let mut last = -1i64;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            AudioMsg::Chunk(c) => {
+                let n = c.planes[0].len().min(c.planes[1].len());
+                let t_ns: Vec<i64> = (0..n as i64)
+                    .map(|k| (t0 as i128 + (c.pos + k) as i128 * 1_000_000_000 / rate) as i64)
+                    .collect();
+                let mut v = Vec::with_capacity(2 * n);
+                for k in 0..n {
+                    v.push(c.planes[0][k]);
+                    v.push(c.planes[1][k]);
+                }
+                // Audio from before t0 (a live device's buffer) may stamp before 0 at boot.
+                let first = t_ns.partition_point(|&t| t <= last.max(-1));
+                if first > 0 && last >= 0 {
+                    tracing::debug!(
+                        "audio stream {name:?}: {first} overlapping sample(s) after a re-anchor dropped"
+                    );
+                }
+                if first == n {
+                    continue;
+                }
+                last = t_ns[n - 1];
+                let block = SampleBlock {
+                    t_ns: t_ns[first..].to_vec(),
+                    data: SampleData::F32(v[2 * first..].to_vec()),
+                };
+                if !sender.send(block) {
+                    stop.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+            AudioMsg::End => {
+                tracing::info!("audio stream {name:?}: the input ended");
+                return;
+            }
+            AudioMsg::Failed(e) => {
+                tracing::error!("audio stream {name:?}: {e}");
+                return;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

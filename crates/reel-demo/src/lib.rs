@@ -26,6 +26,7 @@ mod recorder;
 mod say;
 mod source;
 
+pub use audio::{AudioStream, STREAM_RATE};
 pub use config::{AudioInput, DemoConfig, Layout};
 pub use recorder::{CameraDemoStats, DemoRecorder, DemoStats};
 pub use say::say;

@@ -142,3 +142,29 @@ def test_bad_samples_are_refused_with_the_streams_name(tmp_path):
         w.add_sample("c", 200, np.zeros(1, np.complex64))
     w.discard_episode()
     w.add_sample("imu", 10, np.zeros(4, np.float32))  # a new episode declares it anew
+
+
+def test_lerobot_resume_appends_episodes_and_leaves_the_streams_byte_equal(tmp_path):
+    """LeRobot's own writer (``LeRobotDataset.resume`` + ``add_frame``/``save_episode``/
+    ``finalize``) appends an episode to a reel dataset with streams: the result passes the strict
+    check, LeRobot loads all 4 episodes, and every stream file is byte-equal to before."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    root = tmp_path / "ds"
+    record(root)
+    before = digest(root)
+    assert len(before) == 6  # 2 streams x 3 episodes
+    ds = LeRobotDataset.resume("unit/streams", root=root)
+    for k in range(FRAMES):
+        ds.add_frame({"observation.images.front": frame_image(k, H, W),
+                      "observation.state": np.zeros(6, np.float32),
+                      "action": np.zeros(6, np.float32), "task": "pulse"})
+    ds.save_episode()
+    ds.finalize()
+    assert digest(root) == before
+    assert reel.streams.names(root) == ["audio", "servo"]
+    t, _ = reel.streams.read(root, 0, "servo")
+    assert len(t) > 0
+    assert_lerobot_check(root)
+    again = LeRobotDataset("unit/streams", root=root)
+    assert again.meta.total_episodes == 4 and len(again) == 4 * FRAMES

@@ -8,6 +8,9 @@
 //! * [`pacing`]: sleep-then-spin waits and loop priority;
 //! * [`events`]: keys (→ ← Esc) and SIGINT/SIGTERM;
 //! * [`watch`]: camera disconnect detection (deadline, end the episode or flag stale frames).
+//! * [`samples`]: side-stream sources (threads sending samples at their own rate) and the
+//!   loop's [`samples::StreamCutter`], which cuts them into episodes by time;
+//! * [`bus`]: the bus thread, a robot read at the bus's rate, every read a stream sample;
 //! * [`external`]: a loop reel does not run (LeRobot's, a user's) feeding the writer, timed
 //!   from its `add_frame` calls ([`timing::ExternalTimer`]) into the same per-episode figures.
 //!
@@ -16,11 +19,13 @@
 // Unit tests build with the dev-dependencies, which only the integration tests use.
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
+pub mod bus;
 pub mod events;
 pub mod external;
 pub mod observe;
 pub mod pacing;
 pub mod robot;
+pub mod samples;
 pub mod session;
 pub mod timing;
 pub mod watch;

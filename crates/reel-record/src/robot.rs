@@ -16,6 +16,13 @@ pub trait Robot: Send {
     fn observe(&mut self) -> Result<Vec<f32>>;
     /// Sends joint targets; returns what was actually sent (after clipping).
     fn send_action(&mut self, action: &[f32]) -> Result<Vec<f32>>;
+    /// One read of the joint positions as it came off the bus: `None` when that read
+    /// failed (counted by the robot; the bus thread of [`crate::bus`] tries again at its
+    /// next slot), never a kept earlier reading. The default is [`observe`](Self::observe)
+    /// (a robot whose reads cannot fail on their own, as the simulated arm).
+    fn read_fresh(&mut self) -> Result<Option<Vec<f32>>> {
+        self.observe().map(Some)
+    }
     /// Per-episode figures (bus read failures, stale observations, ...), stored as
     /// `reel/<name>` columns of the episodes table. The session calls it when an episode
     /// starts (dropping what the reset phase counted) and when it is saved.

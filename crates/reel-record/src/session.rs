@@ -161,6 +161,8 @@ pub struct SessionReport {
     pub live_codec_cameras: Vec<String>,
     /// Episodes converted per camera: (camera, by its final lane, by transcoding).
     pub final_routes: Vec<(String, u64, u64)>,
+    /// Side streams: samples stored, between episodes, late (see [`crate::samples`]).
+    pub streams: Vec<crate::samples::StreamCounts>,
 }
 
 /// Hooks the session calls (demo-video announcements, progress lines, the live page, the
@@ -188,6 +190,9 @@ pub struct Session<'a> {
     pub writer: DatasetWriter,
     pub cfg: SessionConfig,
     pub events: Arc<Events>,
+    /// Side streams (the bus thread's servo reads, audio), cut into episodes by time and
+    /// handed to the writer every tick; `None` without.
+    pub streams: Option<crate::samples::StreamCutter>,
 }
 
 impl<'a> Session<'a> {
@@ -226,6 +231,9 @@ impl<'a> Session<'a> {
             let mut timer = TickTimer::new(self.cfg.fps, &names);
             self.writer
                 .reserve_ticks((self.cfg.episode_time_s * self.cfg.fps as f64).ceil() as usize + 1);
+            if let Some(s) = &mut self.streams {
+                s.begin_episode(monotonic_ns() as i64);
+            }
             let end = match self.phase(
                 true,
                 self.cfg.episode_time_s,
@@ -236,6 +244,7 @@ impl<'a> Session<'a> {
             ) {
                 Ok(e) => e,
                 Err(e) => {
+                    self.discard_streams();
                     let _ = self.writer.discard_episode();
                     outcome = Err(e);
                     break;
@@ -245,6 +254,7 @@ impl<'a> Session<'a> {
             match end {
                 PhaseEnd::Interrupted => {
                     let n = self.writer.frames_in_episode();
+                    self.discard_streams();
                     self.writer.discard_episode()?;
                     tracing::warn!("interrupted: discarded the unfinished episode {index} ({n} frames); saved episodes are safe");
                     report.interrupted = true;
@@ -252,6 +262,7 @@ impl<'a> Session<'a> {
                     break;
                 }
                 PhaseEnd::Rerecord => {
+                    self.discard_streams();
                     self.writer.discard_episode()?;
                     report.discarded += 1;
                     self.events.rerecord.store(false, Ordering::SeqCst);
@@ -266,6 +277,16 @@ impl<'a> Session<'a> {
                         extras.extend(self.robot.take_episode_extras());
                         extras.extend(self.teleop.take_episode_extras());
                         extras.extend(watch.extras());
+                        if let Some(s) = &mut self.streams {
+                            for (name, n) in
+                                s.end_episode(&mut self.writer, monotonic_ns() as i64)?
+                            {
+                                extras.push((
+                                    format!("stream/{name}/samples"),
+                                    reel_dataset::episodes::ExtraValue::I64(n),
+                                ));
+                            }
+                        }
                         self.writer.save_episode(extras)?;
                         report.save_call_ms.push(t.elapsed().as_secs_f64() * 1e3);
                         tracing::info!("episode {index}: {}", summary.line());
@@ -273,6 +294,7 @@ impl<'a> Session<'a> {
                         recorded += 1;
                         short_in_a_row = 0;
                     } else {
+                        self.discard_streams();
                         self.writer.discard_episode()?;
                         tracing::warn!("episode {index} has fewer than 2 frames: discarded");
                         if end == PhaseEnd::Elapsed {
@@ -351,6 +373,18 @@ impl<'a> Session<'a> {
                 backlog.deferred_frames
             );
         }
+        if let Some(s) = &self.streams {
+            report.streams = s.counts().to_vec();
+            for c in s.counts() {
+                tracing::info!(
+                    "stream '{}': {} sample(s) stored, {} between episodes, {} late",
+                    c.name,
+                    c.stored,
+                    c.between_episodes,
+                    c.late
+                );
+            }
+        }
         let fin = self.writer.finalize_report();
         report.finalize_wait_s = w0.elapsed().as_secs_f64();
         report.last_save_to_complete_s = last_save.elapsed().as_secs_f64();
@@ -370,6 +404,12 @@ impl<'a> Session<'a> {
             Err(e) => outcome = outcome.and(Err(e)),
         }
         outcome.map(|_| report)
+    }
+
+    fn discard_streams(&mut self) {
+        if let Some(s) = &mut self.streams {
+            s.discard_episode();
+        }
     }
 
     fn report_saved(&mut self, report: &mut SessionReport, observer: &mut dyn Observer) {
@@ -467,6 +507,10 @@ impl<'a> Session<'a> {
                     }
                 }
                 self.writer.add_frame(row)?;
+            }
+            // The side streams' samples that arrived (in the write section of the tick).
+            if let Some(s) = &mut self.streams {
+                s.drain(&mut self.writer, monotonic_ns() as i64)?;
             }
             tick.mark();
             let mut rec = timer.end(tick).record;

@@ -119,7 +119,7 @@ fn draw(
     title: &str,
     x_desc: &str,
     y_desc: &str,
-    (x0, x1, y1): (f64, f64, f64),
+    (x0, x1, y0, y1): (f64, f64, f64, f64),
     extras: &Extras,
     markers: Option<&[(f64, f64)]>,
     body: impl FnOnce(&mut Chart<'_, '_>) -> Result<(), String>,
@@ -133,7 +133,7 @@ fn draw(
             .margin(8)
             .x_label_area_size(32)
             .y_label_area_size(56)
-            .build_cartesian_2d(x0..x1, 0.0..y1)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         let whole = |x: &f64| {
             if (x - x.round()).abs() < 1e-6 {
@@ -207,7 +207,7 @@ pub fn lines(
         title,
         x_desc,
         y_desc,
-        (x0, x1, y1),
+        (x0, x1, 0.0, y1),
         extras,
         markers.as_deref(),
         |chart| {
@@ -225,6 +225,74 @@ pub fn lines(
                         .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
                         .map_err(err)?;
                 }
+            }
+            Ok(())
+        },
+    )
+}
+
+/// Keeps at most about [`MAX_POINTS`] points of a signed signal: each bucket of consecutive
+/// points becomes its lowest and its highest point, in time order (the envelope survives: an
+/// audio wave stays a band, a servo step stays a step).
+pub fn envelope(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_POINTS {
+        return points.to_vec();
+    }
+    let per = points.len().div_ceil(MAX_POINTS / 2);
+    let mut out = Vec::with_capacity(MAX_POINTS + 2);
+    for c in points.chunks(per) {
+        let lo = c.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1));
+        let hi = c.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            if lo.0 <= hi.0 {
+                out.extend([lo, hi]);
+            } else {
+                out.extend([hi, lo]);
+            }
+        }
+    }
+    out
+}
+
+/// A line chart of signals that may be negative (side streams): the y axis spans the data's
+/// range, each series reduced by [`envelope`].
+pub fn signed_lines(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<String, String> {
+    let reduced: Vec<Vec<(f64, f64)>> = series.iter().map(|s| envelope(&s.points)).collect();
+    let all: Vec<&[(f64, f64)]> = reduced.iter().map(|v| v.as_slice()).collect();
+    let (x0, x1) = x_range(&all);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(_, y) in all.iter().flat_map(|s| s.iter()) {
+        if y.is_finite() {
+            lo = lo.min(y);
+            hi = hi.max(y);
+        }
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-6);
+    draw(
+        title,
+        x_desc,
+        y_desc,
+        (x0, x1, lo - pad, hi + pad),
+        &Extras::default(),
+        None,
+        |chart| {
+            for (i, (s, pts)) in series.iter().zip(&reduced).enumerate() {
+                let c = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(1)))
+                    .map_err(err)?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 14, y)], c.stroke_width(2))
+                    });
             }
             Ok(())
         },
@@ -272,7 +340,7 @@ pub fn stacked(
         title,
         x_desc,
         y_desc,
-        (x0, x1, y1),
+        (x0, x1, 0.0, y1),
         extras,
         markers.as_deref(),
         |chart| {

@@ -188,6 +188,80 @@ fn episode_figures(t: &EpisodeTicks, fps: u32) -> Vec<Figure> {
     out
 }
 
+/// Names a side stream's columns: `servo` by the robot's joints when it has 6, `audio`'s
+/// 2 as left/right, else `name[i]`.
+fn column_names(stream: &str, width: usize) -> Vec<String> {
+    match (stream, width) {
+        ("servo", 6) => reel_record::robot::SO_JOINTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ("audio", 2) => vec!["left".into(), "right".into()],
+        _ => (0..width).map(|i| format!("{stream}[{i}]")).collect(),
+    }
+}
+
+/// One figure per side stream of the episode (`meta/reel/streams/`), on the tick figures'
+/// time axis (seconds since the episode's first scheduled tick, from the ticks' `start_ns`),
+/// each sample at its own capture time; the caption gives the sample count and mean rate.
+fn stream_figures(root: &Path, t: &EpisodeTicks) -> Vec<Figure> {
+    let (Some(&s0), Some(&x0)) = (t.start_ns.first(), t.t_s.first()) else {
+        return Vec::new();
+    };
+    let origin = s0 as f64 - x0 * 1e9;
+    let names = reel_dataset::streams::names(root).unwrap_or_default();
+    let mut out = Vec::new();
+    for name in names {
+        let id = format!("ep{}-stream-{name}", t.episode_index);
+        let s = match reel_dataset::streams::read_episode(root, &name, t.episode_index) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                out.push(fig(id, &name, Err(format!("stream '{name}': {e}"))));
+                continue;
+            }
+        };
+        let n = s.t_ns.len();
+        let secs = match (s.t_ns.first(), s.t_ns.last()) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
+            _ => 0.0,
+        };
+        let rate = if secs > 0.0 {
+            format!("{:.0} Hz", (n.saturating_sub(1)) as f64 / secs)
+        } else {
+            "–".into()
+        };
+        let x: Vec<f64> = s.t_ns.iter().map(|&v| (v as f64 - origin) / 1e9).collect();
+        let series: Vec<Series> = column_names(&name, s.width)
+            .into_iter()
+            .enumerate()
+            .map(|(c, col)| {
+                Series::new(
+                    col,
+                    x.iter()
+                        .enumerate()
+                        .map(|(i, &xi)| (xi, s.values[i * s.width + c]))
+                        .collect(),
+                )
+            })
+            .collect();
+        out.push(fig(
+            id,
+            &format!("stream {name}"),
+            charts::signed_lines(
+                &format!(
+                    "Side stream '{name}' · {n} samples of {} x {} · {rate}",
+                    s.width, s.dtype
+                ),
+                "seconds into the episode",
+                &name,
+                &series,
+            ),
+        ));
+    }
+    out
+}
+
 /// The per-episode table (one row per camera).
 fn episode_table(rec: &EpisodeRecord, keys: &[String]) -> Vec<Vec<String>> {
     let mut rows = vec![[
@@ -508,6 +582,7 @@ pub fn build(root: &Path, opts: &ReportOptions, doctor: Option<DoctorView>) -> R
                     .map(|i| i as u32)
                     .collect();
                 v.figures = episode_figures(t, fps);
+                v.figures.extend(stream_figures(root, t));
                 if t.len() as u64 != rec.length {
                     v.note = Some(format!(
                         "{} ticks stored for {} frames (the loop that recorded it gave timing for only some frames)",

@@ -549,6 +549,23 @@ impl reel_record::robot::Robot for Follower {
             .map(|&v| v as f32)
             .collect())
     }
+    /// One sync read, no retry (the bus thread retries at its next slot); a failure is
+    /// counted in `robot/read_failures`.
+    fn read_fresh(&mut self) -> Result<Option<Vec<f32>>> {
+        match self.arm.read_raw() {
+            Ok(raw) => {
+                let v = self.arm.normalize_all(&raw)?;
+                let out = v.iter().map(|&x| x as f32).collect();
+                self.arm.last = Some(v);
+                Ok(Some(out))
+            }
+            Err(e) => {
+                self.arm.counters.read_failures += 1;
+                tracing::debug!("{}: {e}", self.arm.cfg.robot.type_name());
+                Ok(None)
+            }
+        }
+    }
     fn send_action(&mut self, action: &[f32]) -> Result<Vec<f32>> {
         let goal: Vec<f64> = action.iter().map(|&v| f64::from(v)).collect();
         let present = self.arm.last.clone();

@@ -70,6 +70,13 @@ pub struct BenchRecordArgs {
     /// Port of the live page (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub display_port: u16,
+    /// Side stream `servo`: the simulated arm read on a bus thread at this rate (as `reel
+    /// record --servo-stream-hz`), to measure what it costs the loop.
+    #[arg(long)]
+    pub servo_stream_hz: Option<u32>,
+    /// Side stream `audio` from this input (as `reel record --audio-stream`).
+    #[arg(long)]
+    pub audio_stream: Option<String>,
 }
 
 /// The codec of every video file of the dataset at `root` (distinct, sorted).
@@ -114,6 +121,29 @@ pub fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Record(b) => bench_record(b),
     }
+}
+
+/// The loop's tick p99/max and the side streams' counts, added to the bench's JSON.
+fn with_stream_figures(
+    mut out: serde_json::Value,
+    report: &reel_record::session::SessionReport,
+) -> serde_json::Value {
+    let worst = |f: fn(&reel_record::timing::Summary) -> f64| {
+        report
+            .episodes
+            .iter()
+            .map(|(_, s)| f(s))
+            .fold(0.0, f64::max)
+    };
+    out["tick_p99_ms"] = json!(worst(|s| s.p99_ms));
+    out["tick_max_ms"] = json!(worst(|s| s.max_ms));
+    out["streams"] = report
+        .streams
+        .iter()
+        .map(|c| json!({"name": c.name, "stored": c.stored, "between_episodes": c.between_episodes, "late": c.late}))
+        .collect::<Vec<_>>()
+        .into();
+    out
 }
 
 fn bench_record(b: BenchRecordArgs) -> Result<()> {
@@ -163,6 +193,8 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         },
         display: b.display,
         display_port: b.display_port,
+        servo_stream_hz: b.servo_stream_hz,
+        audio_stream: b.audio_stream.clone(),
         lerobot: crate::robot_args::LeRobotArgs {
             camera_timeout_ms: 500,
             ..Default::default()
@@ -170,12 +202,14 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     };
     let stop = reel_core::StopToken::new();
     let _signals = reel_core::stop::on_signals(&stop)?;
-    let mut robot = SimRobot::new();
+    let robot: Box<dyn reel_record::robot::Robot> = Box::new(SimRobot::new());
     let cpu = crate::cpu::CpuSampler::start();
-    let mut p = record::prepare(&args, &robot, &stop)?;
+    let mut p = record::prepare(&args, robot.as_ref(), &stop)?;
     for line in p.plan.summary() {
         tracing::info!("{line}");
     }
+    let started = record::start_streams(&args, robot)?;
+    let (mut robot, streams, _audio) = (started.robot, started.cutter, started.audio);
     p.session.flat_out = b.flat_out;
     let n_cams = p.cameras.len();
     let mut display = if b.display {
@@ -186,8 +220,9 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let report = record::run_session(
         p,
-        &mut robot,
+        robot.as_mut(),
         &mut reel_record::robot::SimTeleop::default(),
+        streams,
         false,
         display.as_mut(),
         &stop,
@@ -280,6 +315,7 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
         "loop_priority": report.priority,
         "display": b.display, "display_dropped_updates": display_dropped, "display_thumbnails": thumbnails, "display_requests": requests,
     });
+    let out = with_stream_figures(out, &report);
     if b.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

@@ -8,8 +8,10 @@ use reel_dataset::camera::QueueLimits;
 use reel_dataset::front;
 use reel_dataset::plan::{self, EncoderPlan, EncoderRequest};
 use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
+use reel_record::bus::PolledRobot;
 use reel_record::events::Events;
 use reel_record::robot::{Robot, Teleop};
+use reel_record::samples::StreamCutter;
 use reel_record::session::{
     camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport,
 };
@@ -78,6 +80,16 @@ pub struct RecordArgs {
     /// Port of the live page (0: any free port; the URL is printed).
     #[arg(long, default_value_t = 8765)]
     pub display_port: u16,
+    /// Read the robot's joints on a bus thread at this rate (Hz, from the loop's rate up to
+    /// 2000) and store every successful read, with its read time, as the side stream `servo`
+    /// (`meta/reel/streams/servo/`); the loop takes the latest reading without waiting.
+    #[arg(long)]
+    pub servo_stream_hz: Option<u32>,
+    /// Record this audio input as the side stream `audio` (48 kHz, stereo float, every
+    /// sample timed on the frames' clock): lavfi:sine=frequency=440, pulse:default,
+    /// alsa:hw:0, a file.
+    #[arg(long)]
+    pub audio_stream: Option<String>,
     /// lerobot-record's flags (`--robot.*`, `--teleop.*`, `--dataset.*`) and camera watch options.
     #[command(flatten)]
     pub lerobot: crate::robot_args::LeRobotArgs,
@@ -355,10 +367,52 @@ pub fn start_display(p: &Prepared, port: u16) -> Result<LiveServer> {
     Ok(live)
 }
 
+/// The side streams the options ask for: the bus thread in place of `robot` and the audio
+/// input, both feeding the returned cutter (the library's `reel_record::bus` and
+/// `reel_demo::AudioStream`).
+pub fn start_streams(a: &RecordArgs, robot: Box<dyn Robot>) -> Result<Streams> {
+    if a.servo_stream_hz.is_none() && a.audio_stream.is_none() {
+        return Ok(Streams {
+            robot,
+            cutter: None,
+            audio: None,
+        });
+    }
+    let mut cutter = StreamCutter::new();
+    let robot: Box<dyn Robot> = match a.servo_stream_hz {
+        Some(hz) => {
+            reel_record::bus::validate_rate(hz, a.setup.fps).context("--servo-stream-hz")?;
+            Box::new(PolledRobot::start(robot, hz, cutter.sender("servo")?)?)
+        }
+        None => robot,
+    };
+    let audio = match &a.audio_stream {
+        Some(input) => Some(
+            reel_demo::AudioStream::start(input, cutter.sender("audio")?)
+                .context("--audio-stream")?,
+        ),
+        None => None,
+    };
+    Ok(Streams {
+        robot,
+        cutter: Some(cutter),
+        audio,
+    })
+}
+
+/// What [`start_streams`] started: the robot (behind the bus thread when asked), the cutter
+/// the session drains, the audio input (stops when dropped).
+pub struct Streams {
+    pub robot: Box<dyn Robot>,
+    pub cutter: Option<StreamCutter>,
+    pub audio: Option<reel_demo::AudioStream>,
+}
+
 pub fn run_session(
     p: Prepared,
     robot: &mut dyn Robot,
     teleop: &mut dyn Teleop,
+    streams: Option<StreamCutter>,
     say: bool,
     display: Option<&mut LiveServer>,
     stop: &StopToken,
@@ -375,6 +429,7 @@ pub fn run_session(
         writer: p.writer,
         cfg: p.session,
         events: Events::with_stop(stop.clone()),
+        streams,
     };
     let mut announcer = Announcer;
     let mut quiet = Quiet;
@@ -394,9 +449,17 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
     }
     let stop = StopToken::new();
     let _signals = reel_core::stop::on_signals(&stop).context("installing signal handlers")?;
-    let (mut robot, mut teleop) = crate::robot_args::connect(&a)?;
+    let (robot, mut teleop) = crate::robot_args::connect(&a)?;
+    if let Some(hz) = a.servo_stream_hz {
+        reel_record::bus::validate_rate(hz, a.setup.fps).context("--servo-stream-hz")?;
+    }
     let p = prepare(&a, robot.as_ref(), &stop)?;
     print_plan(&p.plan);
+    let Streams {
+        mut robot,
+        cutter: streams,
+        audio: _audio,
+    } = start_streams(&a, robot)?;
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);
@@ -422,6 +485,7 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
         p,
         robot.as_mut(),
         teleop.as_mut(),
+        streams,
         a.say,
         display.as_mut(),
         &stop,

@@ -30,3 +30,4 @@ mod merge_native;
 mod record;
 mod report;
 mod robots;
+mod streams;

@@ -11,13 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A `reel sim-bus` process, killed when dropped.
-struct SimGuard {
+pub(crate) struct SimGuard {
     child: Child,
-    port: String,
+    pub(crate) port: String,
 }
 
 impl SimGuard {
-    fn start(robot: &str, extra: &[&str]) -> SimGuard {
+    pub(crate) fn start(robot: &str, extra: &[&str]) -> SimGuard {
         let mut child = reel()
             .args(["sim-bus", "--robot", robot])
             .args(extra)
@@ -121,7 +121,13 @@ fn calibrate(flag: &str, kind: &str, port: &str, id: &str, dir: &Path) {
 }
 
 /// A LeRobot-style `reel record` of one episode from two simulated buses.
-fn record_cmd(root: &Path, f: &SimGuard, l: &SimGuard, cal: &Path, seconds: f64) -> Command {
+pub(crate) fn record_cmd(
+    root: &Path,
+    f: &SimGuard,
+    l: &SimGuard,
+    cal: &Path,
+    seconds: f64,
+) -> Command {
     let mut c = reel();
     c.args(["record", "--no-keys", "--no-fsync"])
         .arg("--robot.type=so101_follower")
@@ -152,7 +158,7 @@ fn record_cmd(root: &Path, f: &SimGuard, l: &SimGuard, cal: &Path, seconds: f64)
 /// The sessions of this file run one after the other: each drives two simulated servo buses
 /// (their own processes) and a camera at 30 Hz, and side by side on 2 cores the simulators'
 /// replies come late enough to cost the 0-missed-deadlines claim its meaning.
-static SESSIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SESSIONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn teleoperation_10s_at_30hz_matches_the_servos_and_loads_in_lerobot() {
@@ -200,7 +206,7 @@ fn teleoperation_10s_at_30hz_matches_the_servos_and_loads_in_lerobot() {
 }
 
 /// Calibration files written directly (no sweep): body 500..3600, gripper 1000..3200.
-fn write_calibration(dir: &Path, id: &str, shoulder_pan: (i64, i64)) {
+pub(crate) fn write_calibration(dir: &Path, id: &str, shoulder_pan: (i64, i64)) {
     let mut m = serde_json::Map::new();
     for (i, n) in [
         "shoulder_pan",

@@ -624,6 +624,12 @@ impl DatasetWriter {
         self.streams.add(stream, t_ns, values)
     }
 
+    /// Records the interval of the clock `[from_ns, to_ns]` the episode's side streams were
+    /// cut to by the loop that fed them (stored in each stream file's metadata).
+    pub fn set_stream_span(&mut self, from_ns: i64, to_ns: i64) {
+        self.streams.set_span(from_ns, to_ns);
+    }
+
     /// Reserves room for `n` ticks in the episode's buffer, so that [`add_tick`](Self::add_tick)
     /// does not reallocate mid-episode (call it when an episode starts).
     pub fn reserve_ticks(&mut self, n: usize) {

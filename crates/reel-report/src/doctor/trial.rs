@@ -517,6 +517,7 @@ fn run_inner(
                 writer,
                 cfg: scfg,
                 events: Events::with_stop(cfg.stop.clone()),
+                streams: None,
             };
             let r = s.run(&mut watcher);
             (r, watcher)
