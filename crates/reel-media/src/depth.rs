@@ -347,7 +347,6 @@ mod tests {
             vec![
                 ("g".to_string(), "2".to_string()),
                 ("crf".into(), "30".into()),
-                ("bf".into(), "0".into()),
                 ("x265-params".into(), "lossless=1".into())
             ]
         );
