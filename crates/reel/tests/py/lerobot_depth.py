@@ -8,7 +8,7 @@ usage:
   lerobot_depth.py make WORK REEL_DATASET
       Reads REEL_DATASET with LeRobot's loader, finds each frame's k, writes WORK/lerobot with
       LeRobot's own writer (`LeRobotDataset.create`, streaming encoder, default
-      DepthEncoderConfig) from the same inputs in the same episodes (other features: zeros),
+      DepthEncoderConfig) from the same inputs in the same episodes (other features: zeros, RGB a moving gradient),
       compares what LeRobot's loader returns for both (equal but at the quantiser's rounding
       boundaries, where NumPy's float32 log moves LeRobot's own code by one), compares the
       depth statistics, then merges both with LeRobot's `aggregate_datasets` in both orders
@@ -104,7 +104,9 @@ def lerobot_copy(reel_root: Path, dst: Path, codes: list[int]) -> None:
                 if k == KEY:
                     frame[k] = depth_frame(codes[i])[:, :, None]
                 elif f["dtype"] == "video":
-                    frame[k] = np.zeros(f["shape"], dtype=np.uint8)
+                    # A moving gradient (a constant picture is flagged by LeRobot's check).
+                    n_px = int(np.prod(f["shape"]))
+                    frame[k] = ((np.arange(n_px) * 7 + i * 5) % 256).astype(np.uint8).reshape(f["shape"])
                 else:
                     frame[k] = np.zeros(f["shape"], dtype=np.float32)
             ds.add_frame(frame)
