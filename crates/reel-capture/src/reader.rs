@@ -440,7 +440,7 @@ impl<'a> Reader<'a> {
             Decision::At(t) => t,
         };
         // Convert before waiting, so the frame is ready the moment it is due.
-        let data = match self.convert_rgb() {
+        let data = match self.convert() {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(camera = %self.spec.name, "conversion error: {e}");
@@ -487,8 +487,16 @@ impl<'a> Reader<'a> {
         self.shared.lock().negotiated = Some(n);
     }
 
-    /// swscale the decoded frame to tightly packed RGB24 at the spec size.
-    fn convert_rgb(&mut self) -> Result<Vec<u8>, String> {
+    /// swscale the decoded frame to tightly packed RGB24 at the spec size; for a depth camera
+    /// to 16-bit gray (uint16 millimetres, little-endian) instead, resized by nearest
+    /// neighbour when the input's size differs (interpolating would invent depths between a
+    /// near and a far surface).
+    fn convert(&mut self) -> Result<Vec<u8>, String> {
+        let (out_fmt, bytes_pp, flags) = if self.spec.depth {
+            (Pixel::GRAY16LE, 2, scaling::Flags::POINT)
+        } else {
+            (Pixel::RGB24, 3, scaling::Flags::BILINEAR)
+        };
         let src = (
             self.decoded.format(),
             self.decoded.width(),
@@ -505,14 +513,14 @@ impl<'a> Reader<'a> {
                 src.0,
                 src.1,
                 src.2,
-                Pixel::RGB24,
+                out_fmt,
                 self.spec.width,
                 self.spec.height,
-                scaling::Flags::BILINEAR,
+                flags,
             )
             .map_err(|e| {
                 format!(
-                    "cannot convert {:?} {}x{} to rgb24: {e}",
+                    "cannot convert {:?} {}x{} to {out_fmt:?}: {e}",
                     src.0, src.1, src.2
                 )
             })?;
@@ -526,7 +534,7 @@ impl<'a> Reader<'a> {
             .run(&self.decoded, &mut self.rgb)
             .map_err(|e| format!("swscale: {e}"))?;
         let (w, h) = (self.spec.width as usize, self.spec.height as usize);
-        let row = w * 3;
+        let row = w * bytes_pp;
         let stride = self.rgb.stride(0);
         let plane = self.rgb.data(0);
         if stride < row || plane.len() < stride * (h - 1) + row {

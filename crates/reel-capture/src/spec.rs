@@ -19,6 +19,10 @@ const MAX_SIDE: u32 = 16384;
 /// Pixel formats a V4L2 device can be asked for (`input_format` option of FFmpeg's v4l2 demuxer).
 pub const V4L2_INPUT_FORMATS: [&str; 2] = ["mjpeg", "yuyv422"];
 
+/// The FORMAT of a depth camera: any input whose pictures are 16-bit millimetres (a
+/// `gray16le` video file, a lavfi graph ending in `format=gray16le`), read as uint16 frames.
+pub const DEPTH_FORMAT: &str = "gray16le";
+
 /// One camera: an FFmpeg input read into RGB24 frames of `width x height` at `fps`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CameraSpec {
@@ -34,6 +38,10 @@ pub struct CameraSpec {
     /// V4L2 only: ask the device for this pixel format (`mjpeg` or `yuyv422`); `None` lets the
     /// driver choose.
     pub input_format: Option<String>,
+    /// A depth camera (FORMAT `gray16le`): frames are the input's 16-bit values, taken as
+    /// millimetres (uint16, `width * height * 2` bytes), never colour-converted; the dataset
+    /// stores them as LeRobot's depth maps.
+    pub depth: bool,
     /// An FFmpeg video filter chain applied to every decoded frame before it is scaled to
     /// RGB24 (e.g. `noise=alls=4:allf=t`, sensor-like noise on clean footage).
     pub filter: Option<String>,
@@ -56,6 +64,7 @@ impl Default for CameraSpec {
             fps: DEFAULT_FPS,
             loop_file: true,
             input_format: None,
+            depth: false,
             filter: None,
             stall: None,
             deliver_fps: None,
@@ -93,10 +102,12 @@ impl InputKind {
 impl CameraSpec {
     /// Parses `"name=input[@WxH[@FPS[@FORMAT]]][@vf=FILTERS]"`, e.g.
     /// `"front=lavfi:testsrc2@640x480@30"`, `"wrist=/dev/video2@640x480"`,
-    /// `"top=/dev/video0@1280x720@30@mjpeg"`, `"top=clip.mkv@640x480@30@vf=noise=alls=4:allf=t"`.
+    /// `"top=/dev/video0@1280x720@30@mjpeg"`, `"top=clip.mkv@640x480@30@vf=noise=alls=4:allf=t"`,
+    /// a depth camera `"depth=depth.mkv@640x480@30@gray16le"`.
     ///
     /// The input ends at its first `@`. Omitted size and rate default to 640x480 and 30 fps;
-    /// `FORMAT` (V4L2 only) is `mjpeg` or `yuyv422`; everything after `@vf=` is an FFmpeg
+    /// `FORMAT` is `mjpeg` or `yuyv422` (V4L2 only), or `gray16le` for a depth camera (any
+    /// input of 16-bit millimetres); everything after `@vf=` is an FFmpeg
     /// filter chain applied to the decoded frames. A file input loops at its end.
     pub fn parse(s: &str) -> Result<CameraSpec> {
         let bad = |why: String| {
@@ -147,7 +158,11 @@ impl CameraSpec {
                 .map_err(|_| bad(format!("fps '{fps}' is not a whole number")))?;
         }
         if let Some(fmt) = parts.next() {
-            spec.input_format = Some(fmt.trim().to_string());
+            if fmt.trim() == DEPTH_FORMAT {
+                spec.depth = true;
+            } else {
+                spec.input_format = Some(fmt.trim().to_string());
+            }
         }
         if let Some(extra) = parts.next() {
             return Err(bad(format!("unexpected '@{extra}'")));

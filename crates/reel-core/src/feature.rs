@@ -54,7 +54,8 @@ impl Dtype {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
     pub dtype: Dtype,
-    /// For vectors `[n]`; for cameras `[height, width, 3]`.
+    /// For vectors `[n]`; for cameras `[height, width, 3]`, for depth cameras
+    /// `[height, width, 1]` (LeRobot's `is_depth_map` features).
     pub shape: Vec<usize>,
     pub names: Option<Vec<String>>,
 }
@@ -74,6 +75,28 @@ impl Feature {
             dtype: Dtype::Video,
             shape: vec![height as usize, width as usize, 3],
             names: Some(vec!["height".into(), "width".into(), "channels".into()]),
+        }
+    }
+    /// A depth camera feature of `height x width` (one channel, LeRobot's shape and names;
+    /// frames are uint16 millimetres).
+    pub fn depth(height: u32, width: u32) -> Self {
+        Feature {
+            dtype: Dtype::Video,
+            shape: vec![height as usize, width as usize, 1],
+            names: Some(vec!["height".into(), "width".into(), "channels".into()]),
+        }
+    }
+    /// True for a depth camera: a video feature with one channel (LeRobot flags exactly these
+    /// `is_depth_map`, `hw_to_dataset_features`).
+    pub fn is_depth(&self) -> bool {
+        self.dtype == Dtype::Video && self.shape.len() == 3 && self.shape[2] == 1
+    }
+    /// Bytes per pixel of this camera's frames: 3 (RGB24) or 2 (uint16 millimetres).
+    pub fn frame_bytes_per_pixel(&self) -> usize {
+        if self.is_depth() {
+            2
+        } else {
+            3
         }
     }
     /// Number of scalar elements per row (product of the shape).
@@ -137,15 +160,11 @@ impl Features {
                 feature.shape
             )));
         }
-        if feature.dtype == Dtype::Video && feature.shape.len() == 3 && feature.shape[2] == 1 {
+        if feature.dtype == Dtype::Video
+            && (feature.shape.len() != 3 || (feature.shape[2] != 3 && feature.shape[2] != 1))
+        {
             return Err(Error::invalid(format!(
-                "camera '{name}': shape {:?} is a depth map (one channel); reel records RGB cameras only ([height, width, 3])",
-                feature.shape
-            )));
-        }
-        if feature.dtype == Dtype::Video && (feature.shape.len() != 3 || feature.shape[2] != 3) {
-            return Err(Error::invalid(format!(
-                "camera '{name}': shape {:?} must be [height, width, 3]",
+                "camera '{name}': shape {:?} must be [height, width, 3] (RGB) or [height, width, 1] (depth)",
                 feature.shape
             )));
         }
@@ -265,13 +284,24 @@ impl Value {
             (Value::Str(_), Dtype::String) => Ok(()),
             (Value::Video(fr), Dtype::Video) => {
                 let (h, w) = f.video_hw().unwrap_or((0, 0));
-                if fr.width == w && fr.height == h {
-                    Ok(())
-                } else {
+                let want = w as usize * h as usize * f.frame_bytes_per_pixel();
+                if fr.width != w || fr.height != h {
                     fail(format!(
                         "frame is {}x{}, the feature declares {}x{}",
                         fr.width, fr.height, w, h
                     ))
+                } else if fr.data.len() != want {
+                    let kind = if f.is_depth() {
+                        "uint16 millimetres"
+                    } else {
+                        "RGB24"
+                    };
+                    fail(format!(
+                        "a {w}x{h} frame of {kind} needs {want} bytes, got {}",
+                        fr.data.len()
+                    ))
+                } else {
+                    Ok(())
                 }
             }
             (v, d) if d.is_numeric() && v.kind() == d.as_str() => {

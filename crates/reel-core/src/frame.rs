@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One RGB24 image, tightly packed (`height * width * 3` bytes, row-major HWC), with the
-/// moment it was captured.
+/// moment it was captured. A depth camera's frame (a feature with one channel,
+/// [`Feature::is_depth`](crate::Feature::is_depth)) holds uint16 millimetres instead,
+/// little-endian, `height * width * 2` bytes ([`VideoFrame::depth_mm`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoFrame {
     pub width: u32,
@@ -52,6 +54,24 @@ impl VideoFrame {
             captured_ns: monotonic_ns(),
             seq: 0,
         }
+    }
+
+    /// A depth frame of uint16 millimetres (`w*h` readings, row-major).
+    pub fn depth_mm(width: u32, height: u32, mm: &[u16]) -> crate::Result<Self> {
+        let want = width as usize * height as usize;
+        if mm.len() != want {
+            return Err(crate::Error::invalid(format!(
+                "depth frame {width}x{height} needs {want} readings, got {}",
+                mm.len()
+            )));
+        }
+        Ok(VideoFrame {
+            width,
+            height,
+            data: mm.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            captured_ns: monotonic_ns(),
+            seq: 0,
+        })
     }
 
     /// Size in bytes of the pixel data.

@@ -41,12 +41,37 @@ impl FramePool {
         seq: u64,
         write: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<SharedFrame, E> {
-        let len = width as usize * height as usize * 3;
+        self.fill_px(width, height, 3, captured_ns, seq, write)
+    }
+
+    /// [`fill`](Self::fill) for a depth camera: the buffer is `width*height*2` bytes, uint16
+    /// millimetres little-endian.
+    pub fn fill_depth<E>(
+        &mut self,
+        width: u32,
+        height: u32,
+        captured_ns: u64,
+        seq: u64,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<SharedFrame, E> {
+        self.fill_px(width, height, 2, captured_ns, seq, write)
+    }
+
+    fn fill_px<E>(
+        &mut self,
+        width: u32,
+        height: u32,
+        bytes_per_pixel: usize,
+        captured_ns: u64,
+        seq: u64,
+        write: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<SharedFrame, E> {
+        let len = width as usize * height as usize * bytes_per_pixel;
         // Most recently returned first: the pool is a stack and the newest entries sit last.
-        let free =
-            self.frames.iter_mut().rev().position(|f| {
-                Arc::get_mut(f).is_some_and(|v| v.width == width && v.height == height)
-            });
+        let free = self.frames.iter_mut().rev().position(|f| {
+            Arc::get_mut(f)
+                .is_some_and(|v| v.width == width && v.height == height && v.data.len() == len)
+        });
         let mut frame = match free {
             Some(pos_from_end) => {
                 let i = self.frames.len() - 1 - pos_from_end;
@@ -66,7 +91,7 @@ impl FramePool {
         let Some(v) = Arc::get_mut(&mut frame) else {
             // Unreachable: a frame is taken only when nobody else holds it, and a fresh one is
             // ours alone. Allocate rather than fail.
-            return self.fill_fresh(width, height, captured_ns, seq, write);
+            return self.fill_fresh(width, height, len, captured_ns, seq, write);
         };
         if let Err(e) = write(&mut v.data) {
             self.put_back(frame);
@@ -82,11 +107,12 @@ impl FramePool {
         &mut self,
         width: u32,
         height: u32,
+        len: usize,
         captured_ns: u64,
         seq: u64,
         write: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<SharedFrame, E> {
-        let mut data = vec![0u8; width as usize * height as usize * 3];
+        let mut data = vec![0u8; len];
         write(&mut data)?;
         self.allocated += 1;
         Ok(Arc::new(VideoFrame {

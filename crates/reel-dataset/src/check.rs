@@ -657,7 +657,10 @@ fn check_stats(root: &Path, info: &Info, p: &mut Vec<String>, verified: &mut Vec
             Some((_, s)) => {
                 // LeRobot's shapes: the feature's shape, (3, 1, 1) for a video, (1,) for the
                 // default columns.
-                let want = if *d == Dtype::Video {
+                let depth = info.features.get(k).is_some_and(|f| f.is_depth());
+                let want = if depth {
+                    1
+                } else if *d == Dtype::Video {
                     3
                 } else {
                     info.features
@@ -684,7 +687,18 @@ fn check_stats(root: &Path, info: &Info, p: &mut Vec<String>, verified: &mut Vec
                         bad.join(", ")
                     ));
                 }
-                if *d == Dtype::Video {
+                if depth {
+                    // LeRobot keeps depth stats in the stored unit (millimetres), unscaled.
+                    if s.min
+                        .iter()
+                        .chain(&s.max)
+                        .any(|v| !(0.0..=65535.0).contains(v))
+                    {
+                        p.push(format!(
+                            "stats.json {k}: depth stats must be uint16 millimetres (0..65535)"
+                        ));
+                    }
+                } else if *d == Dtype::Video {
                     if s.min
                         .iter()
                         .chain(&s.max)

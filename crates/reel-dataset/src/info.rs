@@ -152,18 +152,36 @@ impl VideoInfo {
         pix_fmt: &str,
         encoder_fields: &[(String, serde_json::Value)],
     ) -> VideoInfo {
-        let mut fields: Vec<(String, serde_json::Value)> = vec![
-            ("is_depth_map".into(), false.into()),
+        let depth = pix_fmt == reel_media::depth::DEPTH_PIX_FMT;
+        let mut fields = VideoInfo::head(depth);
+        fields.extend([
             ("video.height".into(), height.into()),
             ("video.width".into(), width.into()),
             ("video.codec".into(), codec.into()),
             ("video.pix_fmt".into(), pix_fmt.into()),
             ("video.fps".into(), fps.into()),
-            ("video.channels".into(), 3.into()),
+            ("video.channels".into(), (if depth { 1 } else { 3 }).into()),
             ("has_audio".into(), false.into()),
-        ];
+        ]);
         fields.extend(encoder_fields.iter().cloned());
         VideoInfo { fields }
+    }
+
+    /// The keys a camera's block starts with, before the stream's: `is_depth_map` (the
+    /// record pipeline's initial `info`), and for a depth camera the `depth_unit` LeRobot's
+    /// writer adds at the episode's first frame (`"mm"`: reel's depth input is uint16
+    /// millimetres).
+    pub fn head(depth: bool) -> Vec<(String, serde_json::Value)> {
+        let mut f = vec![("is_depth_map".to_string(), depth.into())];
+        if depth {
+            f.push(("depth_unit".into(), reel_media::depth::DEPTH_UNIT_MM.into()));
+        }
+        f
+    }
+
+    /// True when the block says `is_depth_map: true`.
+    pub fn is_depth(&self) -> bool {
+        self.get("is_depth_map") == Some(&serde_json::Value::Bool(true))
     }
 }
 
@@ -241,7 +259,9 @@ impl Info {
                             .map(|(k, v)| (k.clone(), PyValue::from(v)))
                             .collect(),
                     ),
-                    None => PyValue::Dict(vec![("is_depth_map".into(), PyValue::Bool(false))]),
+                    None => {
+                        PyValue::Dict(vec![("is_depth_map".into(), PyValue::Bool(f.is_depth()))])
+                    }
                 };
                 PyValue::Dict(vec![
                     ("dtype".into(), dtype),
@@ -428,8 +448,19 @@ impl Info {
                     // `{"is_depth_map": false}` alone is how a key without video info is
                     // written (before its first episode): read it back as none, so that
                     // what is read writes back the same (found by fuzz_meta).
+                    let depth_shape = fo
+                        .get("shape")
+                        .and_then(|v| v.as_array())
+                        .is_some_and(|a| a.len() == 3 && a[2].as_u64() == Some(1));
                     let bare = io.len() == 1
-                        && io.get("is_depth_map") == Some(&serde_json::Value::Bool(false));
+                        && io.get("is_depth_map") == Some(&serde_json::Value::Bool(depth_shape));
+                    let flagged = io.get("is_depth_map") == Some(&serde_json::Value::Bool(true));
+                    if flagged != depth_shape {
+                        return Err(bad(format!(
+                            "features.{name}: is_depth_map is {flagged} but the shape has {} channel(s); reel reads depth maps as [height, width, 1] only",
+                            if depth_shape { 1 } else { 3 }
+                        )));
+                    }
                     if !bare {
                         video_info.push((
                             name.clone(),

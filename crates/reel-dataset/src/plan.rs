@@ -120,10 +120,12 @@ impl EncoderRequest {
         }
     }
 
-    /// [`new`](Self::new) for the cameras of `features` (their count, the largest one's size).
+    /// [`new`](Self::new) for the RGB cameras of `features` (their count, the largest one's
+    /// size); depth cameras always record LeRobot's depth encoding and plan nothing.
     pub fn for_features(features: &reel_core::Features, fps: u32) -> EncoderRequest {
         let cams: Vec<(u32, u32)> = features
             .iter()
+            .filter(|(_, f)| !f.is_depth())
             .filter_map(|(_, f)| f.video_hw())
             .map(|(h, w)| (w, h))
             .collect();

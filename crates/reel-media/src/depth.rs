@@ -210,6 +210,84 @@ pub fn depth_encoder_settings() -> EncoderSettings {
     }
 }
 
+/// How a dataset's depth cameras are encoded: LeRobot's `DepthEncoderConfig` (the encoder
+/// settings and the quantiser), the same for every depth camera of the dataset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthEncoding {
+    pub encoder: EncoderSettings,
+    pub quant: DepthQuant,
+}
+
+impl Default for DepthEncoding {
+    /// LeRobot 0.6.1's defaults: lossless 12-bit HEVC, log quantisation over 0.01–10 m.
+    fn default() -> Self {
+        DepthEncoding {
+            encoder: depth_encoder_settings(),
+            quant: DepthQuant::default(),
+        }
+    }
+}
+
+impl DepthEncoding {
+    /// Refuses what LeRobot's depth path would not store losslessly as 12-bit codes: any
+    /// codec but HEVC through libx265 (`hevc` is PyAV's name for it), any pixel format but
+    /// `gray12le` (LeRobot's streaming depth path quantises to `gray12le` whatever `pix_fmt`
+    /// says, spec §9.13), quantiser parameters LeRobot refuses.
+    pub fn validate(&self) -> Result<()> {
+        if self.encoder.vcodec != "libx265" {
+            return Err(Error::invalid(format!(
+                "depth cameras are encoded with libx265 (LeRobot's depth codec, hevc), not '{}'",
+                self.encoder.vcodec
+            )));
+        }
+        if self.encoder.pix_fmt != DEPTH_PIX_FMT {
+            return Err(Error::invalid(format!(
+                "depth cameras are stored as {DEPTH_PIX_FMT} (12-bit codes), not '{}'",
+                self.encoder.pix_fmt
+            )));
+        }
+        self.quant.validate()?;
+        self.encoder.validate_depth()
+    }
+
+    /// The `info.json` fields of a depth stream after the stream-derived ones: the encoder's
+    /// (`video.g` … `video.extra_options`), then the quantiser's, as LeRobot writes them.
+    pub fn info_fields(&self) -> Vec<(String, Value)> {
+        let mut f = self.encoder.info_fields();
+        f.extend(self.quant.info_fields());
+        f
+    }
+
+    /// The settings a dataset's depth block records (`video.g`, `video.crf`, …,
+    /// `video.depth_min`, …), each missing key LeRobot's default: how a resumed session
+    /// encodes its depth cameras as the dataset's first episodes were.
+    pub fn from_info(info: &serde_json::Map<String, Value>) -> Result<Self> {
+        let mut d = DepthEncoding {
+            quant: DepthQuant::from_info(info)?,
+            ..DepthEncoding::default()
+        };
+        if let Some(g) = info.get("video.g").and_then(Value::as_u64) {
+            d.encoder.g = Some(g as u32);
+        }
+        if let Some(crf) = info.get("video.crf").and_then(Value::as_f64) {
+            d.encoder.crf = Some(crf);
+        }
+        if let Some(Value::Object(extra)) = info.get("video.extra_options") {
+            d.encoder.extra = extra
+                .iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    (k.clone(), v)
+                })
+                .collect();
+        }
+        Ok(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,7 +347,6 @@ mod tests {
             vec![
                 ("g".to_string(), "2".to_string()),
                 ("crf".into(), "30".into()),
-                ("bf".into(), "0".into()),
                 ("x265-params".into(), "lossless=1".into())
             ]
         );

@@ -774,12 +774,19 @@ fn remux(src: &Path, dst: &Path) -> Result<u64> {
     // dts shift giving the file LeRobot's decode delay (less whatever delay the stream has).
     let want_delay = lerobot_decode_delay(codec_id) * frame_ticks;
     let mut dts_shift: Option<i64> = None;
+    // The first packet in decode order is frame 0 (an intra frame); the fragmented file may
+    // carry it later than 0 when the encoder reorders (x265 with B-frames: its timeline starts
+    // at the decode delay), which the MP4 muxer would turn into an empty edit. Frame 0 is at 0.
+    let mut pts_origin: Option<i64> = None;
     let mut write = |mut pkt: ff::Packet, gap: i64, octx: &mut ff::format::context::Output| {
         if gap > 0 {
             pkt.set_duration(gap);
         }
         if let (Some(pts), Some(dts)) = (pkt.pts(), pkt.dts()) {
+            let origin = *pts_origin.get_or_insert(pts);
+            let (pts, dts) = (pts - origin, dts - origin);
             let shift = *dts_shift.get_or_insert_with(|| (want_delay - (pts - dts)).max(0));
+            pkt.set_pts(Some(pts));
             pkt.set_dts(Some(dts - shift));
         }
         pkt.set_stream(0);

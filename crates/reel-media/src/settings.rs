@@ -312,7 +312,8 @@ impl EncoderSettings {
     }
 
     /// LeRobot's `get_codec_options` mapping as strings, plus reel's additions (x264/x265
-    /// get `bf=0`: appends need dts == pts), then the `extra` options not already set.
+    /// get `bf=0`: appends need a constant decode delay; not x265 depth streams, see below),
+    /// then the `extra` options not already set.
     pub fn codec_options(&self) -> Vec<(String, String)> {
         let s = self.clone().resolved();
         let mut o: Vec<(String, String)> = Vec::new();
@@ -347,7 +348,14 @@ impl EncoderSettings {
                 if let Some(t) = s.threads {
                     put("threads", t.to_string());
                 }
-                put("bf", "0".into());
+                // A depth stream keeps x265's B-frames, as LeRobot's depth files have them:
+                // the first file's sample entry (its SPS reorder depth) is what a decoder of
+                // a concatenation uses, so a reel file without reordering followed by LeRobot's
+                // would decode LeRobot's frames out of order. x265 at `g` 2 has a constant
+                // decode delay of 2 frames, so reel's segments still append to each other.
+                if !(s.vcodec == "libx265" && s.pix_fmt == crate::depth::DEPTH_PIX_FMT) {
+                    put("bf", "0".into());
+                }
             }
             "libaom-av1" => {
                 if let Some(c) = s.crf {

@@ -53,18 +53,22 @@ pub(crate) fn from_py(d: &Bound<'_, PyAny>) -> PyResult<Features> {
                 ))
             })?),
         };
-        let is_depth = spec
+        // LeRobot's depth cameras are `(h, w, 1)` with `info.is_depth_map` (as
+        // `hw_to_dataset_features` builds them); reel reads the one channel as depth. An
+        // `info` that says otherwise is refused rather than guessed.
+        let flagged = spec
             .get_item("info")?
             .and_then(|i| {
                 i.cast::<PyDict>()
                     .ok()
                     .and_then(|i| i.get_item("is_depth_map").ok().flatten())
             })
-            .map(|b| b.is_truthy().unwrap_or(false))
-            .unwrap_or(false);
-        if is_depth && dtype == Dtype::Video {
+            .map(|b| b.is_truthy().unwrap_or(false));
+        let one_channel = shape.len() == 3 && shape[2] == 1;
+        if dtype == Dtype::Video && flagged.is_some_and(|d| d != one_channel) {
             return Err(value_error(format!(
-                "camera '{name}' is a depth map (info.is_depth_map): reel records RGB cameras only"
+                "camera '{name}': shape {shape:?} with info.is_depth_map={}: reel records depth maps as (height, width, 1) with is_depth_map true, RGB cameras as (height, width, 3)",
+                flagged.unwrap_or(false)
             )));
         }
         out.push(
@@ -90,6 +94,11 @@ pub(crate) fn to_py_dict<'py>(py: Python<'py>, f: &Features) -> PyResult<Bound<'
         match &feat.names {
             Some(n) => e.set_item("names", PyList::new(py, n)?)?,
             None => e.set_item("names", py.None())?,
+        }
+        if feat.is_depth() {
+            let info = PyDict::new(py);
+            info.set_item("is_depth_map", true)?;
+            e.set_item("info", info)?;
         }
         d.set_item(name, e)?;
     }

@@ -312,3 +312,57 @@ pub(crate) fn image_hw(obj: &Bound<'_, PyAny>) -> PyResult<(u32, u32)> {
         ))),
     }
 }
+
+/// A depth camera's frame: uint16 millimetres of shape `(h, w, 1)` (LeRobot's RealSense
+/// `read_depth`), `(h, w)` or `(1, h, w)`, copied into a frame of `pool`
+/// ([`FramePool::fill_depth`]). Other dtypes are refused: float depth (metres) would need
+/// LeRobot's `depth_unit: "m"` and another quantiser input, which reel does not record.
+pub(crate) fn depth_image(
+    name: &str,
+    height: u32,
+    width: u32,
+    obj: &Bound<'_, PyAny>,
+    pool: &mut FramePool,
+    captured_ns: u64,
+    seq: u64,
+) -> PyResult<SharedFrame> {
+    let py = obj.py();
+    let arr = to_array(obj)?;
+    let (h, w) = (height as usize, width as usize);
+    let shape = arr.shape();
+    if shape != [h, w, 1] && shape != [h, w] && shape != [1, h, w] {
+        return Err(value_error(format!(
+            "The depth feature '{name}' of shape '{}' does not have the expected shape '{}' (or '{}')",
+            shape_str(shape),
+            shape_str(&[h, w, 1]),
+            shape_str(&[h, w])
+        )));
+    }
+    let Ok(a) = arr.cast::<PyArrayDyn<u16>>() else {
+        return Err(value_error(format!(
+            "The depth feature '{name}' has dtype '{}': depth maps must be uint16 millimetres (what LeRobot's RealSense camera gives)",
+            dtype_str(&arr)
+        )));
+    };
+    let ro = a.try_readonly().map_err(|e| {
+        value_error(format!(
+            "camera '{name}': the array is being written elsewhere ({e})"
+        ))
+    })?;
+    let view = ro.as_array();
+    let fill = |pool: &mut FramePool| {
+        pool.fill_depth(width, height, captured_ns, seq, |buf| {
+            // Every shape accepted holds the readings in row-major (y, x) order.
+            for (dst, v) in buf.chunks_exact_mut(2).zip(view.iter()) {
+                dst.copy_from_slice(&v.to_le_bytes());
+            }
+            Ok::<(), String>(())
+        })
+    };
+    let frame = if h * w * 2 >= DETACH_BYTES {
+        py.detach(|| fill(pool))
+    } else {
+        fill(pool)
+    };
+    frame.map_err(value_error)
+}

@@ -71,6 +71,57 @@ struct Options {
     encoder_timeout_s: f64,
     /// Testing aid, as `reel record --inject-fault`.
     inject_fault: Option<String>,
+    /// Depth cameras' encoding (LeRobot's `depth_encoder`); None: LeRobot's defaults.
+    depth: Option<reel_media::depth::DepthEncoding>,
+}
+
+/// LeRobot's `DepthEncoderConfig` fields (a dict: `vcodec`, `pix_fmt`, `g`, `crf`, `preset`,
+/// `extra_options`, `depth_min`, `depth_max`, `shift`, `use_log`; missing keys keep LeRobot's
+/// defaults) as the library's depth encoding. `vcodec` `hevc` is PyAV's name for libx265;
+/// the library refuses codecs and pixel formats LeRobot's depth path would not store as
+/// 12-bit codes.
+fn depth_encoding(d: &Bound<'_, PyDict>) -> PyResult<reel_media::depth::DepthEncoding> {
+    let mut e = reel_media::depth::DepthEncoding::default();
+    let bad =
+        |k: &str, v: &Bound<'_, PyAny>| value_error(format!("depth_encoder.{k}: bad value {v}"));
+    for (k, v) in d.iter() {
+        let k: String = k.extract()?;
+        if v.is_none() {
+            if k == "preset" {
+                e.encoder.preset = None;
+            }
+            continue;
+        }
+        match k.as_str() {
+            "vcodec" => {
+                let c: String = v.extract().map_err(|_| bad(&k, &v))?;
+                e.encoder.vcodec = if c == "hevc" { "libx265".into() } else { c };
+            }
+            "pix_fmt" => e.encoder.pix_fmt = v.extract().map_err(|_| bad(&k, &v))?,
+            "g" => e.encoder.g = Some(v.extract().map_err(|_| bad(&k, &v))?),
+            "crf" => e.encoder.crf = Some(v.extract().map_err(|_| bad(&k, &v))?),
+            "preset" => e.encoder.preset = Some(v.str()?.to_string()),
+            "extra_options" => {
+                let m = v.cast::<PyDict>().map_err(|_| bad(&k, &v))?;
+                e.encoder.extra = m
+                    .iter()
+                    .map(|(a, b)| Ok((a.str()?.to_string(), b.str()?.to_string())))
+                    .collect::<PyResult<_>>()?;
+            }
+            "depth_min" => e.quant.depth_min = v.extract().map_err(|_| bad(&k, &v))?,
+            "depth_max" => e.quant.depth_max = v.extract().map_err(|_| bad(&k, &v))?,
+            "shift" => e.quant.shift = v.extract().map_err(|_| bad(&k, &v))?,
+            "use_log" => e.quant.use_log = v.extract().map_err(|_| bad(&k, &v))?,
+            // Decoding hints LeRobot records, not encoder settings.
+            "fast_decode" | "video_backend" => {}
+            other => {
+                return Err(value_error(format!(
+                    "depth_encoder: unknown option '{other}'"
+                )))
+            }
+        }
+    }
+    Ok(e)
 }
 
 fn lock<'a>(py: Python<'_>, m: &'a Mutex<State>) -> MutexGuard<'a, State> {
@@ -108,6 +159,9 @@ fn open(
     };
     cfg.durable = o.durable;
     cfg.stop = stop.clone();
+    if let Some(d) = o.depth {
+        cfg.depth = d;
+    }
     // The library's one builder, as `reel record` calls it: the plan, its check under the
     // load running now (LeRobot's cameras where they already capture), and the writer.
     let opened = py.detach(|| front::open_writer(cfg, &req, mode));
@@ -261,7 +315,7 @@ impl Writer {
     #[pyo3(signature = (root, fps, features, *, robot_type=None, vcodec=None, crf=None, preset=None,
         gop=None, encoder_threads=None, deferred="auto".to_string(), max_frames_in_memory=60,
         durable=true, data_files_size_in_mb=None, video_files_size_in_mb=None,
-        encoder_timeout_s=5.0, overwrite=false, inject_fault=None))]
+        encoder_timeout_s=5.0, overwrite=false, inject_fault=None, depth_encoder=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -282,8 +336,10 @@ impl Writer {
         encoder_timeout_s: f64,
         overwrite: bool,
         inject_fault: Option<String>,
+        depth_encoder: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Writer> {
         let features = features::from_py(features)?;
+        let depth = depth_encoder.map(depth_encoding).transpose()?;
         let o = Options {
             robot_type,
             vcodec,
@@ -298,6 +354,7 @@ impl Writer {
             video_files_size_in_mb,
             encoder_timeout_s,
             inject_fault,
+            depth,
         };
         let mode = if overwrite {
             OpenMode::Overwrite
@@ -355,6 +412,8 @@ impl Writer {
             video_files_size_in_mb,
             encoder_timeout_s,
             inject_fault,
+            // A resumed dataset's depth cameras keep the settings its files were made with.
+            depth: None,
         };
         open(
             py,
@@ -444,6 +503,17 @@ impl Writer {
             let v = match f.video_hw() {
                 Some((h, w)) => {
                     let given = captured.iter().find(|(k, _)| *k == key).map(|(_, t)| *t);
+                    if f.is_depth() {
+                        let cam = self.video_keys.iter().position(|k| *k == key).unwrap_or(0);
+                        let pool = pools.get_mut(cam).ok_or_else(|| {
+                            reel_error(format!("no frame pool for camera '{key}'"))
+                        })?;
+                        let cap = given.unwrap_or(call_ns);
+                        *copied += 1;
+                        let frame = frames::depth_image(&key, h, w, &obj, pool, cap, *seq)?;
+                        row.set(key, reel_core::Value::Video(frame));
+                        continue;
+                    }
                     if let Some(f) = frames::camera_frame(&obj, h, w) {
                         // A reel camera's frame: its own buffer and its real capture time.
                         if given.is_none() {

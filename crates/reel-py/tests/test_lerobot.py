@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import reel
-from conftest import (assert_lerobot_check, fake_robot_args, features, frame_image, info,
+from conftest import (assert_lerobot_check, conformance_script, fake_robot_args, features, frame_image, info,
                       lerobot_cmd, lerobot_env, require, run)
 
 
@@ -253,3 +253,48 @@ def test_the_entry_point_is_lerobot_record_on_reel(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "recording through reel's engine" in r.stderr
     assert "dataset.repo_id" in r.stdout
+
+
+def test_lerobot_record_with_a_depth_camera(tmp_path):
+    """The stock lerobot-record on reel's engine with a fake robot whose camera has a depth
+    stream (uint16 (H, W, 1) millimetres, as LeRobot's RealSense with use_depth): LeRobot's
+    depth block, and LeRobot's loader returns per frame the millimetres LeRobot's own
+    quantiser gives for that input (but at its rounding boundaries, where NumPy's float32 log
+    moves a code by one); LeRobot's check passes but for its warning on HEVC (LeRobot's depth
+    codec)."""
+    import numpy as np
+    import torch
+    from lerobot.datasets.depth_utils import dequantize_depth, quantize_depth
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from reel.testing.fake_lerobot import depth_frame
+
+    root = tmp_path / "depth"
+    r = run(record_cmd(root, 1, "depth", width=64, height=64, depth="true"), lerobot_env(tmp_path))
+    assert r.returncode == 0, r.stderr[-4000:]
+    key = "observation.images.front_depth"
+    di = info(root)["features"][key]["info"]
+    assert (di["is_depth_map"], di["depth_unit"], di["video.codec"], di["video.pix_fmt"]) == \
+        (True, "mm", "hevc", "gray12le"), di
+    ds = LeRobotDataset("local/reel_e2e", root=root)
+    assert len(ds) >= 10
+    differing_elsewhere = 0
+    for i in range(len(ds)):
+        got = ds[i][key].numpy().reshape(64, 64)
+        k = int(round((got[:8, :8].mean() - 500) / 100))
+        want_in = depth_frame(k, 64, 64)[:, :, 0]
+        assert np.abs(got[:8, :8] - (500 + 100 * k)).max() < 10, f"frame {i}: no frame code"
+        # LeRobot's writer quantises the input; its reader dequantises the decoded codes (a
+        # float tensor) in torch: the same two steps on the input give LeRobot's own values.
+        codes = np.asarray(quantize_depth(want_in, video_backend=None)).astype(np.float32)
+        want = dequantize_depth(torch.from_numpy(codes)[None, None], output_unit="mm").numpy().reshape(64, 64)
+        # LeRobot's own quantiser vs reel's correctly rounded one: one code at a boundary.
+        exact = np.log(want_in.astype(np.float64) + 3500)
+        lo, hi = np.log(3510.0), np.log(13500.0)
+        frac = ((exact - lo) / (hi - lo) * 4095) % 1
+        differing_elsewhere += int(((got != want) & (np.abs(frac - 0.5) > 1e-3)).sum())
+    assert differing_elsewhere == 0
+    out = subprocess.run([sys.executable, str(conformance_script()), str(root), "--color", "never"],
+                         capture_output=True, text=True, timeout=600)
+    assert "RESULT: PASS" in out.stdout, out.stdout[-6000:]
+    warns = [ln for ln in out.stdout.splitlines() if ln.startswith("[WARN]")]
+    assert all("codec hevc" in w for w in warns), warns

@@ -4,6 +4,7 @@ gate holds commits while frames keep arriving, and the timing figures are stored
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -162,7 +163,8 @@ def test_features_reel_does_not_record_are_refused_at_create(tmp_path):
     base = features((("front", 64, 64),))
     for name, spec, words in [
         ("observation.images.front", {"dtype": "image", "shape": (64, 64, 3), "names": None}, "dtype 'image'"),
-        ("observation.images.depth", {"dtype": "video", "shape": (64, 64, 1), "names": None}, "depth map"),
+        ("observation.images.depth", {"dtype": "video", "shape": (64, 64, 1), "names": None,
+                                      "info": {"is_depth_map": False}}, "depth map"),
         ("observation.images.depth", {"dtype": "video", "shape": (64, 64, 3), "names": None,
                                       "info": {"is_depth_map": True}}, "depth map"),
         ("language_events", {"dtype": "language", "shape": (1,), "names": None}, "language"),
@@ -262,3 +264,38 @@ def test_missed_deadlines_are_counted_from_add_frame_calls(tmp_path):
     wr.save_episode()
     wr.finalize()
     assert reel.episode_figures(tmp_path / "t")[0]["missed_deadlines"] == timing["missed_deadlines"]
+
+
+def test_depth_camera_takes_uint16_millimetres_in_lerobot_shapes(tmp_path):
+    """A depth feature as LeRobot declares it records (H, W, 1) and (H, W) uint16 frames; the
+    info block is LeRobot's depth block; float depth and a wrong shape are clear errors."""
+    f = features((("front", 64, 64),))
+    f["observation.images.depth"] = {"dtype": "video", "shape": (48, 64, 1),
+                                     "names": ["height", "width", "channels"],
+                                     "info": {"is_depth_map": True}}
+    root = tmp_path / "depth"
+    wr = reel.Writer.create(root, 30, f, vcodec="libx264", durable=False,
+                            depth_encoder={"vcodec": "hevc", "depth_max": 8.0})
+    ramp = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 3)
+    for k in range(6):
+        r = row(k, 64, 64)
+        d = ramp + k
+        r["observation.images.depth"] = d[:, :, None] if k % 2 else d
+        wr.add_frame(r)
+    bad = row(6, 64, 64)
+    bad["observation.images.depth"] = ramp.astype(np.float32)
+    with pytest.raises(ValueError, match="uint16 millimetres"):
+        wr.add_frame(bad)
+    bad["observation.images.depth"] = ramp[:40]
+    with pytest.raises(ValueError, match="expected shape"):
+        wr.add_frame(bad)
+    wr.save_episode()
+    wr.finalize()
+    di = info(root)["features"]["observation.images.depth"]["info"]
+    assert (di["is_depth_map"], di["depth_unit"], di["video.codec"], di["video.pix_fmt"]) == \
+        (True, "mm", "hevc", "gray12le")
+    assert di["video.depth_max"] == 8.0
+    stats = json.loads((root / "meta" / "stats.json").read_text())["observation.images.depth"]
+    assert stats["max"] == [[[float(ramp.max() + 5)]]] and stats["min"] == [[[0.0]]]
+    with pytest.raises(ValueError, match="libx265"):
+        reel.Writer.create(tmp_path / "d2", 30, f, depth_encoder={"vcodec": "libsvtav1"})

@@ -51,12 +51,30 @@ pub fn camera_key(name: &str) -> String {
 /// The features LeRobot's recorder would declare for this robot and these cameras
 /// (`action`, `observation.state`, then one video per camera).
 pub fn features_for(joint_names: &[String], cameras: &[(String, u32, u32)]) -> Result<Features> {
+    let cams: Vec<(String, u32, u32, bool)> = cameras
+        .iter()
+        .map(|(n, w, h)| (n.clone(), *w, *h, false))
+        .collect();
+    features_with_depth(joint_names, &cams)
+}
+
+/// [`features_for`] with depth cameras: `(name, width, height, depth)`, a depth camera
+/// declared as LeRobot declares one (`[height, width, 1]`, `is_depth_map`).
+pub fn features_with_depth(
+    joint_names: &[String],
+    cameras: &[(String, u32, u32, bool)],
+) -> Result<Features> {
     let names: Vec<&str> = joint_names.iter().map(String::as_str).collect();
     let mut f = Features::new();
     f.push("action", Feature::vector_f32(&names))?;
     f.push("observation.state", Feature::vector_f32(&names))?;
-    for (name, w, h) in cameras {
-        f.push(camera_key(name), Feature::video(*h, *w))?;
+    for (name, w, h, depth) in cameras {
+        let feature = if *depth {
+            Feature::depth(*h, *w)
+        } else {
+            Feature::video(*h, *w)
+        };
+        f.push(camera_key(name), feature)?;
     }
     Ok(f)
 }

@@ -303,6 +303,28 @@ pub fn reencode_with(
                 .push((f.rel.clone(), "camera not selected".into()));
             continue;
         }
+        if info.features.get(&f.key).is_some_and(|ft| ft.is_depth()) {
+            // A depth stream is LeRobot's lossless 12-bit HEVC of quantised millimetres: any
+            // other codec would change what LeRobot's loader dequantises (or not decode).
+            if opts.cameras.is_some() {
+                return Err(Error::invalid(format!(
+                    "camera '{}' is a depth stream (lossless 12-bit HEVC, LeRobot's depth encoding): reel reencode does not convert depth streams",
+                    f.key
+                )));
+            }
+            let note = format!(
+                "{} is a depth stream: left as it is (LeRobot's lossless 12-bit HEVC)",
+                f.key
+            );
+            if !report.warnings.contains(&note) {
+                report.warnings.push(note);
+            }
+            report.skipped.push((
+                f.rel.clone(),
+                "depth stream (kept in LeRobot's depth encoding)".into(),
+            ));
+            continue;
+        }
         if let Some(eps) = &opts.episodes {
             if !eps.iter().any(|e| f.episodes.contains(e)) {
                 report

@@ -13,7 +13,8 @@ use reel_record::events::Events;
 use reel_record::robot::{Robot, Teleop};
 use reel_record::samples::StreamCutter;
 use reel_record::session::{
-    camera_key, features_for, FrameSource, Observer, Quiet, Session, SessionConfig, SessionReport,
+    camera_key, features_with_depth, FrameSource, Observer, Quiet, Session, SessionConfig,
+    SessionReport,
 };
 use reel_report::live::{CameraFeed, LiveConfig, LiveServer};
 use std::path::PathBuf;
@@ -272,17 +273,20 @@ pub fn prepare(a: &RecordArgs, robot: &dyn Robot, stop: &StopToken) -> Result<Pr
         DatasetWriter::check_available(&root)?;
     }
     let (specs, _) = camera_specs(&a.setup, &a.lerobot)?;
-    let (w, h) = specs
-        .iter()
+    // The encoders are planned for the RGB cameras; depth cameras record LeRobot's depth
+    // encoding (the library's decision, WriterConfig::depth).
+    let rgb = specs.iter().filter(|s| !s.depth);
+    let (w, h) = rgb
+        .clone()
         .map(|s| (s.width, s.height))
         .max_by_key(|(w, h)| w * h)
         .unwrap_or((a.setup.width, a.setup.height));
-    let dims: Vec<(String, u32, u32)> = specs
+    let dims: Vec<(String, u32, u32, bool)> = specs
         .iter()
-        .map(|s| (s.name.clone(), s.width, s.height))
+        .map(|s| (s.name.clone(), s.width, s.height, s.depth))
         .collect();
-    let features = features_for(robot.joint_names(), &dims)?;
-    let req = encoder_request(&a.setup, w, h, specs.len() as u32);
+    let features = features_with_depth(robot.joint_names(), &dims)?;
+    let req = encoder_request(&a.setup, w, h, rgb.count() as u32);
     // Options are validated (unknown codec, bad preset) and the probe's choice made before any
     // camera opens; the library's one builder confirms that plan under the cameras' load.
     let planned = front::plan(&req)?;

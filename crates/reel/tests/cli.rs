@@ -17,6 +17,7 @@ mod check_agrees;
 mod crash;
 mod deferred;
 mod demo;
+mod depth;
 mod doctor;
 mod faults;
 mod fuzz_journal;

@@ -99,6 +99,9 @@ pub struct PipelineConfig {
     /// Deferred final codec: the final-codec encoder fed the same frames, and where its
     /// episodes go.
     pub final_lane: Option<(EncoderSettings, FinalSink)>,
+    /// A depth camera: frames are uint16 millimetres, quantised by this table into 12-bit
+    /// codes for a `gray12le` encoder (the chain's settings); statistics in millimetres.
+    pub depth: Option<Arc<reel_media::depth::DepthTable>>,
 }
 
 /// What the encoder thread reports for one episode of this camera.
@@ -164,6 +167,7 @@ impl CameraPipeline {
             limits,
             watchdog,
             final_lane,
+            depth,
         } = cfg;
         if chain.is_empty() {
             return Err(Error::invalid(format!(
@@ -246,6 +250,7 @@ impl CameraPipeline {
                         current: 0,
                         watchdog,
                         counter: 0,
+                        depth,
                     };
                     encode_loop::encoder_loop(
                         sup,

@@ -47,6 +47,8 @@ pub(crate) enum Entry {
         offset: u64,
         width: u32,
         height: u32,
+        /// Bytes of the frame (RGB24 or a depth camera's uint16 millimetres).
+        len: usize,
         captured_ns: u64,
         seq: u64,
     },
@@ -314,6 +316,7 @@ impl Lane {
                         offset,
                         width: f.width,
                         height: f.height,
+                        len: f.data.len(),
                         captured_ns: f.captured_ns,
                         seq: f.seq,
                     }
@@ -459,12 +462,13 @@ impl SpillReader {
                 offset,
                 width,
                 height,
+                len,
                 captured_ns,
                 seq,
             } => {
                 counters.queued.fetch_sub(1, Ordering::Relaxed);
                 counters.spilled_now.fetch_sub(1, Ordering::Relaxed);
-                let read = self.read(offset, width, height).map(|mut f| {
+                let read = self.read(offset, width, height, len).map(|mut f| {
                     f.captured_ns = captured_ns;
                     f.seq = seq;
                     Arc::new(f)
@@ -481,8 +485,8 @@ impl SpillReader {
         &self.path
     }
 
-    /// The `w`x`h` RGB frame spilled at `offset`.
-    pub(crate) fn read(&mut self, offset: u64, w: u32, h: u32) -> Result<VideoFrame> {
+    /// The `w`x`h` frame of `len` bytes spilled at `offset` (RGB24, or uint16 millimetres).
+    pub(crate) fn read(&mut self, offset: u64, w: u32, h: u32, len: usize) -> Result<VideoFrame> {
         if self.file.is_none() {
             self.file = Some(
                 File::open(&self.path).map_err(|e| Error::io("open spill file", &self.path, e))?,
@@ -492,12 +496,24 @@ impl SpillReader {
             .file
             .as_mut()
             .ok_or_else(|| Error::invalid("spill reader missing"))?;
-        let mut data = vec![0u8; w as usize * h as usize * 3];
+        let px = w as usize * h as usize;
+        if len != px * 3 && len != px * 2 {
+            return Err(Error::invalid(format!(
+                "spilled frame {w}x{h} of {len} bytes is neither RGB24 nor uint16 depth"
+            )));
+        }
+        let mut data = vec![0u8; len];
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| Error::io("seek spill file", &self.path, e))?;
         file.read_exact(&mut data)
             .map_err(|e| Error::io("read spill file", &self.path, e))?;
-        VideoFrame::new(w, h, data)
+        Ok(VideoFrame {
+            width: w,
+            height: h,
+            data,
+            captured_ns: 0,
+            seq: 0,
+        })
     }
 }
 
@@ -562,7 +578,7 @@ mod tests {
             out.push(match e {
                 Entry::Mem(f) => ('m', f.seq),
                 Entry::Disk { offset, seq, .. } => {
-                    let f = reader.read(offset, 4, 2).unwrap();
+                    let f = reader.read(offset, 4, 2, 24).unwrap();
                     l.queue.spill_read_back();
                     assert_eq!(f.data[0], seq as u8, "the spilled bytes come back");
                     ('d', seq)

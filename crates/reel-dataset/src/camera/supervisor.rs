@@ -81,6 +81,8 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) watchdog: Watchdog,
     /// Numbers the segment files.
     pub(crate) counter: u64,
+    /// A depth camera's quantiser (see [`super::PipelineConfig::depth`]).
+    pub(crate) depth: Option<std::sync::Arc<reel_media::depth::DepthTable>>,
 }
 
 impl Supervisor<'_> {
@@ -101,6 +103,7 @@ impl Supervisor<'_> {
             self.fps,
             self.chain[self.current].clone(),
             ep.part_frames,
+            self.depth.clone(),
         );
         for (_, f) in &ep.ring {
             let _ = w.tx.send(ToWorker::Frame(f.clone()));
@@ -112,7 +115,11 @@ impl Supervisor<'_> {
     pub(crate) fn new_episode(&mut self) -> Episode {
         Episode {
             frames: 0,
-            stats: ImageStats::new(),
+            stats: if self.depth.is_some() {
+                ImageStats::new_depth()
+            } else {
+                ImageStats::new()
+            },
             ring: VecDeque::new(),
             parts: Vec::new(),
             part_frames: 0,
@@ -124,7 +131,12 @@ impl Supervisor<'_> {
     }
 
     pub(crate) fn add_frame(&mut self, ep: &mut Episode, f: SharedFrame) {
-        if let Err(e) = ep.stats.push_rgb(f.width, f.height, &f.data) {
+        let pushed = if self.depth.is_some() {
+            ep.stats.push_depth(f.width, f.height, &f.data)
+        } else {
+            ep.stats.push_rgb(f.width, f.height, &f.data)
+        };
+        if let Err(e) = pushed {
             ep.error
                 .get_or_insert(Error::encoder(self.key, format!("image statistics: {e}")));
         }

@@ -2,7 +2,8 @@
 //! ([`super::supervisor`]) sends frames, the worker reports what it accepted, and an encoder
 //! that stops answering is left behind while its frames go to the next one.
 
-use reel_core::{Error, SharedFrame};
+use reel_core::{Error, SharedFrame, VideoFrame};
+use reel_media::depth::DepthTable;
 use reel_media::{EncoderSettings, EpisodeEncoder};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -41,7 +42,8 @@ pub(crate) struct Worker {
 }
 
 /// Starts a worker that opens `settings` at `path` and encodes what it is sent; `base` is the
-/// episode index of its first frame.
+/// episode index of its first frame. With `depth`, frames are uint16 millimetres, quantised
+/// by the table and encoded as 12-bit codes.
 pub(crate) fn spawn_worker(
     path: PathBuf,
     width: u32,
@@ -49,6 +51,7 @@ pub(crate) fn spawn_worker(
     fps: u32,
     settings: EncoderSettings,
     base: u64,
+    depth: Option<Arc<DepthTable>>,
 ) -> Worker {
     let (tx, wrx) = crossbeam_channel::unbounded::<ToWorker>();
     let (wtx, rx) = crossbeam_channel::unbounded::<FromWorker>();
@@ -61,7 +64,11 @@ pub(crate) fn spawn_worker(
         .name("encoder-worker".into())
         .spawn(move || {
             reel_core::sched::set_current(reel_core::sched::ENCODER);
-            let mut enc = match EpisodeEncoder::create(&p, width, height, fps, &settings) {
+            let opened = match depth {
+                Some(_) => EpisodeEncoder::create_depth(&p, width, height, fps, &settings),
+                None => EpisodeEncoder::create(&p, width, height, fps, &settings),
+            };
+            let mut enc = match opened {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = wtx.send(FromWorker::Failed(e.context("open")));
@@ -70,18 +77,22 @@ pub(crate) fn spawn_worker(
             };
             let _ = wtx.send(FromWorker::Opened(enc.confirmed_frames()));
             let mut n = 0u64;
+            let (mut mm, mut codes) = (Vec::new(), Vec::new());
             for msg in wrx.iter() {
                 match msg {
-                    ToWorker::Frame(f) => match enc.push(&f) {
-                        Ok(()) => {
-                            n += 1;
-                            let _ = wtx.send(FromWorker::Pushed(n));
+                    ToWorker::Frame(f) => {
+                        match push(&mut enc, &f, depth.as_deref(), &mut mm, &mut codes) {
+                            Ok(()) => {
+                                n += 1;
+                                let _ = wtx.send(FromWorker::Pushed(n));
+                            }
+                            Err(e) => {
+                                let _ =
+                                    wtx.send(FromWorker::Failed(e.context(format!("frame {n}"))));
+                                return;
+                            }
                         }
-                        Err(e) => {
-                            let _ = wtx.send(FromWorker::Failed(e.context(format!("frame {n}"))));
-                            return;
-                        }
-                    },
+                    }
                     ToWorker::Finish => {
                         let _ = wtx.send(FromWorker::Finished(enc.finish()));
                         return;
@@ -105,4 +116,26 @@ pub(crate) fn spawn_worker(
         last_progress: Instant::now(),
         finishing: None,
     }
+}
+
+/// Encodes one frame: RGB as it is, a depth frame's millimetres quantised into 12-bit codes
+/// (`mm` and `codes` are scratch buffers reused between frames).
+fn push(
+    enc: &mut EpisodeEncoder,
+    f: &VideoFrame,
+    depth: Option<&DepthTable>,
+    mm: &mut Vec<u16>,
+    codes: &mut Vec<u16>,
+) -> reel_core::Result<()> {
+    let Some(table) = depth else {
+        return enc.push(f);
+    };
+    mm.clear();
+    mm.extend(
+        f.data
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]])),
+    );
+    table.quantize_into(mm, codes);
+    enc.push_gray12(codes)
 }

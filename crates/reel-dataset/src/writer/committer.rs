@@ -120,6 +120,8 @@ pub(super) struct CommitState {
     pub(super) stats: Option<Vec<(String, FeatureStats, bool)>>,
     /// The encoder's `video.*` fields for info.json.
     pub(super) encoder_fields: Vec<(String, serde_json::Value)>,
+    /// The depth cameras' `video.*` fields (encoder, then quantiser).
+    pub(super) depth_fields: Vec<(String, serde_json::Value)>,
     /// Per camera: whether this session already verified info.json's block against a file.
     pub(super) video_info_checked: Vec<bool>,
     /// The dataset held episodes before this session (resume).
@@ -151,6 +153,7 @@ impl CommitState {
             meta_tail: None,
             stats: None,
             encoder_fields: cfg.encoder.info_fields(),
+            depth_fields: cfg.depth.info_fields(),
             video_info_checked: vec![false; cfg.features.video_keys().len()],
             had_episodes: info.total_episodes > 0,
             ticks_written: Vec::new(),
@@ -308,6 +311,14 @@ pub(super) fn committer_loop(
         }
         if let (Some(q), Ok(saved)) = (&deferred, &outcome) {
             for (v, s) in saved.videos.iter().zip(&segments) {
+                if state
+                    .info
+                    .features
+                    .get(&v.key)
+                    .is_some_and(|f| f.is_depth())
+                {
+                    continue; // recorded in its final codec (LeRobot's depth encoding)
+                }
                 if let Err(e) = defer_parts(&state.root, q, seq, saved.episode_index, &v.key, s) {
                     tracing::warn!(
                         "episode {} ({}) stays in the live codec: {e}",
@@ -556,7 +567,11 @@ fn check_video_info(
             .ok_or_else(|| Error::invalid(format!("camera {key}: no video reference")))?;
         let file = paths::video_file(root, key, v.file);
         let probe = reel_media::probe::probe_video(&file)?;
-        let block = video_info_block(&probe, &state.encoder_fields);
+        let block = if state.info.features.get(key).is_some_and(|f| f.is_depth()) {
+            video_info_block(&probe, &state.depth_fields)
+        } else {
+            video_info_block(&probe, &state.encoder_fields)
+        };
         match info.video_info.iter_mut().find(|(k, _)| k == key) {
             Some((_, old)) => {
                 if state.had_episodes && !old.same_stream(&block) {
@@ -801,8 +816,8 @@ pub(super) fn video_info_block(
     p: &reel_media::probe::StreamInfo,
     encoder_fields: &[(String, serde_json::Value)],
 ) -> VideoInfo {
-    let mut fields: Vec<(String, serde_json::Value)> = vec![
-        ("is_depth_map".into(), false.into()),
+    let mut fields = VideoInfo::head(p.pix_fmt == reel_media::depth::DEPTH_PIX_FMT);
+    fields.extend::<[(String, serde_json::Value); 7]>([
         ("video.height".into(), p.height.into()),
         ("video.width".into(), p.width.into()),
         ("video.codec".into(), p.codec.clone().into()),
@@ -810,7 +825,7 @@ pub(super) fn video_info_block(
         ("video.fps".into(), p.fps.into()),
         ("video.channels".into(), p.channels.into()),
         ("has_audio".into(), p.has_audio.into()),
-    ];
+    ]);
     fields.extend(encoder_fields.iter().cloned());
     VideoInfo { fields }
 }

@@ -54,9 +54,15 @@ pub struct WriterConfig {
     pub root: PathBuf,
     pub fps: u32,
     pub robot_type: Option<String>,
-    /// User features (cameras as `Dtype::Video` with shape `[h, w, 3]`).
+    /// User features (cameras as `Dtype::Video` with shape `[h, w, 3]`, depth cameras
+    /// `[h, w, 1]`).
     pub features: Features,
+    /// The RGB cameras' encoder.
     pub encoder: EncoderSettings,
+    /// How depth cameras are encoded (LeRobot's `depth_encoder`): always live, never
+    /// deferred, never replaced by `encoder`'s fallbacks. A resumed dataset's own depth
+    /// settings replace these.
+    pub depth: reel_media::depth::DepthEncoding,
     /// The final codec when `encoder` is only a fast live one: committed episodes are
     /// converted to it in the background and swapped in at `finalize`. None: `encoder` is final.
     pub deferred: Option<EncoderSettings>,
@@ -113,6 +119,7 @@ impl WriterConfig {
             robot_type: None,
             features,
             encoder: EncoderSettings::lerobot_default(),
+            depth: Default::default(),
             deferred: None,
             fallbacks: Vec::new(),
             watchdog: Watchdog::default(),
@@ -317,20 +324,17 @@ fn new_info(cfg: &WriterConfig) -> Result<Info> {
         .video_files_size_mb
         .unwrap_or(paths::DEFAULT_VIDEO_FILE_SIZE_MB);
     info.chunks_size = cfg.chunks_size;
-    let fields = cfg.encoder.info_fields();
     for (key, f) in cfg.features.iter() {
         if let Some((h, w)) = f.video_hw() {
-            let codec = cfg.encoder.codec_family()?;
+            let (enc, fields) = if f.is_depth() {
+                (&cfg.depth.encoder, cfg.depth.info_fields())
+            } else {
+                (&cfg.encoder, cfg.encoder.info_fields())
+            };
+            let codec = enc.codec_family()?;
             info.video_info.push((
                 key.to_string(),
-                crate::info::VideoInfo::for_stream(
-                    &codec,
-                    w,
-                    h,
-                    cfg.fps,
-                    &cfg.encoder.pix_fmt,
-                    &fields,
-                ),
+                crate::info::VideoInfo::for_stream(&codec, w, h, cfg.fps, &enc.pix_fmt, &fields),
             ));
         }
     }
@@ -454,7 +458,11 @@ impl DatasetWriter {
         if let Some(msg) = deferred::remove_leftovers(&root)? {
             tracing::warn!("{}: {msg}", root.display());
         }
-        let n_cams = cfg.features.video_keys().len();
+        let n_cams = cfg
+            .features
+            .iter()
+            .filter(|(_, f)| f.video_hw().is_some() && !f.is_depth())
+            .count();
         let mut transcoder = match &cfg.deferred {
             Some(fin) => {
                 // One transcode worker per camera, at most one per core.
@@ -475,6 +483,14 @@ impl DatasetWriter {
                 if dir.exists() {
                     let _ = fs::remove_dir_all(&dir); // leftovers of a crashed session: never part of the dataset
                 }
+                // A depth camera records LeRobot's depth codec live (lossless 12-bit HEVC:
+                // no final codec to defer to); a second instance replaces a failed one.
+                let (chain, depth) = if f.is_depth() {
+                    let table = Arc::new(cfg.depth.quant.table()?);
+                    (vec![cfg.depth.encoder.clone(); 2], Some(table))
+                } else {
+                    (encoder_chain(&cfg), None)
+                };
                 cameras.push(CameraPipeline::start(
                     key,
                     &dir,
@@ -482,17 +498,20 @@ impl DatasetWriter {
                         width: w,
                         height: h,
                         fps: cfg.fps,
-                        chain: encoder_chain(&cfg),
-                        limits: cfg.queue,
-                        watchdog: cfg.watchdog,
-                        // A zero final spill budget means no final lane: every episode is
-                        // transcoded from its committed live file.
                         final_lane: match (&cfg.deferred, &transcoder) {
-                            (Some(fin), Some(t)) if cfg.queue.max_final_spill_bytes > 0 => {
+                            // A zero final spill budget means no final lane: every episode
+                            // is transcoded from its committed live file.
+                            (Some(fin), Some(t))
+                                if cfg.queue.max_final_spill_bytes > 0 && depth.is_none() =>
+                            {
                                 Some((fin.clone(), t.sink(key)))
                             }
                             _ => None,
                         },
+                        chain,
+                        depth,
+                        limits: cfg.queue,
+                        watchdog: cfg.watchdog,
                     },
                 )?);
             }
@@ -991,8 +1010,18 @@ impl DatasetWriter {
         mark: StopMark,
         out: &mut Finalized,
     ) -> Result<()> {
-        let keys: Vec<String> = self.cameras.iter().map(|c| c.key().to_string()).collect();
-        let videos = std::mem::take(&mut self.shared.lock().session_videos);
+        // Depth cameras record their final codec live: nothing of theirs is converted.
+        let is_depth = |k: &str| self.features.get(k).is_some_and(|f| f.is_depth());
+        let keys: Vec<String> = self
+            .cameras
+            .iter()
+            .map(|c| c.key().to_string())
+            .filter(|k| !is_depth(k))
+            .collect();
+        let videos: Vec<(u64, VideoRef)> = std::mem::take(&mut self.shared.lock().session_videos)
+            .into_iter()
+            .filter(|(_, v)| !is_depth(&v.key))
+            .collect();
         let swap = |failed: &[(String, u64, String)]| -> Result<usize> {
             match &self.final_settings {
                 Some(fin) => swap::swap_in_final_codec(

@@ -45,9 +45,11 @@ pub fn read_schema(root: &Path) -> Result<DatasetSchema> {
         )));
     }
     let info = Info::read(root)?;
+    // The RGB cameras' codec: depth cameras always hold LeRobot's depth codec (HEVC).
     let codecs: Vec<&str> = info
         .video_info
         .iter()
+        .filter(|(k, _)| !info.features.get(k).is_some_and(|f| f.is_depth()))
         .filter_map(|(_, vi)| {
             vi.fields
                 .iter()
@@ -133,6 +135,22 @@ pub(super) fn open_existing(cfg: &mut WriterConfig) -> Result<Resumed> {
         &[]
     };
     for (key, vi) in described {
+        if info.features.get(key).is_some_and(|f| f.is_depth()) {
+            // A depth camera goes on with the dataset's own depth settings (quantiser and
+            // encoder), whatever this session was given: its files must share them.
+            let fields: serde_json::Map<String, serde_json::Value> =
+                vi.fields.iter().cloned().collect();
+            let own = reel_media::depth::DepthEncoding::from_info(&fields)
+                .map_err(|e| e.context(format!("camera '{key}'")))?;
+            if own != cfg.depth {
+                tracing::info!(
+                    "camera '{key}': depth encoded with the dataset's own settings ({:?})",
+                    own.quant
+                );
+                cfg.depth = own;
+            }
+            continue;
+        }
         if let Some(codec) = vi
             .fields
             .iter()

@@ -55,24 +55,42 @@ pub(super) fn validate_config(cfg: &WriterConfig) -> Result<()> {
     if cfg.features.is_empty() {
         return Err(Error::invalid("a dataset needs at least one feature"));
     }
+    let has_rgb = cfg
+        .features
+        .iter()
+        .any(|(_, f)| f.video_hw().is_some() && !f.is_depth());
+    if cfg.features.iter().any(|(_, f)| f.is_depth()) {
+        cfg.depth
+            .validate()
+            .map_err(|e| e.context("depth encoder"))?;
+    }
     if !cfg.features.video_keys().is_empty() {
-        cfg.encoder.validate()?;
-        if let Some(fin) = &cfg.deferred {
-            fin.validate()?;
+        if has_rgb {
+            cfg.encoder.validate()?;
+            if let Some(fin) = &cfg.deferred {
+                fin.validate()?;
+            }
         }
         reel_media::init();
-        let mut opened: Vec<(u32, u32)> = Vec::new();
+        let mut opened: Vec<(u32, u32, bool)> = Vec::new();
         for (key, f) in cfg.features.iter() {
             if let Some((h, w)) = f.video_hw() {
                 validate_size(w, h).map_err(|e| e.context(format!("camera '{key}'")))?;
-                if !opened.contains(&(w, h)) {
+                if f.is_depth() {
+                    if !opened.contains(&(w, h, true)) {
+                        trial_open(key, w, h, cfg.fps, &cfg.depth.encoder, true)?;
+                        opened.push((w, h, true));
+                    }
+                    continue;
+                }
+                if !opened.contains(&(w, h, false)) {
                     let mut clean = cfg.encoder.clone();
                     clean.fault = None; // injected faults are for the recording, not this check
-                    trial_open(key, w, h, cfg.fps, &clean)?;
+                    trial_open(key, w, h, cfg.fps, &clean, false)?;
                     if let Some(fin) = &cfg.deferred {
-                        trial_open(key, w, h, cfg.fps, fin)?;
+                        trial_open(key, w, h, cfg.fps, fin, false)?;
                     }
-                    opened.push((w, h));
+                    opened.push((w, h, false));
                 }
             }
         }
@@ -82,13 +100,24 @@ pub(super) fn validate_config(cfg: &WriterConfig) -> Result<()> {
 
 /// Opens (and closes) the encoder once at a camera's size, so that a size or option the
 /// encoder refuses is reported now, naming the camera, rather than at the first save.
-fn trial_open(key: &str, w: u32, h: u32, fps: u32, settings: &EncoderSettings) -> Result<()> {
+fn trial_open(
+    key: &str,
+    w: u32,
+    h: u32,
+    fps: u32,
+    settings: &EncoderSettings,
+    depth: bool,
+) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("reel-trial-open-")
         .tempdir()
         .map_err(|e| Error::io("create a scratch folder", std::env::temp_dir(), e))?;
     let path = dir.path().join(format!("{w}x{h}.mp4"));
-    let res = reel_media::EpisodeEncoder::create(&path, w, h, fps, settings);
+    let res = if depth {
+        reel_media::EpisodeEncoder::create_depth(&path, w, h, fps, settings)
+    } else {
+        reel_media::EpisodeEncoder::create(&path, w, h, fps, settings)
+    };
     // The folder (with the encoder's fragmented scratch file) goes when `dir` is dropped.
     match res {
         Ok(enc) => {

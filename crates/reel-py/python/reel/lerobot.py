@@ -112,7 +112,16 @@ def _encoder_options(rgb_encoder: Any, depth_encoder: Any, encoder_threads: int 
     if encoder_queue_maxsize is not None:
         o["max_frames_in_memory"] = max(1, int(encoder_queue_maxsize))
     if depth_encoder is not None:
-        _log_ignored("depth_encoder", "reel records RGB cameras only; depth features are refused at create")
+        # LeRobot's DepthEncoderConfig, field for field (reel.Writer refuses what it cannot store
+        # as LeRobot does: another codec than HEVC, another pixel format than gray12le).
+        fields = ("vcodec", "pix_fmt", "g", "crf", "preset", "extra_options",
+                  "depth_min", "depth_max", "shift", "use_log")
+        d = {k: getattr(depth_encoder, k) for k in fields if hasattr(depth_encoder, k)}
+        if "extra_options" in d and d["extra_options"] is not None:
+            d["extra_options"] = dict(d["extra_options"])
+        if getattr(depth_encoder, "fast_decode", 0):
+            _log_ignored("depth_encoder.fast_decode", "reel uses each codec's default decoding tune")
+        o["depth_encoder"] = d
     return o
 
 
@@ -208,7 +217,8 @@ class ReelMeta:
 
     @property
     def depth_keys(self) -> list[str]:
-        return []
+        return [k for k, f in self.features.items()
+                if f.get("dtype") == "video" and (f.get("info") or {}).get("is_depth_map")]
 
     @property
     def stats(self) -> dict | None:
@@ -264,7 +274,9 @@ class ReelDataset:
                encoder_threads: int | None = None, video_files_size_in_mb: int | None = None,
                data_files_size_in_mb: int | None = None) -> "ReelDataset":
         """``LeRobotDataset.create`` on reel's engine. Feature kinds reel does not record
-        (``image`` dtype, depth maps, ``language`` columns) are refused here, naming the feature."""
+        (``image`` dtype, ``language`` columns) are refused here, naming the feature. Depth cameras
+        (``(H, W, 1)``, ``info.is_depth_map``) record uint16 millimetres as LeRobot does
+        (``depth_encoder`` maps onto reel's depth encoding)."""
         root = Path(root) if root is not None else _lerobot_home() / repo_id
         if not use_videos:
             cams = [k for k, f in features.items() if f.get("dtype") in ("image", "video")]
@@ -305,6 +317,8 @@ class ReelDataset:
                           image_writer_threads=image_writer_threads,
                           streaming_encoding=streaming_encoding, token=token)
         opts = _encoder_options(rgb_encoder, depth_encoder, encoder_threads, encoder_queue_maxsize)
+        # A resumed dataset's depth cameras keep the depth settings their files were made with.
+        opts.pop("depth_encoder", None)
         if rgb_encoder is not None and "REEL_VCODEC" not in os.environ:
             # LeRobot always passes its default encoder config; a resumed dataset keeps its codec
             # unless the user changed the default.

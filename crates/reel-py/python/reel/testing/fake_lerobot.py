@@ -34,6 +34,19 @@ class ReelFakeRobotConfig(RobotConfig):
     #: Camera noise (Gaussian, in pixel levels) baked into the looped frames at connect, like
     #: a webcam's sensor noise: it makes encoders work harder and costs nothing per tick.
     noise_sigma: float = 0.0
+    #: The first camera also has a depth stream (`<cam>_depth`, (height, width, 1) uint16
+    #: millimetres, as LeRobot's RealSense with `use_depth`): the ramp `depth_frame(k)`.
+    depth: bool = False
+
+
+def depth_frame(k: int, w: int, h: int) -> np.ndarray:
+    """Depth frame k (mod 90) of the fake depth camera, in mm: a ramp over 0..12 m (past
+    LeRobot's 10 m range) with the frame code 500 + 100 k mm in the top-left 8x8 block."""
+    k %= 90
+    y, x = np.mgrid[0:h, 0:w]
+    f = (x * 150 + y * 50 + k * 37) % 12000
+    f[:8, :8] = 500 + 100 * k
+    return f.astype(np.uint16)[:, :, None]
 
 
 def _synthetic(n: int, w: int, h: int, cam: int) -> list[np.ndarray]:
@@ -85,6 +98,8 @@ class ReelFakeRobot(FakeArm, Robot):
         f = joint_features()
         for cam in self.cameras:
             f[cam] = (self.config.height, self.config.width, 3)
+        if self.config.depth:
+            f[f"{next(iter(self.cameras))}_depth"] = (self.config.height, self.config.width, 1)
         return f
 
     @property
@@ -119,6 +134,8 @@ class ReelFakeRobot(FakeArm, Robot):
         k = int((time.monotonic() - self._t0) * 30)
         for cam, frames in self._frames.items():
             obs[cam] = frames[k % len(frames)]
+        if self.config.depth:
+            obs[f"{next(iter(self.cameras))}_depth"] = depth_frame(k, self.config.width, self.config.height)
         return obs
 
     def disconnect(self) -> None:
