@@ -60,7 +60,7 @@ if [ $# -eq 0 ] || [ "${REEL_PY_TESTS:-0}" = 1 ]; then
     export REEL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/reel"
     echo "== Python tests (crates/reel-py/tests) =="
     PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" -m pytest -q -p no:cacheprovider \
-      --durations=5 crates/reel-py/tests || py_rc=$?
+      --durations=20 crates/reel-py/tests || py_rc=$?
     echo "== Python tests: $([ $py_rc = 0 ] && echo passed || echo "FAILED (exit $py_rc)") in $(( $(date +%s) - started )) s =="
   elif [ -n "${REEL_REQUIRE_ORACLE:-}" ]; then
     echo "error: REEL_REQUIRE_ORACLE is set but the LeRobot venv is missing: the Python tests cannot run" >&2
