@@ -24,7 +24,8 @@ fn workspace() -> PathBuf {
 }
 
 fn reel_bin() -> PathBuf {
-    let bin = workspace().join("target/debug/reel");
+    // The target directory this test was built in (CARGO_TARGET_DIR honoured): <target>/tmp.
+    let bin = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../debug/reel");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)

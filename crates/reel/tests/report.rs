@@ -132,14 +132,24 @@ fn ticks_are_stored_per_frame_and_lerobot_ignores_them() {
     assert_eq!(eps.len(), 3);
     let ticks = reel_dataset::ticks::read_all(root).unwrap();
     assert_eq!(ticks.len(), 3, "every episode has its ticks");
+    let figures = reel_dataset::figures::read(root).unwrap();
     for (t, (i, len)) in ticks.iter().zip(&eps) {
         assert_eq!(t.episode_index, *i);
         assert_eq!(t.len() as u64, *len, "one tick per row of episode {i}");
         assert_eq!(t.cameras.len(), 2);
         assert!(t.t_s.windows(2).all(|w| w[1] > w[0]), "ticks in time order");
         assert!(t.sections_ms.iter().flatten().all(|v| *v >= 0.0));
-        // The stored ticks agree with the episode's own summary column.
-        assert!(t.missed.iter().filter(|m| **m).count() as u64 <= *len);
+        // The stored ticks agree with the episode's own missed-deadlines figure.
+        let stored = figures[i]
+            .iter()
+            .find(|(k, _)| k == "missed_deadlines")
+            .map(|(_, v)| v.clone());
+        let counted = t.missed.iter().filter(|m| **m).count() as i64;
+        assert_eq!(
+            stored,
+            Some(reel_dataset::episodes::ExtraValue::I64(counted)),
+            "episode {i}"
+        );
     }
     assert_reel_check(root);
     assert_lerobot_loads(root);
