@@ -2,6 +2,11 @@
 
 use crate::{Error, Result, SharedFrame};
 
+/// The pixel format depth streams are encoded in (LeRobot's `DEFAULT_DEPTH_PIX_FMT`).
+pub const DEPTH_PIX_FMT: &str = "gray12le";
+/// The unit reel's depth input is in: uint16 millimetres (LeRobot's `depth_unit` "mm").
+pub const DEPTH_UNIT_MM: &str = "mm";
+
 /// Data type of a feature, as written in LeRobot's `info.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dtype {

@@ -10,6 +10,7 @@
 #![cfg_attr(test, allow(unused_crate_dependencies))]
 
 pub mod error;
+pub mod extra;
 pub mod faultpoint;
 pub mod feature;
 pub mod frame;
@@ -18,6 +19,7 @@ pub mod pool;
 pub mod safepath;
 pub mod sched;
 pub mod stop;
+pub mod tick;
 
 pub use error::{Error, Result, ResultExt};
 pub use feature::{Dtype, Feature, Features, RowValues, Value, DEFAULT_FEATURES_NAMES};

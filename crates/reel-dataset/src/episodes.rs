@@ -2,6 +2,7 @@
 //! row per episode with its location in the data and video files, its per-episode statistics
 //! and reel's own per-episode figures, and the reader used to resume and validate.
 
+pub use reel_core::extra::ExtraValue;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,14 +24,6 @@ pub struct VideoRef {
     pub file: FileIndex,
     pub from_timestamp: f64,
     pub to_timestamp: f64,
-}
-
-/// A reel-specific per-episode value, stored in a `reel/<name>` column.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExtraValue {
-    I64(i64),
-    F64(f64),
-    Str(String),
 }
 
 /// One row of the episodes parquet.

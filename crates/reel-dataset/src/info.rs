@@ -80,68 +80,6 @@ impl VideoInfo {
             .collect()
     }
 
-    /// The encoder settings that write this block's stream: the codec (`av1` → libsvtav1,
-    /// `h264` → libx264, `hevc` → libx265) and pixel format, with the encoder fields
-    /// (`video.g`, `video.crf`, `video.preset`, `video.fast_decode`, `video.extra_options`)
-    /// where present, LeRobot's defaults where not. Refuses a depth map (its codes must be
-    /// re-quantised, not re-encoded) and a codec reel does not encode.
-    pub fn encoder_settings(&self) -> Result<reel_media::EncoderSettings> {
-        use serde_json::Value;
-        if self.get("is_depth_map").and_then(Value::as_bool) == Some(true) {
-            return Err(Error::invalid("a depth map stream is not re-encoded"));
-        }
-        let codec = self
-            .get("video.codec")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::invalid("the video block names no video.codec"))?;
-        let vcodec = match codec {
-            "av1" => "libsvtav1",
-            "h264" => "libx264",
-            "hevc" => "libx265",
-            other => {
-                return Err(Error::invalid(format!(
-                    "reel does not encode video.codec {other:?} (it writes av1, h264, hevc)"
-                )))
-            }
-        };
-        let mut s = reel_media::EncoderSettings::lerobot_default().with_codec(vcodec);
-        if let Some(p) = self.get("video.pix_fmt").and_then(Value::as_str) {
-            s.pix_fmt = p.to_string();
-        }
-        let bad = |k: &str, v: &Value| Error::invalid(format!("video block: bad {k} {v}"));
-        if let Some(v) = self.get("video.g").filter(|v| !v.is_null()) {
-            let g = v.as_u64().and_then(|g| u32::try_from(g).ok());
-            s.g = Some(g.filter(|&g| g > 0).ok_or_else(|| bad("video.g", v))?);
-        }
-        if let Some(v) = self.get("video.crf").filter(|v| !v.is_null()) {
-            s.crf = Some(v.as_f64().ok_or_else(|| bad("video.crf", v))?);
-        }
-        if let Some(v) = self.get("video.preset") {
-            s.preset = match v {
-                Value::Null => None,
-                Value::String(p) => Some(p.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                other => return Err(bad("video.preset", other)),
-            };
-        }
-        if let Some(v) = self.get("video.fast_decode").filter(|v| !v.is_null()) {
-            let f = v.as_u64().and_then(|f| u32::try_from(f).ok());
-            s.fast_decode = f.ok_or_else(|| bad("video.fast_decode", v))?;
-        }
-        if let Some(Value::Object(m)) = self.get("video.extra_options") {
-            for (k, v) in m {
-                let v = v
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string());
-                s.extra.push((k.clone(), v));
-            }
-        }
-        let s = s.resolved();
-        s.validate()?;
-        Ok(s)
-    }
-
     /// The block LeRobot writes for a stream of `codec` (FFmpeg's codec name: av1, h264,
     /// hevc) at `width`x`height`, `fps`, `pix_fmt`, followed by the encoder's option fields.
     pub fn for_stream(
@@ -152,7 +90,7 @@ impl VideoInfo {
         pix_fmt: &str,
         encoder_fields: &[(String, serde_json::Value)],
     ) -> VideoInfo {
-        let depth = pix_fmt == reel_media::depth::DEPTH_PIX_FMT;
+        let depth = pix_fmt == reel_core::feature::DEPTH_PIX_FMT;
         let mut fields = VideoInfo::head(depth);
         fields.extend([
             ("video.height".into(), height.into()),
@@ -174,7 +112,10 @@ impl VideoInfo {
     pub fn head(depth: bool) -> Vec<(String, serde_json::Value)> {
         let mut f = vec![("is_depth_map".to_string(), depth.into())];
         if depth {
-            f.push(("depth_unit".into(), reel_media::depth::DEPTH_UNIT_MM.into()));
+            f.push((
+                "depth_unit".into(),
+                reel_core::feature::DEPTH_UNIT_MM.into(),
+            ));
         }
         f
     }

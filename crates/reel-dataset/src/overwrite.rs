@@ -6,7 +6,7 @@
 //! top-level entry is one a LeRobot dataset has (`meta`, `data`, `videos`, `images`, reel's
 //! `.reel`, the Hub's `README.md`/`.gitattributes`/`.cache`, LeRobot's `tmp*` encode folders).
 //! [`remove_dataset`] deletes only after that check; callers run it after every option,
-//! camera and encoder has been validated (see [`DatasetWriter::open`](crate::writer::DatasetWriter::open)).
+//! camera and encoder has been validated (see `DatasetWriter::open`).
 
 use crate::paths;
 use reel_core::{Error, Result};

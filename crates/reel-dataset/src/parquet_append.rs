@@ -44,7 +44,7 @@ fn perr(path: &Path, e: impl std::fmt::Display) -> Error {
 /// The writer settings used for every file reel writes (the same for every append, so the
 /// row groups of one file are alike): SNAPPY, dictionary, chunk-level statistics, no page
 /// index, no bloom filter.
-pub(crate) fn writer_properties(kv: &[(String, String)]) -> WriterProperties {
+pub fn writer_properties(kv: &[(String, String)]) -> WriterProperties {
     let kvs: Vec<KeyValue> = kv
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
@@ -62,11 +62,7 @@ pub(crate) fn writer_properties(kv: &[(String, String)]) -> WriterProperties {
 /// Encodes `batch` as a complete parquet file (one row group) in memory. `kv` goes both into
 /// the footer's key-value metadata and into the Arrow schema's metadata embedded in
 /// `ARROW:schema` (pyarrow, like pyarrow's own writer, takes the schema metadata from there).
-pub(crate) fn encode_file(
-    path: &Path,
-    batch: &RecordBatch,
-    kv: &[(String, String)],
-) -> Result<Vec<u8>> {
+pub fn encode_file(path: &Path, batch: &RecordBatch, kv: &[(String, String)]) -> Result<Vec<u8>> {
     let mut meta = batch.schema().metadata().clone();
     for (k, v) in kv {
         meta.insert(k.clone(), v.clone());
@@ -281,7 +277,7 @@ fn remember_footer(path: &Path, len: u64, footer_start: u64, md: ParquetMetaData
     );
 }
 
-pub(crate) fn forget_footer(path: &Path) {
+pub fn forget_footer(path: &Path) {
     if let Some(m) = FOOTERS.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
         m.remove(path);
     }
@@ -478,7 +474,7 @@ pub fn row_group_rows(path: &Path) -> Result<Vec<u64>> {
 /// Reads every record batch of a parquet file (small metadata files and tests). The file is
 /// checked first ([`check_pages`]): the parquet reader sizes its buffers from the page
 /// headers, so a 2 KB file whose page claims 2 GiB would take 2 GiB.
-pub(crate) fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+pub fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
     let mut f = File::open(path).map_err(|e| Error::io("open", path, e))?;
     check_pages(path, &mut f)?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)

@@ -13,10 +13,9 @@ use crate::EncoderSettings;
 
 /// The largest 12-bit code (LeRobot's `DEPTH_QMAX`).
 pub const DEPTH_QMAX: u16 = 4095;
-/// The pixel format depth streams are encoded in (LeRobot's `DEFAULT_DEPTH_PIX_FMT`).
-pub const DEPTH_PIX_FMT: &str = "gray12le";
-/// The unit reel's depth input is in: uint16 millimetres (LeRobot's `depth_unit` "mm").
-pub const DEPTH_UNIT_MM: &str = "mm";
+/// The pixel format and unit of depth streams (shared with the format crate, which names them
+/// in `info.json` without encoding anything).
+pub use reel_core::feature::{DEPTH_PIX_FMT, DEPTH_UNIT_MM};
 
 /// The depth quantiser's parameters, in metres: `depth_min` maps to code 0, `depth_max`
 /// to [`DEPTH_QMAX`], `shift` is added before the logarithm when `use_log`.

@@ -7,7 +7,7 @@
 //! ([`partial_path`]; a fragment per GOP, flushed to disk as soon as it is complete), so a
 //! frame is durable once its fragment is written ([`EpisodeEncoder::confirmed_frames`]).
 //! `finish` remuxes that file into the standard MP4 (moov at the end) that
-//! [`crate::mp4::append_segment`] expects; after a crash or hang, [`salvage`] recovers every
+//! `reel_dataset::mp4::append_segment` expects; after a crash or hang, [`salvage`] recovers every
 //! complete frame of the partial file.
 
 use crate::fault::{hang_forever, Fault};

@@ -13,7 +13,6 @@ pub mod depth;
 mod encoder;
 pub mod encoders;
 mod fault;
-pub mod mp4;
 pub mod probe;
 mod settings;
 pub mod thumbnail;

@@ -5,8 +5,8 @@
 //! at the rounding boundaries where NumPy's float32 log, not correctly rounded, moves a code).
 
 use reel_core::journal::Journal;
+use reel_dataset::mp4::append_segment;
 use reel_media::depth::{depth_encoder_settings, DepthQuant, DEPTH_QMAX};
-use reel_media::mp4::append_segment;
 use reel_media::probe::probe_video;
 use reel_media::EpisodeEncoder;
 use std::path::Path;

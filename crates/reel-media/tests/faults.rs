@@ -5,8 +5,8 @@
 
 use reel_core::journal::Journal;
 use reel_core::VideoFrame;
+use reel_dataset::mp4::{append_segment, read_index};
 use reel_media::decode::decode_video;
-use reel_media::mp4::{append_segment, read_index};
 use reel_media::{partial_path, salvage, EncoderSettings, EpisodeEncoder, Fault};
 use std::path::Path;
 use std::process::Command;

@@ -4,8 +4,8 @@
 
 use reel_core::journal::{recover, Journal};
 use reel_core::VideoFrame;
+use reel_dataset::mp4::{append_segment, read_index, truncate_frames};
 use reel_media::decode::decode_video;
-use reel_media::mp4::{append_segment, read_index, truncate_frames};
 use reel_media::probe::probe_video;
 use reel_media::{EncodedSegment, EncoderSettings, EpisodeEncoder};
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ fn journal(root: &Path) -> Journal {
     Journal::begin(&root.join(".reel/journal"), root, false).unwrap()
 }
 
-fn append(root: &Path, target: &Path, seg: &Path) -> reel_media::mp4::Appended {
+fn append(root: &Path, target: &Path, seg: &Path) -> reel_dataset::mp4::Appended {
     let mut j = journal(root);
     let a = append_segment(target, seg, &mut j).unwrap();
     j.commit().unwrap();

@@ -4,8 +4,8 @@
 //! the same frames, and bad input is refused with a clear error, without a panic or a hang.
 
 use reel_core::VideoFrame;
+use reel_dataset::mp4::read_index;
 use reel_media::decode::decode_video;
-use reel_media::mp4::read_index;
 use reel_media::probe::probe_video;
 use reel_media::{EncoderSettings, EpisodeEncoder};
 use std::path::Path;

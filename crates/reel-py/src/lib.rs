@@ -77,10 +77,10 @@ fn merge(
     append: bool,
 ) -> PyResult<Py<PyAny>> {
     let r = py.detach(|| {
-        reel_dataset::merge::merge(
+        reel_engine::merge::merge(
             &sources,
             &output,
-            &reel_dataset::merge::MergeOptions { append },
+            &reel_engine::merge::MergeOptions { append },
             &mut |_| {},
         )
     });

@@ -27,7 +27,7 @@ pub(crate) fn check<'py>(
     let r = py
         .detach(move || {
             reel_media::init();
-            reel_dataset::check::check(&root, reel_dataset::check::CheckOptions { repair, decode })
+            reel_engine::check::check(&root, reel_engine::check::CheckOptions { repair, decode })
         })
         .map_err(to_py)?;
     let d = PyDict::new(py);

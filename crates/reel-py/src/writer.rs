@@ -13,10 +13,10 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyDict, PyInt, PyString};
 use reel_core::{monotonic_ns, Features, FramePool, RowValues, StopToken};
-use reel_dataset::camera::QueueLimits;
-use reel_dataset::front;
-use reel_dataset::plan::{DeferredMode, EncoderPlan, EncoderRequest};
-use reel_dataset::writer::{read_schema, CommitGates, EpisodeSaved, OpenMode, WriterConfig};
+use reel_engine::camera::QueueLimits;
+use reel_engine::front;
+use reel_engine::plan::{DeferredMode, EncoderPlan, EncoderRequest};
+use reel_engine::writer::{read_schema, CommitGates, EpisodeSaved, OpenMode, WriterConfig};
 use reel_record::external::{ExternalSession, FrameStamp};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -727,9 +727,9 @@ impl Writer {
         let d = PyDict::new(py);
         for (k, v) in s.extras() {
             match v {
-                reel_dataset::episodes::ExtraValue::F64(x) => d.set_item(k, x)?,
-                reel_dataset::episodes::ExtraValue::I64(x) => d.set_item(k, x)?,
-                reel_dataset::episodes::ExtraValue::Str(x) => d.set_item(k, x)?,
+                reel_core::extra::ExtraValue::F64(x) => d.set_item(k, x)?,
+                reel_core::extra::ExtraValue::I64(x) => d.set_item(k, x)?,
+                reel_core::extra::ExtraValue::Str(x) => d.set_item(k, x)?,
             }
         }
         d.set_item("ticks", s.ticks)?;
@@ -862,7 +862,7 @@ impl Writer {
 /// A closed commit gate (`Writer.commit_gate`): a context manager; `release()` opens it.
 #[pyclass(frozen, module = "reel._reel")]
 pub struct CommitGate {
-    gate: Mutex<Option<reel_dataset::writer::CommitGate>>,
+    gate: Mutex<Option<reel_engine::writer::CommitGate>>,
 }
 
 #[pymethods]

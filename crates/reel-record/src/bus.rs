@@ -19,8 +19,8 @@
 
 use crate::robot::Robot;
 use crate::samples::{SampleBlock, SampleData, StreamSender};
+use reel_core::extra::ExtraValue;
 use reel_core::{monotonic_ns, Error, Result};
-use reel_dataset::episodes::ExtraValue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;

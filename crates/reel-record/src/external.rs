@@ -7,7 +7,7 @@
 
 use crate::timing::{ExternalTick, ExternalTimer, Summary, TickReport};
 use reel_core::{monotonic_ns, Result, RowValues};
-use reel_dataset::writer::{DatasetWriter, Finalized};
+use reel_engine::writer::{DatasetWriter, Finalized};
 
 /// When one `add_frame` happened, as the front end saw it (the [`monotonic_ns`] clock).
 #[derive(Debug, Clone, Default)]

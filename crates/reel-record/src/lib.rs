@@ -1,5 +1,5 @@
 //! The recording session: a fixed-rate control loop through episodes and resets, timed by
-//! section, driven by keys and signals, feeding a `reel_dataset::writer::DatasetWriter`.
+//! section, driven by keys and signals, feeding a `reel_engine::writer::DatasetWriter`.
 //!
 //! * [`robot`]: the [`robot::Robot`] and [`robot::Teleop`] traits a real arm implements,
 //!   and the simulated 6-joint arm with its teleop;

@@ -3,8 +3,8 @@
 //! A real robot driver implements [`Robot`] exactly like [`SimRobot`] does: the session
 //! cannot tell them apart.
 
+use reel_core::extra::ExtraValue;
 use reel_core::{Error, Result};
-use reel_dataset::episodes::ExtraValue;
 
 /// A robot arm: reads its joint state, takes joint targets.
 pub trait Robot: Send {

@@ -20,7 +20,7 @@
 
 use reel_core::{Error, Result};
 use reel_dataset::streams::{check_name, SampleValues};
-use reel_dataset::writer::DatasetWriter;
+use reel_engine::writer::DatasetWriter;
 use std::collections::VecDeque;
 use std::sync::mpsc;
 

@@ -13,7 +13,7 @@ use crate::robot::{Robot, Teleop};
 use crate::timing::{Summary, TickRecord, TickTimer};
 use crate::watch::{CameraWatch, CameraWatchConfig, Verdict};
 use reel_core::{monotonic_ns, Error, Feature, Features, Result, RowValues, SharedFrame, Value};
-use reel_dataset::writer::{DatasetWriter, EpisodeSaved};
+use reel_engine::writer::{DatasetWriter, EpisodeSaved};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -103,11 +103,11 @@ pub const MAX_PHASE_S: f64 = 86_400.0;
 impl SessionConfig {
     /// Every option in range, before anything is opened; errors name the option.
     pub fn validate(&self) -> Result<()> {
-        if self.fps == 0 || self.fps > reel_dataset::plan::MAX_FPS {
+        if self.fps == 0 || self.fps > reel_engine::plan::MAX_FPS {
             return Err(Error::invalid(format!(
                 "fps {} is out of range: it must be between 1 and {}",
                 self.fps,
-                reel_dataset::plan::MAX_FPS
+                reel_engine::plan::MAX_FPS
             )));
         }
         let e = self.episode_time_s;
@@ -301,7 +301,7 @@ impl<'a> Session<'a> {
                             {
                                 extras.push((
                                     format!("stream/{name}/samples"),
-                                    reel_dataset::episodes::ExtraValue::I64(n),
+                                    reel_core::extra::ExtraValue::I64(n),
                                 ));
                             }
                         }

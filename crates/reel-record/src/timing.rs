@@ -3,9 +3,9 @@
 //! and the same figures are stored in the dataset's episode metadata.
 
 use hdrhistogram::Histogram;
+use reel_core::extra::ExtraValue;
 use reel_core::monotonic_ns;
-use reel_dataset::episodes::ExtraValue;
-pub use reel_dataset::ticks::{TickRecord, SECTIONS};
+pub use reel_core::tick::{TickRecord, SECTIONS};
 
 // 1 µs .. 60 s, 3 significant digits: constant bounds that hdrhistogram accepts, so the
 // constructor cannot fail (no input reaches it).
@@ -49,7 +49,7 @@ pub struct TickReport {
     pub missed: bool,
     pub sections_ns: [u64; 4],
     /// The same tick as the fixed-size record stored per tick in the dataset
-    /// ([`reel_dataset::writer::DatasetWriter::add_tick`]) and shown live.
+    /// ([`reel_engine::writer::DatasetWriter::add_tick`]) and shown live.
     pub record: TickRecord,
 }
 

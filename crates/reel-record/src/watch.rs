@@ -5,8 +5,8 @@
 //! or goes on with those frames flagged. A camera that is gone (an error, not a stall) never
 //! starts another episode.
 
+use reel_core::extra::ExtraValue;
 use reel_core::{monotonic_ns, SharedFrame};
-use reel_dataset::episodes::ExtraValue;
 use std::time::Duration;
 
 /// What to do when a camera stops delivering mid-episode.

@@ -11,9 +11,9 @@
 //! `to_timestamp` stay valid (the frame counts are verified before a file can be swapped).
 
 use crate::state::{self, work_dir, DoneFile};
+use reel_core::extra::ExtraValue;
 use reel_core::journal::{sync_dir, write_atomic, Journal};
 use reel_core::{Error, Result};
-use reel_dataset::episodes::ExtraValue;
 use reel_dataset::info::{Info, VideoInfo};
 use reel_dataset::{paths, pyjson};
 use serde::{Deserialize, Serialize};

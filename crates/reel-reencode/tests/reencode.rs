@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reel_core::Result;
-use reel_dataset::check::{check, CheckOptions};
+use reel_engine::check::{check, CheckOptions};
 use reel_media::EncoderSettings;
 use reel_reencode::{
     reencode, reencode_with, CommitMode, FfmpegTranscoder, NoProgress, ReencodeOptions, Transcoder,

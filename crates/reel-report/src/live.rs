@@ -17,9 +17,9 @@
 use crate::charts::{self, Extras, Series};
 use crate::page::{Card, Figure, LiveView, Page};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
+use reel_core::tick::{TickRecord, SECTIONS};
 use reel_core::{Error, Result, SharedFrame};
-use reel_dataset::ticks::{TickRecord, SECTIONS};
-use reel_dataset::writer::EpisodeSaved;
+use reel_engine::writer::EpisodeSaved;
 use reel_record::session::{FrameSource, Observer};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

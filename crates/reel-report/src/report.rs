@@ -5,10 +5,12 @@
 
 use crate::charts::{self, Extras, Series};
 use crate::page::{Card, DoctorView, EpisodeView, Figure, Page};
+use reel_core::extra::ExtraValue;
+use reel_core::tick::SECTIONS;
 use reel_core::{Error, Result};
-use reel_dataset::episodes::{self, EpisodeRecord, ExtraValue};
+use reel_dataset::episodes::{self, EpisodeRecord};
 use reel_dataset::info::Info;
-use reel_dataset::ticks::{self, EpisodeTicks, SECTIONS};
+use reel_dataset::ticks::{self, EpisodeTicks};
 use std::path::Path;
 
 /// What goes into the report.
@@ -449,7 +451,7 @@ fn trends(eps: &[EpisodeRecord], keys: &[String], fps: u32) -> Vec<Figure> {
 
 /// Builds the report page of the dataset at `root` (read-only).
 pub fn build(root: &Path, opts: &ReportOptions, doctor: Option<DoctorView>) -> Result<Page> {
-    if reel_dataset::writer::journal_pending(root) {
+    if reel_engine::writer::journal_pending(root) {
         return Err(Error::invalid(format!(
             "{} has an unfinished episode save (a crash): `reel check --repair {}` rolls it back; the report reads only consistent datasets",
             root.display(),

@@ -9,8 +9,8 @@ use crate::calibration::{file_path, Calibration};
 use crate::model::{MotorSpec, NormMode, RobotType};
 use crate::norm;
 use crate::sim::wire::Protocol;
+use reel_core::extra::ExtraValue;
 use reel_core::{Error, Result};
-use reel_dataset::episodes::ExtraValue;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -136,7 +136,7 @@ fn goals_are_checked_clamped_and_capped() {
         .unwrap();
     // Six capped by max_relative_target (plus any joint pushed past its range).
     match clamped.1 {
-        reel_dataset::episodes::ExtraValue::I64(n) => assert!(n >= 6, "{n}"),
+        reel_core::extra::ExtraValue::I64(n) => assert!(n >= 6, "{n}"),
         ref other => panic!("{other:?}"),
     }
 }
@@ -165,7 +165,7 @@ fn corrupted_replies_are_retried_within_the_tick() {
             .unwrap()
     };
     let failures = match get("teleop/read_failures") {
-        reel_dataset::episodes::ExtraValue::I64(n) => n,
+        reel_core::extra::ExtraValue::I64(n) => n,
         other => panic!("{other:?}"),
     };
     let st = bad.stats();

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use reel_dataset::check::{check, CheckOptions};
+use reel_engine::check::{check, CheckOptions};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]

@@ -1,9 +1,9 @@
 //! `reel merge`: merge LeRobot v3.0 datasets into one (options only; the engine is
-//! `reel_dataset::merge`).
+//! `reel_engine::merge`).
 
 use anyhow::Result;
 use clap::Args;
-use reel_dataset::merge::{merge, MergeEvent, MergeOptions};
+use reel_engine::merge::{merge, MergeEvent, MergeOptions};
 use reel_reencode::{ConsoleProgress, Progress};
 use std::path::PathBuf;
 

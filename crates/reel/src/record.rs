@@ -4,10 +4,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use reel_capture::{Camera, CameraSpec};
 use reel_core::StopToken;
-use reel_dataset::camera::QueueLimits;
-use reel_dataset::front;
-use reel_dataset::plan::{self, EncoderPlan, EncoderRequest};
-use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
+use reel_engine::camera::QueueLimits;
+use reel_engine::front;
+use reel_engine::plan::{self, EncoderPlan, EncoderRequest};
+use reel_engine::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::bus::PolledRobot;
 use reel_record::events::Events;
 use reel_record::robot::{Robot, Teleop};
@@ -161,7 +161,7 @@ pub struct SetupArgs {
     pub no_realtime: bool,
 }
 
-/// `--deferred` values (the library's [`reel_dataset::plan::DeferredMode`]).
+/// `--deferred` values (the library's [`reel_engine::plan::DeferredMode`]).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeferredMode {
     Auto,
@@ -233,7 +233,7 @@ pub fn camera_specs(
             .collect::<Result<_>>()?
     };
     for s in &specs {
-        reel_dataset::plan::validate_size(s.width, s.height)
+        reel_engine::plan::validate_size(s.width, s.height)
             .with_context(|| format!("camera '{}'", s.name))?;
     }
     Ok((specs, a.cameras.is_empty()))
@@ -352,7 +352,7 @@ impl Observer for Tee<'_> {
     fn tick(&mut self, tick: &reel_record::timing::TickRecord, recording: bool) {
         self.0.iter_mut().for_each(|o| o.tick(tick, recording));
     }
-    fn saved(&mut self, s: &reel_dataset::writer::EpisodeSaved) {
+    fn saved(&mut self, s: &reel_engine::writer::EpisodeSaved) {
         self.0.iter_mut().for_each(|o| o.saved(s));
     }
 }

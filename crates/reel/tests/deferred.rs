@@ -22,7 +22,7 @@ fn encoder_column(root: &Path) -> Vec<(String, Vec<String>)> {
                 .and_then(|k| k.strip_suffix("/encoder"))
             {
                 let v = match v {
-                    reel_dataset::episodes::ExtraValue::Str(s) => s.clone(),
+                    reel_core::extra::ExtraValue::Str(s) => s.clone(),
                     other => format!("{other:?}"),
                 };
                 match out.iter_mut().find(|(kk, _)| kk == key) {

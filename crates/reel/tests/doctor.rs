@@ -158,7 +158,7 @@ fn doctor_ranks_the_slow_camera_and_the_encoder_and_its_command_holds() {
         .find(|(k, _)| k == "missed_deadlines")
         .map(|(_, v)| v.clone());
     assert!(
-        matches!(missed, Some(reel_dataset::episodes::ExtraValue::I64(n)) if n >= 0),
+        matches!(missed, Some(reel_core::extra::ExtraValue::I64(n)) if n >= 0),
         "the recording counts its missed deadlines: {missed:?}"
     );
     assert_eq!(eps[0].length, 2 * fps);

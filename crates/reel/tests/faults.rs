@@ -9,7 +9,7 @@ fn switches(root: &std::path::Path) -> Vec<String> {
     for (_, figures) in reel_dataset::figures::read(root).unwrap() {
         for (k, v) in figures {
             if k.ends_with("/encoder_switches") {
-                if let reel_dataset::episodes::ExtraValue::Str(s) = v {
+                if let reel_core::extra::ExtraValue::Str(s) = v {
                     out.push(s);
                 }
             }

@@ -16,8 +16,9 @@
 use crate::fuzz_common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use reel_core::extra::ExtraValue;
 use reel_core::journal::{recover, Journal};
-use reel_dataset::episodes::{self, ExtraValue};
+use reel_dataset::episodes;
 use reel_dataset::info::Info;
 use reel_dataset::{figures, parquet_append};
 use std::collections::{BTreeMap, BTreeSet};
@@ -205,7 +206,7 @@ fn transactions() -> &'static [Tx] {
         let seg = s.scratch.join("seg.mp4");
         std::fs::write(&seg, &s.segment).unwrap();
         let mut j = Journal::begin(&root.join(JOURNAL), &root, false).unwrap();
-        reel_media::mp4::append_segment(&root.join(VIDEO), &seg, &mut j).unwrap();
+        reel_dataset::mp4::append_segment(&root.join(VIDEO), &seg, &mut j).unwrap();
         let mut info = Info::read(&root).unwrap();
         let recs = episodes::read_all(&root, &info.features).unwrap();
         let batch = episodes::episode_batch(recs.last().unwrap()).unwrap();

@@ -1,4 +1,4 @@
-//! Fuzzing the MP4 box / sample-table reader (issue 12): `reel_media::mp4::read_index`,
+//! Fuzzing the MP4 box / sample-table reader (issue 12): `reel_dataset::mp4::read_index`,
 //! `append_segment` and `truncate_frames` on mutated copies of a real dataset MP4 and a real
 //! episode segment. Every call returns, never panics, stays within 10 × its input + 1 MiB of
 //! heap; an append or truncation that fails leaves the file byte-identical, one that succeeds
@@ -8,7 +8,7 @@ use crate::fuzz_common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use reel_core::journal::{recover, Journal};
-use reel_media::mp4;
+use reel_dataset::mp4;
 use std::path::Path;
 
 const BIN: &str = "mp4";

@@ -167,7 +167,7 @@ fn merge_reencodes_only_the_source_whose_codec_differs() {
 fn assert_nothing_written(out: &Path) {
     assert!(!out.exists(), "{} was created", out.display());
     assert!(
-        !reel_dataset::merge::staging_dir(out).exists(),
+        !reel_engine::merge::staging_dir(out).exists(),
         "a staging folder was left"
     );
 }

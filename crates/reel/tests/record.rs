@@ -160,7 +160,7 @@ fn bad_input_gets_clear_errors() {
         .iter()
         .filter(|(k, _)| k.ends_with("/encoder"))
         .filter_map(|(_, v)| match v {
-            reel_dataset::episodes::ExtraValue::Str(s) => Some(s.clone()),
+            reel_core::extra::ExtraValue::Str(s) => Some(s.clone()),
             _ => None,
         })
         .collect();

@@ -147,7 +147,7 @@ fn ticks_are_stored_per_frame_and_lerobot_ignores_them() {
         let counted = t.missed.iter().filter(|m| **m).count() as i64;
         assert_eq!(
             stored,
-            Some(reel_dataset::episodes::ExtraValue::I64(counted)),
+            Some(reel_core::extra::ExtraValue::I64(counted)),
             "episode {i}"
         );
     }
@@ -460,7 +460,7 @@ fn a_crash_inside_the_ticks_append_is_rolled_back_with_the_episode() {
         .unwrap();
     assert!(!out.status.success(), "the fault point killed it");
     assert!(
-        reel_dataset::writer::journal_pending(&root),
+        reel_engine::writer::journal_pending(&root),
         "the second save was in flight"
     );
     let ticks_file = reel_dataset::ticks::ticks_file(&root, Default::default());

@@ -339,7 +339,7 @@ fn a_camera_lost_mid_episode_is_reported_and_handled() {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| match v {
-                reel_dataset::episodes::ExtraValue::I64(n) => *n as u64,
+                reel_core::extra::ExtraValue::I64(n) => *n as u64,
                 other => panic!("{key} is {other:?}"),
             })
             .unwrap_or_else(|| panic!("no {key} among the episode's figures"))
@@ -405,7 +405,7 @@ fn a_camera_lost_mid_episode_is_reported_and_handled() {
         .iter()
         .find(|(k, _)| k == "camera/front/stale_frames")
         .map(|(_, v)| match v {
-            reel_dataset::episodes::ExtraValue::I64(n) => *n,
+            reel_core::extra::ExtraValue::I64(n) => *n,
             other => panic!("stale_frames is {other:?}"),
         })
         .expect("camera/front/stale_frames");

@@ -270,12 +270,11 @@ fn a_pulse_in_a_decoded_frame_and_in_both_streams_agrees_within_a_frame_period()
     let mut bus = reel_record::bus::PolledRobot::start(Box::new(robot), 500, servo_tx).unwrap();
     let features =
         reel_record::session::features_for(bus.joint_names(), &[("front".into(), 96, 64)]).unwrap();
-    let mut cfg = reel_dataset::writer::WriterConfig::new(&root, 30, features);
+    let mut cfg = reel_engine::writer::WriterConfig::new(&root, 30, features);
     cfg.durable = false;
-    let req = reel_dataset::plan::EncoderRequest::new(96, 64, 1, 30);
+    let req = reel_engine::plan::EncoderRequest::new(96, 64, 1, 30);
     let (writer, _) =
-        reel_dataset::front::open_writer(cfg, &req, reel_dataset::writer::OpenMode::Create)
-            .unwrap();
+        reel_engine::front::open_writer(cfg, &req, reel_engine::writer::OpenMode::Create).unwrap();
     let mut teleop = reel_record::robot::SimTeleop::default();
     let session = reel_record::session::Session {
         robot: &mut bus,

@@ -22,7 +22,7 @@ pub mod verdict;
 
 use reel_capture::CameraSpec;
 use reel_core::{Error, Result, StopToken};
-use reel_dataset::plan::{DeferredMode, EncoderRequest};
+use reel_engine::plan::{DeferredMode, EncoderRequest};
 use reel_record::robot::{Robot, Teleop};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -84,11 +84,11 @@ impl DoctorConfig {
                 self.trial_s
             )));
         }
-        if self.fps == 0 || self.fps > reel_dataset::plan::MAX_FPS {
+        if self.fps == 0 || self.fps > reel_engine::plan::MAX_FPS {
             return Err(Error::invalid(format!(
                 "fps {} is out of range: it must be between 1 and {}",
                 self.fps,
-                reel_dataset::plan::MAX_FPS
+                reel_engine::plan::MAX_FPS
             )));
         }
         if (self.trial_s * self.fps as f64).round() < 2.0 {

@@ -10,11 +10,11 @@
 use super::proc::{CpuUse, Sampler};
 use super::{deferred_of, DoctorConfig};
 use reel_capture::Camera;
+use reel_core::tick::{TickRecord, SECTIONS};
 use reel_core::{monotonic_ns, Result, StopToken};
-use reel_dataset::camera::QueueLimits;
-use reel_dataset::front;
-use reel_dataset::ticks::{TickRecord, SECTIONS};
-use reel_dataset::writer::{DatasetWriter, OpenMode, WriterConfig};
+use reel_engine::camera::QueueLimits;
+use reel_engine::front;
+use reel_engine::writer::{DatasetWriter, OpenMode, WriterConfig};
 use reel_record::events::Events;
 use reel_record::robot::{Robot, Teleop};
 use reel_record::session::{features_for, FrameSource, Observer, Session, SessionConfig};
@@ -301,7 +301,7 @@ fn figures(t: &mut LoopTrial, w: &Watcher, names: &[String]) {
             name: name.clone(),
             ..Default::default()
         };
-        if c < reel_dataset::ticks::MAX_TICK_CAMERAS {
+        if c < reel_core::tick::MAX_TICK_CAMERAS {
             let mut ages: Vec<f64> = ticks
                 .iter()
                 .map(|x| x.cameras[c].age_us as f64 / 1e3)

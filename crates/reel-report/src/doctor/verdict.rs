@@ -575,7 +575,7 @@ mod tests {
     use crate::doctor::proc::{CpuUse, ThreadCpu};
     use crate::doctor::{CaptureResult, LoopCamera};
     use reel_capture::CameraSpec;
-    use reel_dataset::plan::EncoderRequest;
+    use reel_engine::plan::EncoderRequest;
 
     fn cam(name: &str, delivered: f64, growth: f64, end: u32) -> LoopCamera {
         LoopCamera {

@@ -26,10 +26,10 @@
 //! `E`) becomes `ep-<E>-<i>.av1.mp4`; a lane's file becomes `ep-<E>-0.av1.mp4`. The writer's
 //! `finish` swaps them into the dataset in one journaled transaction (`writer::swap`).
 
-use crate::paths;
 use crossbeam_channel::{Receiver, Sender};
 use reel_core::sched::Policy;
 use reel_core::{Error, Result, StopMark, StopToken};
+use reel_dataset::paths;
 use reel_media::transcode::{transcode_file, TranscodeOptions};
 use reel_media::EncoderSettings;
 use std::collections::BTreeMap;

@@ -5,9 +5,9 @@
 use super::committer::CommitState;
 use super::validate::probe_writable;
 use super::{recover, WriterConfig};
-use crate::info::Info;
-use crate::{episodes, paths, stats_json, tasks};
 use reel_core::{Dtype, Error, Features, Result};
+use reel_dataset::info::Info;
+use reel_dataset::{episodes, paths, stats_json, tasks};
 use reel_stats::FeatureStats;
 use std::path::Path;
 

@@ -1,5 +1,5 @@
-//! reel-dataset's integration tests, one binary with a module per subject
-//! (`cargo nextest run -p reel-dataset`).
+//! reel-engine's integration tests, one binary with a module per subject
+//! (`cargo nextest run -p reel-engine`).
 // A test crate sees every dependency of its package and uses few of them.
 #![allow(unused_crate_dependencies)]
 // Tests unwrap: a panic is their failure report.

@@ -2,8 +2,8 @@
 //! memory queue is full (every frame still reaches its video, in order), tasks, counters.
 
 use reel_core::{Feature, Features, RowValues, Value, VideoFrame};
-use reel_dataset::camera::QueueLimits;
-use reel_dataset::writer::{DatasetWriter, WriterConfig};
+use reel_engine::camera::QueueLimits;
+use reel_engine::writer::{DatasetWriter, WriterConfig};
 use std::sync::Arc;
 
 const W: u32 = 64;
@@ -83,9 +83,9 @@ fn discard_then_save_keeps_only_the_saved_episode_and_its_task() {
         (info.total_episodes, info.total_frames, info.total_tasks),
         (1, 10, 1)
     );
-    let r = reel_dataset::check::check(
+    let r = reel_engine::check::check(
         &root,
-        reel_dataset::check::CheckOptions {
+        reel_engine::check::CheckOptions {
             decode: true,
             ..Default::default()
         },
@@ -145,7 +145,7 @@ fn frames_spill_to_disk_and_all_reach_the_video_in_order() {
 fn deferred_writer(root: &std::path::Path, final_spill: u64) -> DatasetWriter {
     let mut cfg = WriterConfig::new(root, 30, features());
     cfg.durable = false;
-    cfg.encoder = reel_dataset::plan::deferred_live_encoder(&cfg.encoder);
+    cfg.encoder = reel_engine::plan::deferred_live_encoder(&cfg.encoder);
     cfg.deferred = Some(reel_media::EncoderSettings::lerobot_default());
     cfg.queue = QueueLimits {
         max_frames_in_memory: 4,
@@ -285,7 +285,7 @@ fn a_dataset_schema_is_read_back_for_resume() {
     }
     w.save_episode_and_wait(Vec::new()).unwrap();
     w.finalize().unwrap();
-    let s = reel_dataset::writer::read_schema(&root).unwrap();
+    let s = reel_engine::writer::read_schema(&root).unwrap();
     assert_eq!(s.fps, 15);
     assert_eq!(s.features, features());
     assert_eq!(s.robot_type.as_deref(), Some("so101_follower"));
@@ -293,6 +293,6 @@ fn a_dataset_schema_is_read_back_for_resume() {
     assert_eq!(s.vcodec_for_resume(None), "h264");
     assert_eq!(s.vcodec_for_resume(Some("auto")), "h264");
     assert_eq!(s.vcodec_for_resume(Some("libx265")), "libx265");
-    let e = reel_dataset::writer::read_schema(&d.path().join("nothing")).unwrap_err();
+    let e = reel_engine::writer::read_schema(&d.path().join("nothing")).unwrap_err();
     assert!(e.to_string().contains("no meta/info.json"), "{e}");
 }

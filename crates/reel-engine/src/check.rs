@@ -3,15 +3,15 @@
 //! fixes what a crash left behind: rolls back an unfinished save, trims rows or frames that
 //! no episode references, removes scratch files.
 
-use crate::episodes::{self, EpisodeRecord};
-use crate::info::Info;
-use crate::paths::{self, FileIndex};
-use crate::{parquet_append, stats_json, tasks};
 use arrow_array::{Array, Float32Array, Int64Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use reel_core::journal::Journal;
 use reel_core::{Dtype, Error, Result};
+use reel_dataset::episodes::{self, EpisodeRecord};
+use reel_dataset::info::Info;
+use reel_dataset::paths::{self, FileIndex};
+use reel_dataset::{parquet_append, stats_json, tasks};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,13 +55,13 @@ pub fn check(root: &Path, opts: CheckOptions) -> Result<CheckReport> {
     }
     if opts.repair {
         // Repair writes: one writer per dataset. The lock goes at the end of the repair.
-        let _lock = crate::lock::DatasetLock::acquire(
+        let _lock = reel_dataset::lock::DatasetLock::acquire(
             root,
-            crate::lock::LockMode::Exclusive,
+            reel_dataset::lock::LockMode::Exclusive,
             "reel check --repair",
         )?;
         repair(root, &mut report)?;
-    } else if let Some(h) = crate::lock::holder(root) {
+    } else if let Some(h) = reel_dataset::lock::holder(root) {
         report.verified.push(format!(
             "note: {h} is writing this dataset now; what is checked may change while it runs"
         ));
@@ -136,10 +136,10 @@ fn repair(root: &Path, report: &mut CheckReport) -> Result<()> {
     }
     for ((key, file), frames) in video_frames {
         let p = paths::video_file(root, &key, file);
-        if let Ok(ix) = reel_media::mp4::read_index(&p) {
+        if let Ok(ix) = reel_dataset::mp4::read_index(&p) {
             if ix.frames > frames {
                 let mut j = Journal::begin(&jp, root, true)?;
-                reel_media::mp4::truncate_frames(&p, frames, &mut j)?;
+                reel_dataset::mp4::truncate_frames(&p, frames, &mut j)?;
                 j.commit()?;
                 report.repaired.push(format!(
                     "{}: dropped {} frame(s) no episode references",
@@ -514,7 +514,7 @@ fn check_videos(
         for (file, list) in files {
             n_files += 1;
             let path = paths::video_file(root, key, file);
-            let ix = match reel_media::mp4::read_index(&path) {
+            let ix = match reel_dataset::mp4::read_index(&path) {
                 Ok(ix) => ix,
                 Err(e) => {
                     p.push(format!("{}: {e}", rel(root, &path)));

@@ -46,11 +46,12 @@ use reel_core::journal::Journal;
 use reel_core::{Dtype, Error, Result};
 use reel_stats::FeatureStats;
 
-use crate::episodes::{self, EpisodeRecord, ExtraValue};
-use crate::info::{Info, VideoInfo, STREAM_KEYS};
-use crate::lock::{DatasetLock, LockMode};
-use crate::parquet_append::{self, read_batches};
-use crate::paths::{self, FileIndex};
+use reel_core::extra::ExtraValue;
+use reel_dataset::episodes::{self, EpisodeRecord};
+use reel_dataset::info::{Info, VideoInfo, STREAM_KEYS};
+use reel_dataset::lock::{DatasetLock, LockMode};
+use reel_dataset::parquet_append::{self, read_batches};
+use reel_dataset::paths::{self, FileIndex};
 
 /// What a merge did, per source.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,7 +246,7 @@ fn reencode_plan(dst: &Info, dst_root: &Path, src: &Source) -> Result<Vec<Reenco
         if diff.is_empty() {
             continue;
         }
-        let settings = a.encoder_settings().map_err(|e| {
+        let settings = encoder_settings(&a).map_err(|e| {
             Error::invalid(format!(
                 "cannot merge {}: camera {name} is {}, {} has {}, and it cannot be \
                  re-encoded to that: {e}",
@@ -290,8 +291,8 @@ fn open_source(root: &Path) -> Result<Source> {
     }
     let info = Info::read(root)?;
     let episodes = episodes::read_all(root, &info.features)?;
-    let tasks = crate::tasks::read(root)?;
-    let stats = crate::stats_json::read(root)?;
+    let tasks = reel_dataset::tasks::read(root)?;
+    let stats = reel_dataset::stats_json::read(root)?;
     Ok(Source {
         root: root.to_path_buf(),
         info,
@@ -344,7 +345,7 @@ fn dst_state(
     let (stat_names, stats) = if existing.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        crate::stats_json::read(root)?.into_iter().unzip()
+        reel_dataset::stats_json::read(root)?.into_iter().unzip()
     };
     let int_stats = RENUMBERED.map(|name| {
         existing
@@ -709,7 +710,7 @@ fn write_meta(dst: &mut Dst, rows: &mut [EpisodeRecord], journal: &mut Journal) 
         dst.bytes += file_len(&to);
     }
     reel_core::faultpoint::hit("merge.episodes_written");
-    crate::tasks::write(&dst.root, &dst.tasks, journal)?;
+    reel_dataset::tasks::write(&dst.root, &dst.tasks, journal)?;
     for (k, name) in RENUMBERED.iter().enumerate() {
         if let (Some(i), Some(agg)) = (
             dst.stat_names.iter().position(|n| n == name),
@@ -730,7 +731,7 @@ fn write_meta(dst: &mut Dst, rows: &mut [EpisodeRecord], journal: &mut Journal) 
         .zip(&dst.stats)
         .map(|(n, s)| (n.clone(), s.clone(), visual(n)))
         .collect();
-    crate::stats_json::write(&dst.root, &stats, journal)?;
+    reel_dataset::stats_json::write(&dst.root, &stats, journal)?;
     reel_core::faultpoint::hit("merge.stats_written");
     dst.info.total_episodes = dst.episodes;
     dst.info.total_frames = dst.frames;
@@ -798,7 +799,7 @@ pub fn merge(
         check_compatible(&info, output, &srcs[0].info, &srcs[0].root)?;
         let plans = plans_for(&info, output)?;
         let existing = episodes::read_all(output, &info.features)?;
-        let tasks = crate::tasks::read(output)?;
+        let tasks = reel_dataset::tasks::read(output)?;
         let dst = dst_state(output, info, &existing, tasks)?;
         (output.to_path_buf(), lock, dst, plans)
     } else {
@@ -887,4 +888,66 @@ pub fn merge(
         bytes_written: dst.bytes,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The encoder settings that write the stream of video block `v`: the codec (`av1` → libsvtav1,
+/// `h264` → libx264, `hevc` → libx265) and pixel format, with the encoder fields
+/// (`video.g`, `video.crf`, `video.preset`, `video.fast_decode`, `video.extra_options`)
+/// where present, LeRobot's defaults where not. Refuses a depth map (its codes must be
+/// re-quantised, not re-encoded) and a codec reel does not encode.
+fn encoder_settings(block: &VideoInfo) -> Result<reel_media::EncoderSettings> {
+    use serde_json::Value;
+    if block.get("is_depth_map").and_then(Value::as_bool) == Some(true) {
+        return Err(Error::invalid("a depth map stream is not re-encoded"));
+    }
+    let codec = block
+        .get("video.codec")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("the video block names no video.codec"))?;
+    let vcodec = match codec {
+        "av1" => "libsvtav1",
+        "h264" => "libx264",
+        "hevc" => "libx265",
+        other => {
+            return Err(Error::invalid(format!(
+                "reel does not encode video.codec {other:?} (it writes av1, h264, hevc)"
+            )))
+        }
+    };
+    let mut s = reel_media::EncoderSettings::lerobot_default().with_codec(vcodec);
+    if let Some(p) = block.get("video.pix_fmt").and_then(Value::as_str) {
+        s.pix_fmt = p.to_string();
+    }
+    let bad = |k: &str, v: &Value| Error::invalid(format!("video block: bad {k} {v}"));
+    if let Some(v) = block.get("video.g").filter(|v| !v.is_null()) {
+        let g = v.as_u64().and_then(|g| u32::try_from(g).ok());
+        s.g = Some(g.filter(|&g| g > 0).ok_or_else(|| bad("video.g", v))?);
+    }
+    if let Some(v) = block.get("video.crf").filter(|v| !v.is_null()) {
+        s.crf = Some(v.as_f64().ok_or_else(|| bad("video.crf", v))?);
+    }
+    if let Some(v) = block.get("video.preset") {
+        s.preset = match v {
+            Value::Null => None,
+            Value::String(p) => Some(p.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            other => return Err(bad("video.preset", other)),
+        };
+    }
+    if let Some(v) = block.get("video.fast_decode").filter(|v| !v.is_null()) {
+        let f = v.as_u64().and_then(|f| u32::try_from(f).ok());
+        s.fast_decode = f.ok_or_else(|| bad("video.fast_decode", v))?;
+    }
+    if let Some(Value::Object(m)) = block.get("video.extra_options") {
+        for (k, v) in m {
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            s.extra.push((k.clone(), v));
+        }
+    }
+    let s = s.resolved();
+    s.validate()?;
+    Ok(s)
 }

@@ -2,19 +2,20 @@
 //! file this session wrote is built from the converted parts, checked (frame count, duration)
 //! against the live file, and all of them are swapped in with info.json in one journaled
 //! transaction (rename old → `.reel/deferred/old/…`, create + rename new → old). The same
-//! transaction appends to reel's per-episode figures (`crate::figures`) that each converted
+//! transaction appends to reel's per-episode figures (`reel_dataset::figures`) that each converted
 //! camera's `videos/<key>/encoder` is now the final encoder, so the figures say what the
 //! video files hold.
 
 use super::committer::video_info_block;
 use super::journal_path;
 use crate::deferred;
-use crate::episodes::{ExtraValue, VideoRef};
-use crate::info::Info;
-use crate::paths::{self, FileIndex};
+use reel_core::extra::ExtraValue;
 use reel_core::faultpoint;
 use reel_core::journal::Journal;
 use reel_core::{Error, Result};
+use reel_dataset::episodes::VideoRef;
+use reel_dataset::info::Info;
+use reel_dataset::paths::{self, FileIndex};
 use reel_media::EncoderSettings;
 use std::fs;
 use std::path::Path;
@@ -88,7 +89,7 @@ pub(super) fn swap_in_final_codec(
                 if !part.exists() {
                     break;
                 }
-                reel_media::mp4::append_segment(&new, &part, &mut j)?;
+                reel_dataset::mp4::append_segment(&new, &part, &mut j)?;
                 i += 1;
             }
             if i == 0 {
@@ -99,8 +100,8 @@ pub(super) fn swap_in_final_codec(
         }
         j.commit()?;
         let (a, b) = (
-            reel_media::mp4::read_index(&old)?,
-            reel_media::mp4::read_index(&new)?,
+            reel_dataset::mp4::read_index(&old)?,
+            reel_dataset::mp4::read_index(&new)?,
         );
         if a.frames != b.frames {
             return Err(Error::corrupt(
@@ -160,7 +161,7 @@ pub(super) fn swap_in_final_codec(
                 )
             })
             .collect();
-        crate::figures::append_lines(root, &corrections, &mut j)?;
+        reel_dataset::figures::append_lines(root, &corrections, &mut j)?;
         info.write(root, &mut j)
     })();
     match swapped {

@@ -12,17 +12,18 @@
 
 use super::{journal_path, EpisodeSaved, WriterConfig, EPISODES_PER_ROW_GROUP};
 use crate::camera::SegmentResult;
-use crate::data::{self, ColumnBuffers};
 use crate::deferred::{self, DeferredJob, DeferredQueue};
-use crate::episodes::{self, EpisodeRecord, ExtraValue, VideoRef};
-use crate::info::{Info, VideoInfo};
-use crate::parquet_append;
-use crate::paths::{self, FileIndex};
-use crate::{stats_json, tasks};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use reel_core::extra::ExtraValue;
 use reel_core::faultpoint;
 use reel_core::journal::{self, Journal};
 use reel_core::{Error, Features, Result};
+use reel_dataset::data::{self, ColumnBuffers};
+use reel_dataset::episodes::{self, EpisodeRecord, VideoRef};
+use reel_dataset::info::{Info, VideoInfo};
+use reel_dataset::parquet_append;
+use reel_dataset::paths::{self, FileIndex};
+use reel_dataset::{stats_json, tasks};
 use reel_stats::FeatureStats;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -85,9 +86,9 @@ pub(super) struct Job {
     pub(super) frames: u64,
     pub(super) extra: Vec<(String, ExtraValue)>,
     /// Per-tick timing of the episode (may be empty: a loop that gives none).
-    pub(super) ticks: Vec<crate::ticks::TickRecord>,
-    /// Side-stream samples of the episode (see [`crate::streams`]).
-    pub(super) streams: crate::streams::StreamBuffers,
+    pub(super) ticks: Vec<reel_core::tick::TickRecord>,
+    /// Side-stream samples of the episode (see [`reel_dataset::streams`]).
+    pub(super) streams: reel_dataset::streams::StreamBuffers,
     pub(super) queued_at: Instant,
 }
 
@@ -126,7 +127,7 @@ pub(super) struct CommitState {
     pub(super) video_info_checked: Vec<bool>,
     /// The dataset held episodes before this session (resume).
     pub(super) had_episodes: bool,
-    /// Ticks files this session has written to (see [`crate::ticks::append`]).
+    /// Ticks files this session has written to (see [`reel_dataset::ticks::append`]).
     pub(super) ticks_written: Vec<FileIndex>,
 }
 
@@ -475,7 +476,7 @@ fn append_videos(
         let mut duration_s = 0.0;
         let mut appended = None;
         for (i, part) in seg.parts.iter().enumerate() {
-            let a = reel_media::mp4::append_segment(&target, part, j)?;
+            let a = reel_dataset::mp4::append_segment(&target, part, j)?;
             if i == 0 {
                 let start_s = a.start_ticks as f64 / a.timescale as f64;
                 if (start_s - from).abs() > 1e-4 {
@@ -511,7 +512,7 @@ fn append_videos(
 }
 
 /// reel's own per-episode figures (the loop's, plus each camera's encoder figures): they go
-/// to meta/reel/episodes.jsonl (crate::figures), never into LeRobot's tables.
+/// to meta/reel/episodes.jsonl (reel_dataset::figures), never into LeRobot's tables.
 fn episode_figures(
     job: &Job,
     state: &CommitState,
@@ -637,7 +638,7 @@ fn write_episode(
     // 1b. per-tick timing, beside the data (a file LeRobot never reads)
     let first_ticks = !state.ticks_written.contains(&data_file);
     let cams: Vec<String> = state.videos.iter().map(|(k, _, _)| k.clone()).collect();
-    crate::ticks::append(
+    reel_dataset::ticks::append(
         &root,
         data_file,
         episode_index,
@@ -648,7 +649,7 @@ fn write_episode(
     )?;
     faultpoint::hit("commit.ticks");
     // 1c. side streams, one file per stream (files LeRobot never reads)
-    crate::streams::write_episode(&root, episode_index, &job.streams, j)?;
+    reel_dataset::streams::write_episode(&root, episode_index, &job.streams, j)?;
     faultpoint::hit("commit.streams");
     marks.push(("data", Instant::now()));
 
@@ -697,7 +698,7 @@ fn write_episode(
         }
         None => state.next_meta,
     };
-    // reel's own figures go to meta/reel/episodes.jsonl (crate::figures), never into
+    // reel's own figures go to meta/reel/episodes.jsonl (reel_dataset::figures), never into
     // LeRobot's tables.
     let figures = episode_figures(job, state, segments);
     let rec = EpisodeRecord {
@@ -727,7 +728,7 @@ fn write_episode(
         }
     };
 
-    crate::figures::append(&root, episode_index, &figures, j)?;
+    reel_dataset::figures::append(&root, episode_index, &figures, j)?;
     marks.push(("episodes", Instant::now()));
     // 5. tasks, info, stats
     if job.tasks.len() > state.tasks_written {

@@ -31,10 +31,10 @@ mod worker;
 pub use supervisor::Watchdog;
 
 use crate::deferred::FinalSink;
-use crate::paths;
 use crossbeam_channel::{Receiver, Sender};
 use queue::{Lane, LaneKind, Msg, Queue, SpillReader};
 use reel_core::{Error, Result, SharedFrame};
+use reel_dataset::paths;
 use reel_media::EncoderSettings;
 use reel_stats::FeatureStats;
 use std::fs;

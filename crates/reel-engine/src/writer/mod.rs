@@ -29,16 +29,17 @@ mod validate;
 pub use resume::{read_schema, DatasetSchema};
 
 use crate::camera::{segment_dir, CameraPipeline, PipelineConfig, QueueLimits, Watchdog};
-use crate::data::ColumnBuffers;
 use crate::deferred::{self, DeferredTranscoder};
-use crate::episodes::{ExtraValue, VideoRef};
-use crate::info::Info;
-use crate::lock::{DatasetLock, LockMode};
-use crate::paths::{self, FileIndex};
 use committer::{CommitState, Job, Shared, Status};
 use crossbeam_channel::Sender;
+use reel_core::extra::ExtraValue;
 use reel_core::journal;
 use reel_core::{Dtype, Error, Features, Result, RowValues, StopMark, Value};
+use reel_dataset::data::ColumnBuffers;
+use reel_dataset::episodes::VideoRef;
+use reel_dataset::info::Info;
+use reel_dataset::lock::{DatasetLock, LockMode};
+use reel_dataset::paths::{self, FileIndex};
 use reel_media::EncoderSettings;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ pub enum OpenMode {
     /// Add episodes to the dataset at the root.
     Resume,
     /// Replace the LeRobot dataset at the root (only after every option and encoder has been
-    /// validated, and only if it really is a LeRobot dataset: see [`crate::overwrite`]).
+    /// validated, and only if it really is a LeRobot dataset: see [`reel_dataset::overwrite`]).
     Overwrite,
 }
 
@@ -278,9 +279,9 @@ pub struct DatasetWriter {
     /// Held from open to the end of `finalize`: one writer per dataset.
     lock: Option<DatasetLock>,
     /// Per-tick timing of the episode in progress (at most one per frame added).
-    ticks: Vec<crate::ticks::TickRecord>,
-    /// Side-stream samples of the episode in progress (see [`crate::streams`]).
-    streams: crate::streams::StreamBuffers,
+    ticks: Vec<reel_core::tick::TickRecord>,
+    /// Side-stream samples of the episode in progress (see [`reel_dataset::streams`]).
+    streams: reel_dataset::streams::StreamBuffers,
 }
 
 /// Episodes per row group of the episodes table. LeRobot buffers 10 rows in memory until
@@ -334,7 +335,14 @@ fn new_info(cfg: &WriterConfig) -> Result<Info> {
             let codec = enc.codec_family()?;
             info.video_info.push((
                 key.to_string(),
-                crate::info::VideoInfo::for_stream(&codec, w, h, cfg.fps, &enc.pix_fmt, &fields),
+                reel_dataset::info::VideoInfo::for_stream(
+                    &codec,
+                    w,
+                    h,
+                    cfg.fps,
+                    &enc.pix_fmt,
+                    &fields,
+                ),
             ));
         }
     }
@@ -356,7 +364,7 @@ impl DatasetWriter {
     /// opening cameras) so a second writer is refused within milliseconds; [`open`](Self::open)
     /// takes the lock itself either way.
     pub fn check_available(root: &Path) -> Result<()> {
-        match crate::lock::holder(root) {
+        match reel_dataset::lock::holder(root) {
             Some(holder) => Err(Error::Locked {
                 path: root.to_path_buf(),
                 holder,
@@ -367,7 +375,7 @@ impl DatasetWriter {
 
     /// Creates, resumes or overwrites the dataset at `cfg.root` (see [`OpenMode`]). Every
     /// option and encoder is validated before anything on disk changes; the dataset's lock
-    /// ([`crate::lock`]) is taken before anything is read for writing, so a second writer is
+    /// ([`reel_dataset::lock`]) is taken before anything is read for writing, so a second writer is
     /// refused at once with the holder named.
     pub fn open(cfg: WriterConfig, mode: OpenMode) -> Result<DatasetWriter> {
         match mode {
@@ -377,7 +385,7 @@ impl DatasetWriter {
                 validate_config(&cfg)?;
                 let root = cfg.root.clone();
                 if has_foreign_entries(&root)? {
-                    crate::overwrite::check_is_dataset(&root)?;
+                    reel_dataset::overwrite::check_is_dataset(&root)?;
                 }
                 let lock = if root.is_dir() {
                     Some(DatasetLock::acquire(
@@ -388,7 +396,7 @@ impl DatasetWriter {
                 } else {
                     None
                 };
-                crate::overwrite::remove_dataset(&root, lock.is_some())?;
+                reel_dataset::overwrite::remove_dataset(&root, lock.is_some())?;
                 Self::create_validated(cfg, lock)
             }
         }
@@ -612,10 +620,10 @@ impl DatasetWriter {
     }
 
     /// Adds the timing of the tick that produced the last frame added (stored per tick in
-    /// `meta/reel/ticks/`, see [`crate::ticks`]). O(1): copies the fixed-size record into the
+    /// `meta/reel/ticks/`, see [`reel_dataset::ticks`]). O(1): copies the fixed-size record into the
     /// episode's buffer; the writer fills in each camera's encoder queue depth. Ticks beyond
     /// the frames added so far are ignored, so the buffer never outgrows the episode.
-    pub fn add_tick(&mut self, mut tick: crate::ticks::TickRecord) {
+    pub fn add_tick(&mut self, mut tick: reel_core::tick::TickRecord) {
         if (self.ticks.len() as u64) < self.frames_in_episode {
             self.fill_queue_depths(&mut tick);
             self.ticks.push(tick);
@@ -625,14 +633,14 @@ impl DatasetWriter {
     /// Adds samples of side stream `stream` to the episode in progress: `t_ns[i]` is sample
     /// `i`'s capture time (monotonic ns, the camera frames' clock), `values` holds the same
     /// number of values for each sample, row after row. The stream is declared by its first
-    /// sample in the episode (dtype, width); see [`crate::streams`]. Appends to the episode's
+    /// sample in the episode (dtype, width); see [`reel_dataset::streams`]. Appends to the episode's
     /// buffer only (chunked, no copy of earlier samples): the samples are written with the
     /// episode, in its transaction, on the committer's thread.
     pub fn add_samples(
         &mut self,
         stream: &str,
         t_ns: &[i64],
-        values: crate::streams::SampleValues<'_>,
+        values: reel_dataset::streams::SampleValues<'_>,
     ) -> Result<()> {
         self.check_failed()?;
         if self.finalized {
@@ -657,7 +665,7 @@ impl DatasetWriter {
 
     /// Writes each camera's encoder backlog (frames handed over and not yet encoded) into
     /// `tick.cameras[i].queued`: a few atomic loads, no lock, no allocation.
-    pub fn fill_queue_depths(&self, tick: &mut crate::ticks::TickRecord) {
+    pub fn fill_queue_depths(&self, tick: &mut reel_core::tick::TickRecord) {
         for (slot, c) in tick.cameras.iter_mut().zip(&self.cameras) {
             slot.queued = c
                 .counters()
@@ -665,7 +673,7 @@ impl DatasetWriter {
                 .load(Ordering::Relaxed)
                 .min(u32::MAX as u64) as u32;
         }
-        let n = self.cameras.len().min(crate::ticks::MAX_TICK_CAMERAS) as u8;
+        let n = self.cameras.len().min(reel_core::tick::MAX_TICK_CAMERAS) as u8;
         tick.n_cameras = tick.n_cameras.max(n);
     }
 

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
+use reel_core::extra::ExtraValue;
 use reel_core::journal::Journal;
 use reel_core::{Feature, Features, RowValues, Value};
 use reel_dataset::data::{hf_metadata, ColumnBuffers};
-use reel_dataset::episodes::{episode_batch, read_all, EpisodeRecord, ExtraValue};
+use reel_dataset::episodes::{episode_batch, read_all, EpisodeRecord};
 use reel_dataset::info::Info;
 use reel_dataset::parquet_append::{append_batch, row_group_rows};
 use reel_dataset::paths::{self, FileIndex};
