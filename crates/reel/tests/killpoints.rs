@@ -313,7 +313,7 @@ fn kill_9_at_every_named_step_repairs_resumes_and_loads_in_lerobot() {
         if p == "deferred.converted" {
             // Reached only when a final lane gives up an episode (spill budget): the
             // transcoder fallback, killed in the full campaign where it occurs and in
-            // crates/reel-dataset/tests/writer.rs's lane tests otherwise.
+            // crates/reel-engine/tests/writer.rs's lane tests otherwise.
             continue;
         }
         assert!(hit.contains(&p), "no kill at {p}");
