@@ -130,14 +130,17 @@ def test_check_step_fails_the_rank_of_a_damaged_dataset(tmp_path):
     from datatrove.executor import LocalPipelineExecutor
 
     roots = [make_dataset(tmp_path / f"d{i}", i) for i in range(4)]
-    (roots[2] / "meta" / "info.json").write_text("[]")
-    ex = LocalPipelineExecutor([CheckStep(roots)], tasks=2, workers=2,
+    (roots[3] / "meta" / "info.json").write_text("[]")
+    # One worker runs the ranks in order, so the verdict does not depend on which of two
+    # processes finishes first: with a pool, the executor raises at the first failed rank and
+    # terminates the pool, and the other rank may or may not have written its completion yet.
+    ex = LocalPipelineExecutor([CheckStep(roots)], tasks=2, workers=1,
                                logging_dir=str(tmp_path / "logs"))
-    with pytest.raises(ValueError, match=r"problems in 1 dataset\(s\): .*/d2: meta/info.json"):
+    with pytest.raises(ValueError, match=r"problems in 1 dataset\(s\): .*/d3: meta/info.json"):
         ex.run()
-    # roots[2] is in rank 0's slice (sorted d0,d1,d2,d3 → rank 0: d0,d2): rank 1 completed only.
-    assert os.listdir(tmp_path / "logs" / "completions") == ["00001"]
-    assert str(roots[2]) in (tmp_path / "logs" / "logs" / "task_00000.log").read_text()
+    # roots[3] is in rank 1's slice (sorted d0,d1,d2,d3 → rank 1: d1,d3): rank 0 completed only.
+    assert os.listdir(tmp_path / "logs" / "completions") == ["00000"]
+    assert str(roots[3]) in (tmp_path / "logs" / "logs" / "task_00001.log").read_text()
 
 
 def test_upload_waits_for_the_writer_to_commit(tmp_path):
