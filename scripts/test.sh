@@ -54,10 +54,11 @@ if [ $# -eq 0 ] || [ "${REEL_PY_TESTS:-0}" = 1 ]; then
     reel_py_extras
     reel_py_stage
     reel_py310
-    # The CLI, for the test that compares its encoder plan with the module's (built already
-    # when the Rust tests ran).
-    cargo build -j2 -p reel
+    # The CLI, for the test that compares its encoder plan with the module's: the binary the
+    # Rust tests' build made (`cargo build -p reel` would rebuild the workspace with another
+    # feature set, ~2 min on 2 cores); built only when it is missing.
     export REEL_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/reel"
+    [ -x "$REEL_BIN" ] || cargo build -j2 -p reel
     echo "== Python tests (crates/reel-py/tests) =="
     PYTHONPATH="$REEL_PY_STAGE:$REEL_PY_EXTRAS" "$REEL_PY" -m pytest -q -p no:cacheprovider \
       --durations=20 crates/reel-py/tests || py_rc=$?
