@@ -228,6 +228,16 @@ fn wait_segment(
 
 /// Waits while the commit gate is held, then marks a transaction as started. False when a
 /// stop request aborts the wait (the episode is then dropped like any queued one).
+/// Counts an episode the committer drops without committing (its job is no longer pending)
+/// and wakes whoever waits on the pending count.
+fn count_dropped(shared: &Shared) {
+    let mut st = shared.lock();
+    st.pending = st.pending.saturating_sub(1);
+    st.dropped += 1;
+    drop(st);
+    shared.cv.notify_all();
+}
+
 fn wait_for_gate(shared: &Shared) -> bool {
     let mut st = shared.lock();
     let mut logged = false;
@@ -287,19 +297,11 @@ pub(super) fn committer_loop(
                     let _ = fs::remove_file(p);
                 }
             }
-            let mut st = shared.lock();
-            st.pending = st.pending.saturating_sub(1);
-            st.dropped += 1;
-            drop(st);
-            shared.cv.notify_all();
+            count_dropped(&shared);
             continue;
         }
         if !wait_for_gate(&shared) {
-            let mut st = shared.lock();
-            st.pending = st.pending.saturating_sub(1);
-            st.dropped += 1;
-            drop(st);
-            shared.cv.notify_all();
+            count_dropped(&shared);
             continue;
         }
         faultpoint::hit("commit.begin");
