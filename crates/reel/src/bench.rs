@@ -204,12 +204,12 @@ fn bench_record(b: BenchRecordArgs) -> Result<()> {
     let _signals = reel_core::stop::on_signals(&stop)?;
     let robot: Box<dyn reel_record::robot::Robot> = Box::new(SimRobot::new());
     let cpu = crate::cpu::CpuSampler::start();
+    let started = record::start_streams(&args, robot)?;
+    let (mut robot, streams, _audio) = (started.robot, started.cutter, started.audio);
     let mut p = record::prepare(&args, robot.as_ref(), &stop)?;
     for line in p.plan.summary() {
         tracing::info!("{line}");
     }
-    let started = record::start_streams(&args, robot)?;
-    let (mut robot, streams, _audio) = (started.robot, started.cutter, started.audio);
     p.session.flat_out = b.flat_out;
     let n_cams = p.cameras.len();
     let mut display = if b.display {

@@ -457,13 +457,15 @@ pub fn run(mut a: RecordArgs) -> Result<()> {
     if let Some(hz) = a.servo_stream_hz {
         reel_record::bus::validate_rate(hz, a.setup.fps).context("--servo-stream-hz")?;
     }
-    let p = prepare(&a, robot.as_ref(), &stop)?;
-    print_plan(&p.plan);
+    // The streams' inputs open before the dataset is created: a bad `--audio-stream` leaves
+    // nothing behind (their samples before the first tick are counted as between episodes).
     let Streams {
         mut robot,
         cutter: streams,
         audio: _audio,
     } = start_streams(&a, robot)?;
+    let p = prepare(&a, robot.as_ref(), &stop)?;
+    print_plan(&p.plan);
     let root = p.root.clone();
     let keys: Vec<String> = p.cameras.iter().map(|c| camera_key(c.name())).collect();
     tracing::info!("recording into {} (cameras: {:?})", root.display(), keys);

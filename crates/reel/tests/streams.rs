@@ -458,3 +458,24 @@ fn a_follower_on_its_servo_bus_streams_every_successful_read() {
     );
     assert_lerobot_loads(&root);
 }
+
+#[test]
+fn an_audio_stream_input_that_does_not_open_is_refused_before_the_dataset_is_created() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("ds");
+    let missing = d.path().join("no-such-audio.wav");
+    let err = run_err(
+        reel()
+            .args(["record", "--sim", "--no-keys", "--no-fsync"])
+            .args(["--num-cameras", "1", "--width", "64", "--height", "48"])
+            .args(["--num-episodes", "1", "--episode-time-s", "0.5"])
+            .args(["--vcodec", "libx264", "--servo-stream-hz", "200"])
+            .arg("--audio-stream")
+            .arg(&missing)
+            .arg("--root")
+            .arg(&root),
+    );
+    assert!(err.contains("--audio-stream"), "{err}");
+    assert!(err.contains("no-such-audio.wav"), "{err}");
+    assert!(!root.exists(), "nothing is left behind: {err}");
+}
