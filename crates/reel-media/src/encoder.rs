@@ -565,6 +565,13 @@ impl EpisodeEncoder {
                 row * self.height as usize
             )));
         }
+        // A fresh output frame per send (no reuse of a frame the encoder may still hold).
+        if self.pix == Pixel::YUV420P {
+            // The common case, converted without swscale (see `rgb_yuv`).
+            let yuv = crate::rgb_yuv::rgb24_to_yuv420p(frame)
+                .map_err(|e| media(&self.path, "convert RGB24", e))?;
+            return self.send(yuv);
+        }
         let mut rgb = ff::frame::Video::new(Pixel::RGB24, self.width, self.height);
         let stride = rgb.stride(0);
         {
@@ -573,7 +580,6 @@ impl EpisodeEncoder {
                 dst[y * stride..y * stride + row].copy_from_slice(src);
             }
         }
-        // A fresh output frame per send (no reuse of a frame the encoder may still hold).
         let mut yuv = ff::frame::Video::empty();
         self.scaler
             .run(&rgb, &mut yuv)

@@ -11,7 +11,7 @@ use ffmpeg_next as ff;
 use reel_core::{Error, Result, VideoFrame};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -230,19 +230,52 @@ fn store_cache(path: &Path, file: &CacheFile) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
 }
 
-/// Opens one encoder for real and measures it: (encoder name, request, time budget) →
-/// frames per second.
-type Opener = Arc<dyn Fn(&str, &ProbeRequest, Duration) -> Result<f64> + Send + Sync>;
+/// Opens one encoder for real and measures it: (encoder name, request, time budget, the
+/// probe's control) → frames per second.
+type Opener =
+    Arc<dyn Fn(&str, &ProbeRequest, Duration, &ProbeControl) -> Result<f64> + Send + Sync>;
 
-/// Runs `open` in a helper thread; a call that outlives `deadline` is abandoned.
+/// Shared between a probe thread and the caller waiting for it: the frames the encoder has
+/// taken so far, and the caller's word that the deadline has passed. A probe that is merely
+/// slow (libaom-av1, libx265 at 640×480 on a small machine) stops at its next frame instead
+/// of encoding on beside the session it was probing for; only a call that blocks inside
+/// the encoder (a hung hardware open) runs on, abandoned.
+#[derive(Debug, Default)]
+pub struct ProbeControl {
+    cancel: AtomicBool,
+    frames: AtomicU64,
+}
+
+impl ProbeControl {
+    /// Whether the waiting side has given up on this probe.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Acquire)
+    }
+
+    /// Counts one frame taken by the encoder.
+    pub fn frame_done(&self) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `open` in a helper thread; at `deadline` the probe is told to stop (see
+/// [`ProbeControl`]) and rejected, as too slow when it had encoded frames, as timed out when
+/// it had not.
 fn run_with_deadline(open: &Opener, name: &str, req: &ProbeRequest, deadline: Duration) -> Verdict {
     let (tx, rx) = mpsc::channel();
     let (open, n, r) = (open.clone(), name.to_string(), req.clone());
+    let ctl = Arc::new(ProbeControl::default());
+    let thread_ctl = ctl.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("probe-{name}"))
         .spawn(move || {
-            let res =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(&n, &r, deadline)));
+            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                open(&n, &r, deadline, &thread_ctl)
+            }));
             let _ = tx.send(res);
         });
     if let Err(e) = spawned {
@@ -254,7 +287,14 @@ fn run_with_deadline(open: &Opener, name: &str, req: &ProbeRequest, deadline: Du
         Ok(Ok(Err(e))) => Verdict::Rejected(e.to_string()),
         Ok(Err(_)) => Verdict::Rejected("the probe panicked".into()),
         Err(mpsc::RecvTimeoutError::Timeout) => {
-            Verdict::Rejected(format!("timed out after {} s", fmt_secs(deadline)))
+            ctl.cancel.store(true, Ordering::Release);
+            match ctl.frames() {
+                0 => Verdict::Rejected(format!("timed out after {} s", fmt_secs(deadline))),
+                n => Verdict::Rejected(format!(
+                    "too slow: {n} frame(s) in the {} s probe, fewer than the {PROBE_FRAMES} it needs",
+                    fmt_secs(deadline)
+                )),
+            }
         }
         Err(mpsc::RecvTimeoutError::Disconnected) => {
             Verdict::Rejected("the probe thread died".into())
@@ -408,14 +448,24 @@ static PROBE_SEQ: AtomicU64 = AtomicU64::new(0);
 /// and flushes at least [`PROBE_FRAMES`] frames (more, up to [`PROBE_MAX_FRAMES`], while a
 /// third of the budget lasts) and returns the frames per second from first frame to flushed
 /// file (pipeline latency included, so a conservative figure).
-fn open_for_real(name: &str, req: &ProbeRequest, budget: Duration) -> Result<f64> {
-    open_checked(name, req, budget).map_err(|e| match device_hint(name) {
+fn open_for_real(
+    name: &str,
+    req: &ProbeRequest,
+    budget: Duration,
+    ctl: &ProbeControl,
+) -> Result<f64> {
+    open_checked(name, req, budget, ctl).map_err(|e| match device_hint(name) {
         Some(h) => Error::invalid(format!("{e}; {h}")),
         None => e,
     })
 }
 
-fn open_checked(name: &str, req: &ProbeRequest, budget: Duration) -> Result<f64> {
+fn open_checked(
+    name: &str,
+    req: &ProbeRequest,
+    budget: Duration,
+    ctl: &ProbeControl,
+) -> Result<f64> {
     if name.ends_with("_vaapi") {
         hw_device(ff::ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI, "VAAPI")?;
         return Err(Error::invalid(
@@ -431,7 +481,7 @@ fn open_checked(name: &str, req: &ProbeRequest, budget: Duration) -> Result<f64>
         "reel-probe-{}-{seq}-{name}.mp4",
         std::process::id()
     ));
-    let res = encode_probe(&path, name, req, budget);
+    let res = encode_probe(&path, name, req, budget, ctl);
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(partial_path(&path));
     res
@@ -495,7 +545,13 @@ fn camera_like_frame(width: u32, height: u32, k: u64) -> VideoFrame {
     }
 }
 
-fn encode_probe(path: &Path, name: &str, req: &ProbeRequest, budget: Duration) -> Result<f64> {
+fn encode_probe(
+    path: &Path,
+    name: &str,
+    req: &ProbeRequest,
+    budget: Duration,
+    ctl: &ProbeControl,
+) -> Result<f64> {
     let settings = settings_for(name, req);
     let mut enc = EpisodeEncoder::create(path, req.width, req.height, req.fps, &settings)?;
     // Camera-like content, prepared before the clock starts: smooth gradients alone make
@@ -506,7 +562,13 @@ fn encode_probe(path: &Path, name: &str, req: &ProbeRequest, budget: Duration) -
     let t = Instant::now();
     let mut n = 0u64;
     while n < PROBE_FRAMES || (n < PROBE_MAX_FRAMES && t.elapsed() < budget / 3) {
+        if ctl.cancelled() {
+            return Err(Error::invalid(format!(
+                "probe stopped at its deadline after {n} frame(s)"
+            )));
+        }
         enc.push(&frames[n as usize % frames.len()])?;
+        ctl.frame_done();
         n += 1;
     }
     let seg = enc.finish()?;
@@ -729,17 +791,19 @@ mod tests {
     }
 
     fn fake_opener(calls: Arc<AtomicUsize>) -> Opener {
-        Arc::new(move |name: &str, _r: &ProbeRequest, _b: Duration| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            match name {
-                "hang_hw" => loop {
-                    std::thread::sleep(Duration::from_secs(60));
-                },
-                "error_hw" => Err(Error::invalid("Cannot load libcuda.so.1")),
-                "works_a" => Ok(120.0),
-                _ => Ok(300.0),
-            }
-        })
+        Arc::new(
+            move |name: &str, _r: &ProbeRequest, _b: Duration, _c: &ProbeControl| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                match name {
+                    "hang_hw" => loop {
+                        std::thread::sleep(Duration::from_secs(60));
+                    },
+                    "error_hw" => Err(Error::invalid("Cannot load libcuda.so.1")),
+                    "works_a" => Ok(120.0),
+                    _ => Ok(300.0),
+                }
+            },
+        )
     }
 
     fn machine(devs: &[&str]) -> Machine {
@@ -857,6 +921,52 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_probe_is_told_to_stop_at_its_deadline_and_called_too_slow() {
+        // An encoder that takes a frame every 30 ms and never reaches PROBE_FRAMES within
+        // the deadline: it must be rejected as too slow (not "timed out", which means no
+        // frame at all) and its thread must stop instead of encoding on beside a session.
+        let (done_tx, done_rx) = mpsc::channel::<u64>();
+        let done_tx = std::sync::Mutex::new(done_tx);
+        let open: Opener = Arc::new(
+            move |_n: &str, _r: &ProbeRequest, _b: Duration, ctl: &ProbeControl| {
+                let mut n = 0u64;
+                while !ctl.cancelled() && n < 10_000 {
+                    std::thread::sleep(Duration::from_millis(30));
+                    ctl.frame_done();
+                    n += 1;
+                }
+                let _ = done_tx.lock().map(|tx| tx.send(n));
+                Err(Error::invalid("stopped"))
+            },
+        );
+        let v = run_with_deadline(&open, "slow", &req(), Duration::from_millis(100));
+        match &v {
+            Verdict::Rejected(r) => assert!(r.starts_with("too slow: "), "{r}"),
+            other => panic!("{other:?}"),
+        }
+        // The thread stopped on its own: it reports how far it got, far short of the 10,000
+        // frames it would have encoded unchecked (a liveness bound, not a timing assertion).
+        let n = done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the cancelled probe thread never returned");
+        assert!(n < 10_000, "{n}");
+
+        // An opener that never takes a frame is still "timed out".
+        let stuck: Opener = Arc::new(
+            |_n: &str, _r: &ProbeRequest, _b: Duration, c: &ProbeControl| {
+                while !c.cancelled() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(1.0)
+            },
+        );
+        assert_eq!(
+            run_with_deadline(&stuck, "stuck", &req(), Duration::from_millis(50)),
+            Verdict::Rejected("timed out after 0.1 s".into())
+        );
+    }
+
+    #[test]
     fn resolve_keeps_order_of_working_ones() {
         let found = vec![
             Candidate {
@@ -941,7 +1051,8 @@ mod tests {
                 let name = e.file_name().to_string_lossy().into_owned();
                 // A probe abandoned at its deadline removes its file when its thread ends.
                 let abandoned = got.iter().any(|c| {
-                    matches!(&c.verdict, Verdict::Rejected(w) if w.contains("timed out"))
+                    matches!(&c.verdict, Verdict::Rejected(w)
+                        if w.contains("timed out") || w.starts_with("too slow"))
                         && (name.ends_with(&format!("-{}.mp4", c.name))
                             || name.ends_with(&format!("-{}.mp4.frag", c.name)))
                 });

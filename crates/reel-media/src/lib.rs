@@ -14,6 +14,7 @@ mod encoder;
 pub mod encoders;
 mod fault;
 pub mod probe;
+mod rgb_yuv;
 mod settings;
 pub mod thumbnail;
 pub mod transcode;
