@@ -207,7 +207,9 @@ pub struct EpisodeEncoder {
     confirmed: Arc<AtomicU64>,
     octx: ff::format::context::Output,
     enc: Backend,
-    scaler: scaling::Context,
+    /// RGB24 → the encoder's format for the formats `rgb_yuv` does not convert (None for
+    /// YUV420P, the common case).
+    scaler: Option<scaling::Context>,
     /// The encoder's pixel format (`gray12le` for depth streams).
     pix: Pixel,
     width: u32,
@@ -330,16 +332,22 @@ impl EpisodeEncoder {
             .map(|s| s.time_base())
             .ok_or_else(|| media(path, "MP4 stream", "missing after header"))?;
 
-        let scaler = scaling::Context::get(
-            Pixel::RGB24,
-            width,
-            height,
-            pix,
-            width,
-            height,
-            scaling::Flags::BILINEAR,
-        )
-        .map_err(|e| media(path, "create RGB→YUV scaler", e))?;
+        let scaler = if pix == Pixel::YUV420P {
+            None
+        } else {
+            Some(
+                scaling::Context::get(
+                    Pixel::RGB24,
+                    width,
+                    height,
+                    pix,
+                    width,
+                    height,
+                    scaling::Flags::BILINEAR,
+                )
+                .map_err(|e| media(path, "create RGB→YUV scaler", e))?,
+            )
+        };
         Ok(EpisodeEncoder {
             path: path.to_path_buf(),
             partial,
@@ -566,12 +574,12 @@ impl EpisodeEncoder {
             )));
         }
         // A fresh output frame per send (no reuse of a frame the encoder may still hold).
-        if self.pix == Pixel::YUV420P {
-            // The common case, converted without swscale (see `rgb_yuv`).
+        let Some(scaler) = self.scaler.as_mut() else {
+            // YUV420P, the common case, converted without swscale (see `rgb_yuv`).
             let yuv = crate::rgb_yuv::rgb24_to_yuv420p(frame)
                 .map_err(|e| media(&self.path, "convert RGB24", e))?;
             return self.send(yuv);
-        }
+        };
         let mut rgb = ff::frame::Video::new(Pixel::RGB24, self.width, self.height);
         let stride = rgb.stride(0);
         {
@@ -581,7 +589,7 @@ impl EpisodeEncoder {
             }
         }
         let mut yuv = ff::frame::Video::empty();
-        self.scaler
+        scaler
             .run(&rgb, &mut yuv)
             .map_err(|e| media(&self.path, "convert RGB24", e))?;
         self.send(yuv)

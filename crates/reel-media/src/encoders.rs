@@ -241,19 +241,19 @@ type Opener =
 /// of encoding on beside the session it was probing for; only a call that blocks inside
 /// the encoder (a hung hardware open) runs on, abandoned.
 #[derive(Debug, Default)]
-pub struct ProbeControl {
+struct ProbeControl {
     cancel: AtomicBool,
     frames: AtomicU64,
 }
 
 impl ProbeControl {
     /// Whether the waiting side has given up on this probe.
-    pub fn cancelled(&self) -> bool {
+    fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Acquire)
     }
 
     /// Counts one frame taken by the encoder.
-    pub fn frame_done(&self) {
+    fn frame_done(&self) {
         self.frames.fetch_add(1, Ordering::Relaxed);
     }
 
